@@ -1,0 +1,85 @@
+use crate::args::TrainArgs;
+use crate::Exit;
+use richness::linalg::Compute;
+use richness::train::{self, RunOptions, Status, TrainConfig};
+
+/// The config from the file (or defaults) with every command-line override applied.
+pub fn config_from_args(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => TrainConfig::from_file(p)?,
+        None => TrainConfig::default(),
+    };
+    for s in &a.sets {
+        cfg.set(s)?;
+    }
+    cfg.param = a.scale.apply(&cfg.param);
+    if let Some(o) = a.optimizer {
+        cfg.optim.kind = o;
+    }
+    if let Some(d) = &a.data {
+        cfg.data.dataset = d.clone();
+    }
+    if let Some(w) = a.width {
+        cfg.model.width = Some(w);
+        cfg.model.dims = None;
+    }
+    if let Some(e) = a.epochs {
+        cfg.train.epochs = Some(e);
+        cfg.train.steps = None;
+    }
+    if let Some(s) = a.steps {
+        cfg.train.steps = Some(s);
+        cfg.train.epochs = None;
+    }
+    if let Some(b) = a.batch_size {
+        cfg.train.batch_size = b;
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    if let Some(d) = a.dtype {
+        cfg.dtype = d;
+    }
+    Ok(cfg)
+}
+
+pub fn run(a: TrainArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
+    let cfg = config_from_args(&a)?;
+    if a.dry_run {
+        let p = train::prepare(&cfg)?;
+        print!("{}", p.config.to_toml());
+        println!();
+        print!("{}", p.param.to_text());
+        return Ok(Exit::Ok);
+    }
+    let opts = RunOptions {
+        out: a.out.clone(),
+        init_weights: a.init_weights.clone(),
+        progress,
+        compute: Some(Compute::new(threads)),
+    };
+    let outcome = train::run(&cfg, &opts)?;
+    for w in &outcome.parameterization.warnings {
+        eprintln!("warning: {w}");
+    }
+    let fmt = |v: Option<f64>| v.map(|x| format!("{x:.5}")).unwrap_or_else(|| "-".into());
+    println!(
+        "{}: {} steps in {:.1}s; train loss {}, test loss {}, test acc {}",
+        outcome.parameterization.summary(),
+        outcome.steps,
+        outcome.seconds,
+        fmt(outcome.final_train_loss),
+        fmt(outcome.final_test_loss),
+        fmt(outcome.final_test_acc)
+    );
+    if let Some(out) = &a.out {
+        println!("wrote {}", out.display());
+    }
+    match outcome.status {
+        Status::Completed => Ok(Exit::Ok),
+        Status::Diverged { reason, .. } => {
+            eprintln!("diverged: {reason} (metrics kept in metrics.csv; no weights written)");
+            Ok(Exit::Diverged)
+        }
+    }
+}

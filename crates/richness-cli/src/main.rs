@@ -1,0 +1,56 @@
+//! The `richness` command: argument parsing and printing only; all logic is in the
+//! `richness` library, so every command is also a library call.
+
+mod args;
+mod cmd;
+
+use clap::Parser;
+
+/// Where the process ends: 0 success, 1 a failed verdict, 2 bad input or a failure,
+/// 3 a diverged training run.
+pub enum Exit {
+    Ok,
+    Fail,
+    Diverged,
+}
+
+fn main() {
+    let cli = match args::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            match e.kind() {
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+                _ => {
+                    // One line, naming the problem (clap's first line).
+                    let text = e.render().to_string();
+                    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+                    eprintln!("{}", first.trim());
+                    std::process::exit(2);
+                }
+            }
+        }
+    };
+    if let Some(t) = cli.threads {
+        if t == 0 {
+            eprintln!("error: --threads must be at least 1");
+            std::process::exit(2);
+        }
+    }
+    let threads = cli.threads_or_default();
+    // One global pool; matrix products and parallel loops run inside it.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    match cmd::dispatch(cli) {
+        Ok(Exit::Ok) => {}
+        Ok(Exit::Fail) => std::process::exit(1),
+        Ok(Exit::Diverged) => std::process::exit(3),
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            std::process::exit(2);
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}

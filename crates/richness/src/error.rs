@@ -1,0 +1,48 @@
+//! One error type for the whole library.
+//!
+//! Every variant renders as a single line that names the problem (and the file,
+//! where there is one), because the command-line tool prints it as-is and exits
+//! non-zero: users should never see a panic or a backtrace for bad input.
+
+use std::path::Path;
+
+/// Everything that can go wrong in `richness`, as one-line messages.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value or a combination of options is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// A data or weights file is malformed; the message names the file.
+    #[error("{path}: {msg}")]
+    File { path: String, msg: String },
+    /// The operating system refused a file operation.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Arrays whose shapes do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+}
+
+impl Error {
+    /// A malformed file: `path: msg`.
+    pub fn file(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
+        Error::File { path: path.as_ref().display().to_string(), msg: msg.into() }
+    }
+
+    /// An I/O failure on `path`.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().display().to_string(), source }
+    }
+
+    /// An invalid configuration value.
+    pub fn config(msg: impl Into<String>) -> Self {
+        Error::Config(msg.into())
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,182 @@
+//! Weights in `safetensors` (readable by PyTorch, JAX, numpy), plus small file helpers.
+//!
+//! Layer ℓ (0-based) is stored as `layers.{ℓ}.weight` with shape [fan_out, fan_in],
+//! as PyTorch's `nn.Linear` stores it, and `layers.{ℓ}.bias` [fan_out] when present.
+//! These are the *raw* weights W; the multipliers g are not folded in. The file's
+//! metadata carries the parameterization (`richness.parameterization`, JSON) and the
+//! architecture (`richness.arch`, JSON), so a checkpoint never loses its scaling.
+//!
+//! ```python
+//! from safetensors.numpy import load_file
+//! w = load_file("weights.safetensors")["layers.0.weight"]   # shape (fan_out, fan_in)
+//! ```
+
+use crate::error::{Error, Result};
+use crate::nn::{Arch, Model};
+use crate::param::Parameterization;
+use crate::tensor::{Dtype, Mat, Scalar};
+use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
+use std::path::Path;
+
+/// Metadata key of the parameterization (JSON).
+pub const META_PARAM: &str = "richness.parameterization";
+/// Metadata key of the architecture (JSON).
+pub const META_ARCH: &str = "richness.arch";
+
+fn to_bytes<T: Scalar>(v: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * std::mem::size_of::<T>());
+    for &x in v {
+        match T::DTYPE {
+            Dtype::F32 => out.extend_from_slice(&(x.f64() as f32).to_le_bytes()),
+            Dtype::F64 => out.extend_from_slice(&x.f64().to_le_bytes()),
+        }
+    }
+    out
+}
+
+/// Serialize a model's raw weights with its parameterization in the metadata.
+///
+/// Written here rather than with `safetensors::serialize`, which emits the metadata
+/// in `HashMap` order (random per process) and would make identical runs write
+/// different files. The layout is the standard one: an 8-byte little-endian header
+/// length, the JSON header (keys sorted, padded with spaces to 8 bytes), the data.
+/// Files are read back through the `safetensors` crate, which validates them.
+pub fn weights_to_bytes<T: Scalar>(model: &Model<T>) -> Result<Vec<u8>> {
+    let dtype = match T::DTYPE {
+        Dtype::F32 => "F32",
+        Dtype::F64 => "F64",
+    };
+    let mut header = serde_json::Map::new();
+    let mut meta = serde_json::Map::new();
+    meta.insert(META_PARAM.into(), serde_json::to_string(&model.param).expect("serialisable").into());
+    meta.insert(META_ARCH.into(), serde_json::to_string(&model.arch).expect("serialisable").into());
+    meta.insert("format".into(), "pt".into());
+    header.insert("__metadata__".into(), meta.into());
+    let mut data = Vec::new();
+    let mut add = |name: String, shape: Vec<usize>, values: &[T], header: &mut serde_json::Map<String, serde_json::Value>| {
+        let start = data.len();
+        data.extend_from_slice(&to_bytes(values));
+        header.insert(
+            name,
+            serde_json::json!({ "dtype": dtype, "shape": shape, "data_offsets": [start, data.len()] }),
+        );
+    };
+    for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
+        add(format!("layers.{l}.weight"), vec![w.rows(), w.cols()], w.as_slice(), &mut header);
+        if let Some(b) = b {
+            add(format!("layers.{l}.bias"), vec![b.len()], b, &mut header);
+        }
+    }
+    let mut json = serde_json::to_string(&serde_json::Value::Object(header)).expect("json");
+    while json.len() % 8 != 0 {
+        json.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + data.len());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(&data);
+    Ok(out)
+}
+
+/// Write `weights.safetensors`.
+pub fn save_weights<T: Scalar>(model: &Model<T>, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = weights_to_bytes(model)?;
+    write_atomic(path, &bytes)
+}
+
+/// What a weights file says about itself.
+#[derive(Clone, Debug)]
+pub struct WeightsMeta {
+    pub param: Option<Parameterization>,
+    pub arch: Option<Arch>,
+}
+
+/// Read the metadata (parameterization, architecture) of a weights file.
+pub fn read_weights_meta(path: impl AsRef<Path>) -> Result<WeightsMeta> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
+    let map = meta.metadata().clone().unwrap_or_default();
+    let param = match map.get(META_PARAM) {
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| Error::file(path, format!("bad {META_PARAM}: {e}")))?),
+        None => None,
+    };
+    let arch = match map.get(META_ARCH) {
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| Error::file(path, format!("bad {META_ARCH}: {e}")))?),
+        None => None,
+    };
+    Ok(WeightsMeta { param, arch })
+}
+
+fn read_values<T: Scalar>(view: &TensorView<'_>, path: &Path, name: &str) -> Result<Vec<T>> {
+    let data = view.data();
+    Ok(match view.dtype() {
+        StDtype::F32 => data.chunks_exact(4).map(|c| T::of(f32::from_le_bytes(c.try_into().unwrap()) as f64)).collect(),
+        StDtype::F64 => data.chunks_exact(8).map(|c| T::of(f64::from_le_bytes(c.try_into().unwrap()))).collect(),
+        d => return Err(Error::file(path, format!("tensor `{name}` has dtype {d:?}; expected F32 or F64"))),
+    })
+}
+
+/// Overwrite `model`'s weights with those in a safetensors file. Every tensor the
+/// model has must be present with the right shape; unknown tensors are an error.
+/// F32 and F64 files load into models of either precision.
+pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
+    let mut expected = Vec::new();
+    for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
+        expected.push((format!("layers.{l}.weight"), vec![w.rows(), w.cols()]));
+        if let Some(b) = b {
+            expected.push((format!("layers.{l}.bias"), vec![b.len()]));
+        }
+    }
+    for name in st.names() {
+        if !expected.iter().any(|(n, _)| n == name) {
+            return Err(Error::file(path, format!("unexpected tensor `{name}` (the model has {} tensors: {})",
+                expected.len(), expected.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", "))));
+        }
+    }
+    let mut loaded: Vec<Vec<T>> = Vec::new();
+    for (name, shape) in &expected {
+        let view = st.tensor(name).map_err(|_| Error::file(path, format!("missing tensor `{name}`")))?;
+        if view.shape() != shape.as_slice() {
+            return Err(Error::file(
+                path,
+                format!("tensor `{name}` has shape {:?}, the model needs {:?}", view.shape(), shape),
+            ));
+        }
+        loaded.push(read_values(&view, path, name)?);
+    }
+    for (dst, src) in model.params_mut().into_iter().zip(loaded) {
+        dst.copy_from_slice(&src);
+    }
+    Ok(())
+}
+
+/// Write a file atomically: to a temporary name in the same folder, then rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default()
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Write a CSV file from a header and rows of cells.
+pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let mut s = header.join(",");
+    s.push('\n');
+    for r in rows {
+        s.push_str(&r.join(","));
+        s.push('\n');
+    }
+    write_atomic(path, s.as_bytes())
+}
+
+/// Save a matrix as a 2-D `.npy`.
+pub fn save_mat_npy<T: Scalar>(path: impl AsRef<Path>, m: &Mat<T>) -> Result<()> {
+    crate::data::npy::save_npy(path, &[m.rows(), m.cols()], m.as_slice())
+}

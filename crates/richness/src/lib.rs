@@ -1,0 +1,56 @@
+//! # richness
+//!
+//! Train wide neural networks anywhere on the *richness scale* and measure where
+//! they really sit on it (D. Karkada, "The lazy (NTK) and rich (μP) regimes",
+//! arXiv 2404.19719).
+//!
+//! One exponent r fixes every width-dependent hyperparameter: hidden
+//! representations move by ‖Δh‖ = γ₀·n^r. r = 0 is the lazy, kernel (NTK) regime;
+//! r = 1/2 is μP, where features learn. Everything else (multipliers, init scales,
+//! per-layer rates) follows from r up to a *gauge* that does not change training.
+//!
+//! Data flows one way, one module per stage:
+//!
+//! ```text
+//! config (train) → parameterization (param) → model (nn) → training (train, optim)
+//!                → probes → store → fits → report
+//! ```
+//!
+//! ```
+//! use richness::prelude::*;
+//! // μP (r = 1/2) for a 64 → 256 → 256 → 10 ReLU network, trained 1 SGD step on digits.
+//! let split = DataSource::Digits.load().unwrap();
+//! let arch = Arch::mlp(vec![64, 256, 256, 10], Activation::Relu);
+//! let model = Model::<f64>::init(&arch, &ScaleChoice::preset(Preset::Mup), OptimizerKind::Sgd, 0).unwrap();
+//! let mut t = Trainer::new(model, &OptimConfig::sgd(0.0), Compute::new(1), Loss::Mse, 64);
+//! let (x, y) = split.train.head(64).cast::<f64>();
+//! let before = t.step(x.as_slice(), y.as_slice(), 64);
+//! let after = t.evaluate(&x, &y).0;
+//! assert!(after < before);
+//! ```
+
+pub mod data;
+pub mod error;
+pub mod io;
+pub mod linalg;
+pub mod nn;
+pub mod optim;
+pub mod param;
+pub mod progress;
+pub mod rng;
+pub mod tensor;
+pub mod train;
+
+pub use error::{Error, Result};
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::data::{DataSource, Dataset, Split};
+    pub use crate::error::{Error, Result};
+    pub use crate::linalg::Compute;
+    pub use crate::nn::{Activation, Arch, Grads, Loss, Model, Trace};
+    pub use crate::optim::{OptimConfig, Optimizer};
+    pub use crate::param::{Gauge, OptimizerKind, Parameterization, Preset, Role, ScaleChoice};
+    pub use crate::tensor::{Dtype, Mat, Scalar};
+    pub use crate::train::{TrainConfig, Trainer};
+}

@@ -1,0 +1,15 @@
+//! Layer kinds and networks, with explicit forward and backward passes.
+//!
+//! - [`activation`]: pointwise φ with gain c_φ;
+//! - [`dense`]: the fully connected layer (forward/backward pair);
+//! - [`model`]: architectures, models, the [`Trace`] of one pass, gradients;
+//! - [`loss`]: MSE, cross-entropy, accuracy.
+
+pub mod activation;
+pub mod dense;
+pub mod loss;
+pub mod model;
+
+pub use activation::Activation;
+pub use loss::{accuracy, Loss};
+pub use model::{Arch, BiasInit, Grads, Model, Trace};

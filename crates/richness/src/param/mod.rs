@@ -1,0 +1,735 @@
+//! The richness scale: from one knob r to every layer's multiplier, init scale and rate.
+//!
+//! A network with weight layers ℓ = 1..L computes `z_ℓ = g_ℓ · W_ℓ · a_{ℓ−1}` with
+//! `W_ℓ ~ N(0, σ_ℓ²)` and trains `W_ℓ` with rate `η₀ · η_ℓ`. Width n is the largest
+//! hidden width; `d_ℓ` is layer ℓ's fan-in. The hidden update size is
+//! `α = γ₀ · n^r`, and under SGD every parameterization on the scale has the same
+//! *effective* quantities (theory.md §3):
+//!
+//! | | read-in | hidden | read-out |
+//! |---|---|---|---|
+//! | effective init variance g²σ² | 1/d | 1/d | 1/(α²d) |
+//! | effective SGD rate g²η | α²/d | α²/d | 1/d |
+//!
+//! The split of those into (g, σ, η) is a *gauge* choice, which changes nothing:
+//! (g, σ, η) → (c·g, σ/c, η/c²) under SGD, (c·g, σ/c, η/c) with ε → c·ε under Adam.
+//! We define every gauge as the `layerwise` gauge (g = 1) transformed by a
+//! per-layer factor c (see [`Gauge::factor`]).
+//!
+//! ```
+//! use richness::param::{LayerShape, ScaleChoice, Parameterization, Gauge, OptimizerKind};
+//! let shapes = LayerShape::mlp(&[64, 1024, 1024, 10], false);
+//! let choice = ScaleChoice { richness: Some(0.5), gauge: Some(Gauge::Mup), ..Default::default() };
+//! let p = Parameterization::resolve(&shapes, &choice, OptimizerKind::Sgd).unwrap();
+//! assert_eq!(p.width, 1024);
+//! assert!((p.alpha - 32.0).abs() < 1e-12);            // α = n^{1/2}
+//! assert!((p.layers[1].multiplier - 1.0).abs() < 1e-12); // hidden g = α/√n = 1
+//! assert!((p.layers[2].eff_lr - 1.0 / 1024.0).abs() < 1e-15); // read-out g²η = 1/n
+//! ```
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A layer's place in the network, which decides its scaling rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The first layer: fan-in is the (fixed) input dimension.
+    ReadIn,
+    /// Width-to-width layers.
+    Hidden,
+    /// The last layer: fan-out is the (fixed) output dimension.
+    ReadOut,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::ReadIn => "read-in",
+            Role::Hidden => "hidden",
+            Role::ReadOut => "read-out",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "read-in" | "readin" | "input" => Ok(Role::ReadIn),
+            "hidden" => Ok(Role::Hidden),
+            "read-out" | "readout" | "output" => Ok(Role::ReadOut),
+            _ => Err(format!("unknown role `{s}` (expected read-in, hidden or read-out)")),
+        }
+    }
+}
+
+/// How the effective quantities are split into multiplier, init scale and rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gauge {
+    /// Tutorial Table 1: g = α/√d (read-in, hidden), 1/√d (read-out); σ = 1/α; η = 1.
+    Mup,
+    /// No multipliers: g = 1; σ² = effective variance; η = effective rate.
+    Layerwise,
+    /// Model rescaling: σ = 1; g = 1/√d, 1/√d, 1/(α√d); η = α².
+    Rescale,
+}
+
+impl Gauge {
+    pub const ALL: [Gauge; 3] = [Gauge::Mup, Gauge::Layerwise, Gauge::Rescale];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gauge::Mup => "mup",
+            Gauge::Layerwise => "layerwise",
+            Gauge::Rescale => "rescale",
+        }
+    }
+
+    /// The gauge factor c of a layer relative to the `layerwise` gauge, as a power
+    /// law in (α, d): this gauge's multiplier is c (layerwise has g = 1).
+    pub fn factor(self, role: Role) -> Power {
+        let out = role == Role::ReadOut;
+        match (self, out) {
+            (Gauge::Layerwise, _) => Power::ONE,
+            (Gauge::Mup, false) => Power::new(1.0, 1.0, -0.5, 0.0),
+            (Gauge::Mup, true) => Power::new(1.0, 0.0, -0.5, 0.0),
+            (Gauge::Rescale, false) => Power::new(1.0, 0.0, -0.5, 0.0),
+            (Gauge::Rescale, true) => Power::new(1.0, -1.0, -0.5, 0.0),
+        }
+    }
+}
+
+impl FromStr for Gauge {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "mup" => Ok(Gauge::Mup),
+            "layerwise" => Ok(Gauge::Layerwise),
+            "rescale" => Ok(Gauge::Rescale),
+            _ => Err(format!("unknown gauge `{s}` (expected mup, layerwise or rescale)")),
+        }
+    }
+}
+
+/// Named parameterizations (mupify's names, plus the standard parameterization).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Neural tangent parameterization: r = 0, `mup` gauge (= `rescale` at r = 0).
+    Ntp,
+    /// r = 0, `layerwise` gauge.
+    NtpLr,
+    /// μP: r = 1/2, `mup` gauge.
+    Mup,
+    /// r = 1/2, `layerwise` gauge.
+    MupLr,
+    /// Mean-field parameterization: r = 1/2, `rescale` gauge.
+    Mfp,
+    /// Standard parameterization: g = 1, σ² = 1/d, one global rate. Off the scale.
+    Sp,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 6] = [Preset::Ntp, Preset::NtpLr, Preset::Mup, Preset::MupLr, Preset::Mfp, Preset::Sp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Ntp => "ntp",
+            Preset::NtpLr => "ntp-lr",
+            Preset::Mup => "mup",
+            Preset::MupLr => "mup-lr",
+            Preset::Mfp => "mfp",
+            Preset::Sp => "sp",
+        }
+    }
+
+    /// (r, gauge) of a preset on the scale; `None` for `sp`.
+    pub fn definition(self) -> Option<(f64, Gauge)> {
+        match self {
+            Preset::Ntp => Some((0.0, Gauge::Mup)),
+            Preset::NtpLr => Some((0.0, Gauge::Layerwise)),
+            Preset::Mup => Some((0.5, Gauge::Mup)),
+            Preset::MupLr => Some((0.5, Gauge::Layerwise)),
+            Preset::Mfp => Some((0.5, Gauge::Rescale)),
+            Preset::Sp => None,
+        }
+    }
+}
+
+impl FromStr for Preset {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown preset `{s}` (expected ntp, ntp-lr, mup, mup-lr, mfp or sp)"))
+    }
+}
+
+/// The optimizer a parameterization is for (the rates differ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    #[default]
+    Sgd,
+    /// Adam: per-layer rates from theory.md §3.4 (an extension, checked by measurement).
+    Adam,
+}
+
+impl OptimizerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+        }
+    }
+}
+
+impl FromStr for OptimizerKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "sgd" => Ok(OptimizerKind::Sgd),
+            "adam" => Ok(OptimizerKind::Adam),
+            _ => Err(format!("unknown optimizer `{s}` (expected sgd or adam)")),
+        }
+    }
+}
+
+/// A power law `coef · α^alpha · d^fan_in · n^width`: how a per-layer quantity
+/// depends on the update size α, the layer's fan-in d and the width n.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Power {
+    pub coef: f64,
+    pub alpha: f64,
+    pub fan_in: f64,
+    pub width: f64,
+}
+
+impl Power {
+    pub const ONE: Power = Power { coef: 1.0, alpha: 0.0, fan_in: 0.0, width: 0.0 };
+
+    pub const fn new(coef: f64, alpha: f64, fan_in: f64, width: f64) -> Self {
+        Power { coef, alpha, fan_in, width }
+    }
+
+    /// The product of two power laws.
+    pub fn mul(self, o: Power) -> Power {
+        Power::new(self.coef * o.coef, self.alpha + o.alpha, self.fan_in + o.fan_in, self.width + o.width)
+    }
+
+    /// `self^k`.
+    pub fn pow(self, k: f64) -> Power {
+        Power::new(self.coef.powf(k), self.alpha * k, self.fan_in * k, self.width * k)
+    }
+
+    /// Numerical value at (α, d, n).
+    pub fn eval(self, alpha: f64, d: f64, n: f64) -> f64 {
+        self.coef * alpha.powf(self.alpha) * d.powf(self.fan_in) * n.powf(self.width)
+    }
+
+    /// Exponent of n when α ~ n^r and d ~ n^d_exp.
+    pub fn width_exponent(self, r: f64, d_exp: f64) -> f64 {
+        self.alpha * r + self.fan_in * d_exp + self.width
+    }
+}
+
+/// What the parameterization needs to know about one weight layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerShape {
+    /// Inputs per output unit (for a conv layer, C_in · k_h · k_w).
+    pub fan_in: usize,
+    /// Output units (for a conv layer, its channel count).
+    pub fan_out: usize,
+    /// Whether the fan-in grows with the width (false only for a layer fed by the
+    /// network's input).
+    pub fan_in_scales: bool,
+    /// Whether the layer has a bias.
+    pub bias: bool,
+}
+
+impl LayerShape {
+    /// The weight layers of a dense MLP with layer sizes `dims` = [input, hidden…, output].
+    pub fn mlp(dims: &[usize], bias: bool) -> Vec<LayerShape> {
+        dims.windows(2)
+            .enumerate()
+            .map(|(i, w)| LayerShape { fan_in: w[0], fan_out: w[1], fan_in_scales: i > 0, bias })
+            .collect()
+    }
+}
+
+/// The user's choice of where on the scale to sit (the input to [`Parameterization::resolve`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleChoice {
+    /// A named preset, instead of `richness` and `gauge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
+    /// The richness exponent r (‖Δh‖ = γ₀·n^r).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub richness: Option<f64>,
+    /// The width-independent prefactor γ₀ of α.
+    #[serde(default = "one")]
+    pub gamma0: f64,
+    /// α given directly (a width-independent constant), instead of r.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// The gauge (default `mup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gauge: Option<Gauge>,
+    /// Base learning rate η₀ (multiplies every layer's factor).
+    #[serde(default = "one")]
+    pub base_lr: f64,
+    /// Explicit roles, one per weight layer, overriding the positional inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<Role>>,
+    /// Adam's ε in the `layerwise` gauge (scaled per layer with the gauge factor).
+    #[serde(default = "default_adam_eps")]
+    pub adam_eps: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_adam_eps() -> f64 {
+    1e-8
+}
+
+impl Default for ScaleChoice {
+    fn default() -> Self {
+        ScaleChoice {
+            preset: None,
+            richness: None,
+            gamma0: 1.0,
+            alpha: None,
+            gauge: None,
+            base_lr: 1.0,
+            roles: None,
+            adam_eps: default_adam_eps(),
+        }
+    }
+}
+
+impl ScaleChoice {
+    /// A preset with base rate 1.
+    pub fn preset(p: Preset) -> Self {
+        ScaleChoice { preset: Some(p), ..Default::default() }
+    }
+    /// (r, gauge) with γ₀ = 1 and base rate 1.
+    pub fn scale(r: f64, gauge: Gauge) -> Self {
+        ScaleChoice { richness: Some(r), gauge: Some(gauge), ..Default::default() }
+    }
+    /// A short label such as `mup`, `r=0.25/layerwise` or `sp`.
+    pub fn label(&self) -> String {
+        if let Some(p) = self.preset {
+            return p.name().to_string();
+        }
+        let g = self.gauge.unwrap_or(Gauge::Mup).name();
+        match (self.richness, self.alpha) {
+            (_, Some(a)) => format!("alpha={a}/{g}"),
+            (Some(r), _) => format!("r={r}/{g}"),
+            _ => format!("r=0.5/{g}"),
+        }
+    }
+}
+
+/// Multiplier, init std and rate factor of one parameter tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scaling {
+    /// Fixed multiplier g.
+    pub multiplier: f64,
+    /// Init standard deviation σ of the raw weights.
+    pub init_std: f64,
+    /// Per-layer rate factor η_ℓ (the actual rate is base_lr · lr).
+    pub lr: f64,
+}
+
+/// The resolved scaling of one weight layer: a row of `richness table`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerParam {
+    /// `layers.{i}` (0-based), as in the weights file.
+    pub name: String,
+    pub role: Role,
+    pub fan_in: usize,
+    pub fan_out: usize,
+    /// g_ℓ.
+    pub multiplier: f64,
+    /// σ_ℓ.
+    pub init_std: f64,
+    /// η_ℓ (per-layer factor; the rate is base_lr · lr).
+    pub lr: f64,
+    /// Effective init variance g²σ².
+    pub eff_init_var: f64,
+    /// Effective rate: g²η under SGD, g·η under Adam (the gauge-invariant one).
+    pub eff_lr: f64,
+    /// Yang–Hu exponents: g ∝ n^{−a}, σ ∝ n^{−b}, η ∝ n^{−c}.
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+    /// The bias's scaling, when the layer has one (a weight on a constant input 1:
+    /// same role, fan-in 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias: Option<Scaling>,
+    /// Adam's ε for this layer (scaled with the gauge factor); absent for SGD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_eps: Option<f64>,
+}
+
+impl LayerParam {
+    /// Multiplier, init std and rate of the weight.
+    pub fn weight(&self) -> Scaling {
+        Scaling { multiplier: self.multiplier, init_std: self.init_std, lr: self.lr }
+    }
+}
+
+/// A fully resolved parameterization: one plain, serialisable value that says
+/// everything about how a network is scaled. It is written next to every run, into
+/// every weights file's metadata, and printed by `richness table`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Parameterization {
+    /// Width n: the largest hidden width.
+    pub width: usize,
+    /// α = γ₀·n^r (or as given).
+    pub alpha: f64,
+    /// r, when the parameterization is on the scale and r was given.
+    pub richness: Option<f64>,
+    pub gamma0: f64,
+    /// `mup`, `layerwise`, `rescale`, or `sp` for the standard parameterization.
+    pub gauge: String,
+    /// The preset it came from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
+    pub optimizer: OptimizerKind,
+    /// η₀.
+    pub base_lr: f64,
+    /// False for `sp`, which no single global rate puts on the scale.
+    pub on_scale: bool,
+    pub layers: Vec<LayerParam>,
+    /// Why this choice may misbehave (r outside [0, 1/2], off-scale presets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Roles inferred from position: first read-in, last read-out, the rest hidden.
+pub fn positional_roles(n_layers: usize) -> Vec<Role> {
+    (0..n_layers)
+        .map(|i| if i == 0 { Role::ReadIn } else if i + 1 == n_layers { Role::ReadOut } else { Role::Hidden })
+        .collect()
+}
+
+/// Width n of a network: the largest hidden width (fan-out of every layer but the last).
+pub fn width_of(shapes: &[LayerShape]) -> usize {
+    shapes[..shapes.len().saturating_sub(1)].iter().map(|s| s.fan_out).max().unwrap_or(0)
+}
+
+/// The `layerwise`-gauge (g = 1) init std and rate of a parameter with this role,
+/// as power laws. `adam` selects the rates of theory.md §3.4.
+fn layerwise_rule(role: Role, optimizer: OptimizerKind) -> (Power, Power) {
+    let out = role == Role::ReadOut;
+    let std = if out { Power::new(1.0, -1.0, -0.5, 0.0) } else { Power::new(1.0, 0.0, -0.5, 0.0) };
+    let lr = match (optimizer, out) {
+        (OptimizerKind::Sgd, false) => Power::new(1.0, 2.0, -1.0, 0.0),
+        (OptimizerKind::Sgd, true) => Power::new(1.0, 0.0, -1.0, 0.0),
+        (OptimizerKind::Adam, false) => Power::new(1.0, 1.0, -1.0, -0.5),
+        (OptimizerKind::Adam, true) => Power::new(1.0, 0.0, -1.0, 0.0),
+    };
+    (std, lr)
+}
+
+/// The gauge transformation with factor c: returns (g·c, σ/c, η/c²) under SGD and
+/// (g·c, σ/c, η/c) under Adam. Training dynamics of the effective weights g·W are
+/// unchanged (under Adam, ε must become c·ε, since the raw gradient scales by c).
+pub fn gauge_transform(s: Scaling, c: f64, optimizer: OptimizerKind) -> Scaling {
+    let lr = match optimizer {
+        OptimizerKind::Sgd => s.lr / (c * c),
+        OptimizerKind::Adam => s.lr / c,
+    };
+    Scaling { multiplier: s.multiplier * c, init_std: s.init_std / c, lr }
+}
+
+/// Power laws (g, σ, η) of a parameter of the given role under (gauge, optimizer).
+fn scaling_powers(role: Role, gauge: Gauge, optimizer: OptimizerKind) -> (Power, Power, Power) {
+    let (std, lr) = layerwise_rule(role, optimizer);
+    let c = gauge.factor(role);
+    let lr_pow = match optimizer {
+        OptimizerKind::Sgd => -2.0,
+        OptimizerKind::Adam => -1.0,
+    };
+    (c, std.mul(c.pow(-1.0)), lr.mul(c.pow(lr_pow)))
+}
+
+/// Power laws (g, σ, η) of the standard parameterization: g = 1, σ = 1/√d, η = 1.
+fn sp_powers() -> (Power, Power, Power) {
+    (Power::ONE, Power::new(1.0, 0.0, -0.5, 0.0), Power::ONE)
+}
+
+impl Parameterization {
+    /// Resolve a [`ScaleChoice`] on a network with these weight layers.
+    pub fn resolve(shapes: &[LayerShape], choice: &ScaleChoice, optimizer: OptimizerKind) -> Result<Self> {
+        if shapes.len() < 2 {
+            return Err(Error::config(format!(
+                "a network needs at least 2 weight layers (read-in and read-out), got {}",
+                shapes.len()
+            )));
+        }
+        for (i, s) in shapes.iter().enumerate() {
+            if s.fan_in == 0 || s.fan_out == 0 {
+                return Err(Error::config(format!("layer {i} has a zero dimension ({} -> {})", s.fan_in, s.fan_out)));
+            }
+        }
+        let roles = match &choice.roles {
+            Some(r) if r.len() != shapes.len() => {
+                return Err(Error::config(format!("{} roles given for {} weight layers", r.len(), shapes.len())))
+            }
+            Some(r) => r.clone(),
+            None => positional_roles(shapes.len()),
+        };
+        if !(choice.gamma0.is_finite() && choice.gamma0 > 0.0) {
+            return Err(Error::config(format!("gamma0 must be a positive number, got {}", choice.gamma0)));
+        }
+        if !(choice.base_lr.is_finite() && choice.base_lr >= 0.0) {
+            return Err(Error::config(format!("base_lr must be a non-negative number, got {}", choice.base_lr)));
+        }
+        if let Some(r) = choice.richness {
+            if !r.is_finite() {
+                return Err(Error::config(format!("richness must be a finite number, got {r}")));
+            }
+        }
+        if let Some(a) = choice.alpha {
+            if !(a.is_finite() && a > 0.0) {
+                return Err(Error::config(format!("alpha must be a positive number, got {a}")));
+            }
+        }
+        let (r, gauge) = match (choice.preset, choice.richness, choice.alpha) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(Error::config("give a preset or richness/alpha, not both"))
+            }
+            (Some(_), _, _) if choice.gauge.is_some() => {
+                return Err(Error::config("a preset fixes the gauge: give --preset or --gauge, not both"))
+            }
+            (_, Some(_), Some(_)) => return Err(Error::config("give richness (r) or alpha, not both")),
+            (Some(p), _, _) => match p.definition() {
+                Some((r, g)) => (Some(r), Some(g)),
+                None => (None, None),
+            },
+            (None, r, _) => (r.or(if choice.alpha.is_none() { Some(0.5) } else { None }), Some(choice.gauge.unwrap_or(Gauge::Mup))),
+        };
+        let width = width_of(shapes);
+        let n = width as f64;
+        let (alpha, r_for_exponents) = match (choice.alpha, r) {
+            (Some(a), _) => (a, 0.0),
+            (None, Some(r)) => (choice.gamma0 * n.powf(r), r),
+            (None, None) => (1.0, 0.0),
+        };
+        let mut warnings = Vec::new();
+        if let Some(r) = r {
+            if r < 0.0 {
+                warnings.push(format!(
+                    "r = {r} < 0: off the stable range [0, 1/2]; the output at init grows like n^{} and explodes with width",
+                    -r
+                ));
+            } else if r > 0.5 {
+                warnings.push(format!(
+                    "r = {r} > 1/2: off the stable range [0, 1/2]; updates outgrow the representations (‖Δh‖/‖h‖ ~ n^{}) and gradients explode",
+                    r - 0.5
+                ));
+            }
+        }
+        if gauge.is_none() {
+            warnings.push(
+                "sp (standard parameterization) is off the richness scale: with a Θ(1) rate the read-out update is n times too large, with a 1/n rate the read-in update vanishes (see `richness diagnose --preset sp`)"
+                    .into(),
+            );
+        }
+        let layers = shapes
+            .iter()
+            .zip(&roles)
+            .enumerate()
+            .map(|(i, (s, &role))| {
+                let (gp, sp, lp) = match gauge {
+                    Some(g) => scaling_powers(role, g, optimizer),
+                    None => sp_powers(),
+                };
+                let d = s.fan_in as f64;
+                let d_exp = if s.fan_in_scales { 1.0 } else { 0.0 };
+                let scaling = |d: f64| Scaling {
+                    multiplier: gp.eval(alpha, d, n),
+                    init_std: sp.eval(alpha, d, n),
+                    lr: lp.eval(alpha, d, n),
+                };
+                let w = scaling(d);
+                let eff_lr = match optimizer {
+                    OptimizerKind::Sgd => w.multiplier * w.multiplier * w.lr,
+                    OptimizerKind::Adam => w.multiplier * w.lr,
+                };
+                // Adam's ε scales with the raw gradient, i.e. with the gauge factor c
+                // (c = g here, since the layerwise gauge has g = 1).
+                let adam_eps = (optimizer == OptimizerKind::Adam).then(|| choice.adam_eps * w.multiplier);
+                LayerParam {
+                    name: format!("layers.{i}"),
+                    role,
+                    fan_in: s.fan_in,
+                    fan_out: s.fan_out,
+                    multiplier: w.multiplier,
+                    init_std: w.init_std,
+                    lr: w.lr,
+                    eff_init_var: (w.multiplier * w.init_std).powi(2),
+                    eff_lr,
+                    a: clean(-gp.width_exponent(r_for_exponents, d_exp)),
+                    b: clean(-sp.width_exponent(r_for_exponents, d_exp)),
+                    c: clean(-lp.width_exponent(r_for_exponents, d_exp)),
+                    bias: s.bias.then(|| scaling(1.0)),
+                    adam_eps,
+                }
+            })
+            .collect();
+        Ok(Parameterization {
+            width,
+            alpha,
+            richness: if choice.alpha.is_some() { None } else { r },
+            gamma0: choice.gamma0,
+            gauge: gauge.map(|g| g.name().to_string()).unwrap_or_else(|| "sp".into()),
+            preset: choice.preset,
+            optimizer,
+            base_lr: choice.base_lr,
+            on_scale: gauge.is_some(),
+            layers,
+            warnings,
+        })
+    }
+
+    /// Per-layer learning rates (base rate × factor) for weights and biases.
+    pub fn rates(&self) -> Vec<(f64, f64)> {
+        self.layers
+            .iter()
+            .map(|l| (self.base_lr * l.lr, self.base_lr * l.bias.map(|b| b.lr).unwrap_or(0.0)))
+            .collect()
+    }
+
+    /// A copy with another base rate.
+    pub fn with_base_lr(&self, base_lr: f64) -> Self {
+        Parameterization { base_lr, ..self.clone() }
+    }
+
+    /// One-line summary, e.g. `r=0.5 gauge=mup n=1024 α=32 η₀=1 sgd`.
+    pub fn summary(&self) -> String {
+        let r = match (&self.preset, self.richness) {
+            (Some(p), _) => format!("preset={}", p.name()),
+            (None, Some(r)) => format!("r={r}"),
+            (None, None) => format!("alpha={}", self.alpha),
+        };
+        format!(
+            "{r} gauge={} n={} α={} η₀={} {}",
+            self.gauge,
+            self.width,
+            fmt_num(self.alpha),
+            fmt_num(self.base_lr),
+            self.optimizer.name()
+        )
+    }
+
+    /// A per-layer table as aligned text.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!("# {}\n", self.summary()));
+        for w in &self.warnings {
+            s.push_str(&format!("# warning: {w}\n"));
+        }
+        let header = [
+            "layer", "role", "fan_in", "fan_out", "multiplier", "init_std", "lr", "eff_init_var", "eff_lr", "a", "b",
+            "c",
+        ];
+        let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+        for l in &self.layers {
+            rows.push(vec![
+                l.name.clone(),
+                l.role.name().into(),
+                l.fan_in.to_string(),
+                l.fan_out.to_string(),
+                fmt_num(l.multiplier),
+                fmt_num(l.init_std),
+                fmt_num(l.lr),
+                fmt_num(l.eff_init_var),
+                fmt_num(l.eff_lr),
+                fmt_exp(l.a),
+                fmt_exp(l.b),
+                fmt_exp(l.c),
+            ]);
+            if let Some(b) = &l.bias {
+                rows.push(vec![
+                    format!("{}.bias", l.name),
+                    l.role.name().into(),
+                    "1".into(),
+                    l.fan_out.to_string(),
+                    fmt_num(b.multiplier),
+                    fmt_num(b.init_std),
+                    fmt_num(b.lr),
+                    fmt_num((b.multiplier * b.init_std).powi(2)),
+                    fmt_num(b.multiplier * b.multiplier * b.lr),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                ]);
+            }
+        }
+        s.push_str(&align(&rows));
+        s
+    }
+}
+
+fn clean(x: f64) -> f64 {
+    let r = (x * 1e9).round() / 1e9;
+    if r == 0.0 {
+        0.0
+    } else {
+        r
+    }
+}
+
+/// Compact number formatting for tables: 5 significant digits, shortest form.
+pub fn fmt_num(x: f64) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    let rounded: f64 = format!("{:.4e}", x).parse().unwrap_or(x);
+    let a = rounded.abs();
+    if (1e-3..1e6).contains(&a) {
+        format!("{rounded}")
+    } else {
+        format!("{:.4e}", x)
+    }
+}
+
+fn fmt_exp(x: f64) -> String {
+    let s = format!("{:.3}", x);
+    let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    if s == "-0" {
+        "0".into()
+    } else {
+        s
+    }
+}
+
+/// Align rows of cells into columns separated by two spaces.
+pub fn align(rows: &[Vec<String>]) -> String {
+    let ncol = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..ncol).map(|j| rows.iter().map(|r| r.get(j).map(|c| c.chars().count()).unwrap_or(0)).max().unwrap_or(0)).collect();
+    let mut s = String::new();
+    for r in rows {
+        let line: Vec<String> = r.iter().enumerate().map(|(j, c)| format!("{:<w$}", c, w = widths[j])).collect();
+        s.push_str(line.join("  ").trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+impl fmt::Display for Parameterization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}

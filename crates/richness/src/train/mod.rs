@@ -1,0 +1,614 @@
+//! Training: a config, a step function, and a run that writes its results.
+//!
+//! [`Trainer::step`] is one optimizer step on one batch (forward, loss, backward,
+//! update) with no allocation. [`run`] drives a whole training from a
+//! [`TrainConfig`] and writes to an output folder:
+//!
+//! | file | contents |
+//! |---|---|
+//! | `config.toml` | the fully resolved config (every default filled in, dims resolved) |
+//! | `parameterization.json`, `.txt` | the per-layer scaling, as `richness table` prints it |
+//! | `metrics.csv` | `step,epoch,train_loss,test_loss,test_acc`: one row per step (train loss of that step's batch, before the update) plus evaluation rows (step 0 = init) |
+//! | `summary.json` | status (`completed` / `diverged`), final metrics, timing |
+//! | `weights.safetensors` | final raw weights (not written for a diverged run) |
+//!
+//! Reproducibility: the same config, seed and thread count give bitwise-identical
+//! metrics and weights (all randomness comes from [`crate::rng`] streams).
+
+use crate::data::{DataConfig, Split};
+use crate::error::{Error, Result};
+use crate::linalg::Compute;
+use crate::nn::{accuracy, Activation, Arch, BiasInit, Grads, Loss, Model, Trace};
+use crate::optim::{OptimConfig, Optimizer};
+use crate::param::{Parameterization, ScaleChoice};
+use crate::rng;
+use crate::tensor::{Dtype, Mat, Scalar};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The `[model]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `mlp` (any depth), `linear3` (the tutorial's 3-layer linear net) or `mlp3`
+    /// (the same with ReLU).
+    #[serde(default = "default_arch")]
+    pub arch: String,
+    /// Hidden width n (every hidden layer), when `dims` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    /// Number of weight layers L (default 3), when `dims` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
+    /// All layer sizes [input, hidden…, output]; input and output must match the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dims: Option<Vec<usize>>,
+    /// Hidden activation (default relu; `linear3` forces linear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
+    /// Activation gain c_φ (default: the activation's variance-preserving gain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gain: Option<f64>,
+    /// Biases on every layer (default false).
+    #[serde(default)]
+    pub bias: bool,
+    /// `zero` (default) or `normal` (σ_b from the parameterization).
+    #[serde(default)]
+    pub bias_init: BiasInit,
+}
+
+fn default_arch() -> String {
+    "mlp".into()
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            arch: default_arch(),
+            width: None,
+            depth: None,
+            dims: None,
+            activation: None,
+            gain: None,
+            bias: false,
+            bias_init: BiasInit::Zero,
+        }
+    }
+}
+
+/// Default hidden width when neither `width` nor `dims` is given.
+pub const DEFAULT_WIDTH: usize = 512;
+
+impl ModelConfig {
+    /// The architecture for data with `n_in` inputs and `n_out` outputs.
+    pub fn resolve(&self, n_in: usize, n_out: usize) -> Result<Arch> {
+        let (activation, fixed_depth) = match self.arch.as_str() {
+            "mlp" => (self.activation.unwrap_or(Activation::Relu), None),
+            "linear3" => {
+                if self.activation.is_some_and(|a| a != Activation::Linear) {
+                    return Err(Error::config("arch `linear3` is linear: drop `activation` or use arch `mlp`"));
+                }
+                (Activation::Linear, Some(3))
+            }
+            "mlp3" => (self.activation.unwrap_or(Activation::Relu), Some(3)),
+            a => return Err(Error::config(format!("unknown arch `{a}` (expected mlp, linear3 or mlp3)"))),
+        };
+        let dims = match &self.dims {
+            Some(d) => {
+                if self.width.is_some() || self.depth.is_some() {
+                    return Err(Error::config("give `dims`, or `width`/`depth`, not both"));
+                }
+                if d.len() < 3 {
+                    return Err(Error::config(format!("dims {d:?}: need input, at least one hidden width, output")));
+                }
+                if let Some(k) = fixed_depth {
+                    if d.len() != k + 1 {
+                        return Err(Error::config(format!("arch `{}` has {k} weight layers; dims {d:?} has {}", self.arch, d.len() - 1)));
+                    }
+                }
+                if d[0] != n_in || *d.last().unwrap() != n_out {
+                    return Err(Error::Shape(format!(
+                        "dims {d:?} do not fit the data: it has {n_in} inputs and {n_out} outputs"
+                    )));
+                }
+                d.clone()
+            }
+            None => {
+                let width = self.width.unwrap_or(DEFAULT_WIDTH);
+                let depth = match (fixed_depth, self.depth) {
+                    (Some(k), Some(d)) if d != k => {
+                        return Err(Error::config(format!("arch `{}` has depth {k}, not {d}", self.arch)))
+                    }
+                    (Some(k), _) => k,
+                    (None, d) => d.unwrap_or(3),
+                };
+                if depth < 2 {
+                    return Err(Error::config(format!("depth must be at least 2 weight layers, got {depth}")));
+                }
+                if width == 0 {
+                    return Err(Error::config("width must be positive"));
+                }
+                let mut dims = vec![n_in];
+                dims.extend(std::iter::repeat(width).take(depth - 1));
+                dims.push(n_out);
+                dims
+            }
+        };
+        let arch = Arch {
+            dims,
+            activation,
+            gain: self.gain.unwrap_or(activation.default_gain()),
+            bias: self.bias,
+            bias_init: self.bias_init,
+        };
+        arch.validate()?;
+        Ok(arch)
+    }
+}
+
+/// The `[train]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopConfig {
+    /// Passes over the training set (default 10 when `steps` is not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    /// Total optimizer steps (instead of `epochs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    /// Minibatch size; 0 = full batch.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Drop the order shuffle (default: reshuffle every epoch).
+    #[serde(default = "yes")]
+    pub shuffle: bool,
+    #[serde(default)]
+    pub loss: Loss,
+    /// Evaluate on the test set every this many steps (0 = at the end of each epoch).
+    #[serde(default)]
+    pub eval_every: usize,
+    /// A batch loss above this (or NaN/Inf) stops the run as diverged.
+    #[serde(default = "default_diverge")]
+    pub diverge_above: f64,
+}
+
+fn default_batch() -> usize {
+    64
+}
+fn yes() -> bool {
+    true
+}
+fn default_diverge() -> f64 {
+    1e6
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        LoopConfig {
+            epochs: None,
+            steps: None,
+            batch_size: default_batch(),
+            shuffle: true,
+            loss: Loss::Mse,
+            eval_every: 0,
+            diverge_above: default_diverge(),
+        }
+    }
+}
+
+/// A whole training run, as read from TOML.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seeds every random stream of the run (init, data order).
+    #[serde(default)]
+    pub seed: u64,
+    /// `f32` (default) or `f64`.
+    #[serde(default)]
+    pub dtype: Dtype,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub param: ScaleChoice,
+    #[serde(default)]
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
+    pub train: LoopConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 0,
+            dtype: Dtype::F32,
+            model: ModelConfig::default(),
+            param: ScaleChoice::default(),
+            optim: OptimConfig::default(),
+            data: DataConfig::default(),
+            train: LoopConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Parse TOML; unknown keys and bad values are one-line errors naming the key.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::config(toml_error(origin, text, &e)))
+    }
+
+    /// Read a TOML config file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises")
+    }
+
+    /// Set one value by dotted key (`param.richness=0.25`, `train.epochs=3`), as the
+    /// command line's `--set` does. The value is parsed as TOML (strings may be bare).
+    pub fn set(&mut self, assignment: &str) -> Result<()> {
+        let (key, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| Error::config(format!("--set expects key=value, got `{assignment}`")))?;
+        let mut doc: toml::Table = toml::from_str(&self.to_toml()).expect("round trip");
+        let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(t) => t["v"].clone(),
+            Err(_) => toml::Value::String(value.to_string()),
+        };
+        let parts: Vec<&str> = key.trim().split('.').collect();
+        let mut table = &mut doc;
+        for p in &parts[..parts.len() - 1] {
+            table = table
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+                .as_table_mut()
+                .ok_or_else(|| Error::config(format!("`{key}`: `{p}` is not a table")))?;
+        }
+        table.insert(parts.last().unwrap().to_string(), parsed);
+        *self = Self::from_toml(&toml::to_string(&doc).expect("toml"), &format!("--set {assignment}"))?;
+        Ok(())
+    }
+}
+
+/// A TOML error as one line: `origin: line N (`the line`): message`.
+pub fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> String {
+    let msg = one_line(e.message());
+    match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line_no = text[..start].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            format!("{origin}: line {line_no} (`{line}`): {msg}")
+        }
+        None => format!("{origin}: {msg}"),
+    }
+}
+
+/// First line of a (possibly multi-line) parser message, trimmed.
+pub fn one_line(msg: &str) -> String {
+    let lines: Vec<&str> = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    // toml errors look like "TOML parse error at line 3, column 1\n | ... \n unknown field ..."
+    match (lines.first(), lines.last()) {
+        (Some(first), Some(last)) if lines.len() > 1 => format!("{first}: {last}"),
+        (Some(first), _) => first.to_string(),
+        _ => msg.to_string(),
+    }
+}
+
+/// One optimizer step at a time, with every buffer allocated up front.
+pub struct Trainer<T: Scalar> {
+    pub model: Model<T>,
+    pub opt: Optimizer<T>,
+    pub cx: Compute,
+    pub loss: Loss,
+    pub trace: Trace<T>,
+    pub grads: Grads<T>,
+    xb: Mat<T>,
+    yb: Mat<T>,
+}
+
+impl<T: Scalar> Trainer<T> {
+    /// A trainer for batches of up to `batch_capacity` rows.
+    pub fn new(model: Model<T>, optim: &OptimConfig, cx: Compute, loss: Loss, batch_capacity: usize) -> Self {
+        let opt = Optimizer::new(&model, optim);
+        let trace = Trace::new(&model, batch_capacity);
+        let grads = Grads::new(&model);
+        let xb = Mat::zeros(batch_capacity, model.input_dim());
+        let yb = Mat::zeros(batch_capacity, model.output_dim());
+        Trainer { model, opt, cx, loss, trace, grads, xb, yb }
+    }
+
+    /// Forward + loss + backward on `batch` rows, filling `trace` and `grads`;
+    /// returns the loss. Does not update.
+    pub fn gradient(&mut self, x: &[T], y: &[T], batch: usize) -> f64 {
+        self.model.forward(&self.cx, x, batch, &mut self.trace);
+        let k = self.model.output_dim();
+        let out = self.trace.z.last().unwrap().as_slice();
+        let dout = self.trace.dz.last_mut().unwrap().as_mut_slice();
+        let loss = self.loss.value_and_grad(out, y, batch, k, Some(dout));
+        self.model.backward(&self.cx, &mut self.trace, &mut self.grads, false);
+        loss
+    }
+
+    /// One optimizer step on `batch` rows of `x`, `y`; returns the batch loss
+    /// before the update.
+    pub fn step(&mut self, x: &[T], y: &[T], batch: usize) -> f64 {
+        let loss = self.gradient(x, y, batch);
+        self.opt.step(&self.cx, &mut self.model, &self.grads);
+        loss
+    }
+
+    /// One step on the rows `idx` of (`x`, `y`), gathered into the batch buffers.
+    pub fn step_rows(&mut self, x: &Mat<T>, y: &Mat<T>, idx: &[usize]) -> f64 {
+        let b = idx.len();
+        self.xb.set_rows(b);
+        self.yb.set_rows(b);
+        for (r, &i) in idx.iter().enumerate() {
+            self.xb.row_mut(r).copy_from_slice(x.row(i));
+            self.yb.row_mut(r).copy_from_slice(y.row(i));
+        }
+        let (xb, yb) = (std::mem::take(&mut self.xb), std::mem::take(&mut self.yb));
+        let loss = self.step(xb.as_slice(), yb.as_slice(), b);
+        self.xb = xb;
+        self.yb = yb;
+        loss
+    }
+
+    /// Mean loss and accuracy on a whole set, in chunks of the batch capacity.
+    pub fn evaluate(&mut self, x: &Mat<T>, y: &Mat<T>) -> (f64, f64) {
+        let k = self.model.output_dim();
+        let cap = self.trace.capacity();
+        let (mut loss, mut hits) = (0.0, 0.0);
+        let mut start = 0;
+        while start < x.rows() {
+            let b = cap.min(x.rows() - start);
+            self.model.forward(&self.cx, &x.as_slice()[start * x.cols()..(start + b) * x.cols()], b, &mut self.trace);
+            let ys = &y.as_slice()[start * k..(start + b) * k];
+            let out = self.trace.output().as_slice();
+            loss += self.loss.value_and_grad(out, ys, b, k, None) * b as f64;
+            hits += accuracy(out, ys, b, k) * b as f64;
+            start += b;
+        }
+        let n = x.rows().max(1) as f64;
+        (loss / n, hits / n)
+    }
+}
+
+/// One line of `metrics.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    pub step: usize,
+    pub epoch: usize,
+    pub train_loss: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub test_acc: Option<f64>,
+}
+
+impl MetricRow {
+    pub const HEADER: &'static str = "step,epoch,train_loss,test_loss,test_acc";
+    pub fn csv(&self) -> String {
+        let o = |v: Option<f64>| v.map(|x| format!("{x:e}")).unwrap_or_default();
+        format!("{},{},{},{},{}", self.step, self.epoch, o(self.train_loss), o(self.test_loss), o(self.test_acc))
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Status {
+    Completed,
+    Diverged { step: usize, reason: String },
+}
+
+/// What a finished run reports (also `summary.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub status: Status,
+    pub steps: usize,
+    pub final_train_loss: Option<f64>,
+    pub final_test_loss: Option<f64>,
+    pub final_test_acc: Option<f64>,
+    pub seconds: f64,
+    pub threads: usize,
+    pub dtype: Dtype,
+    pub num_params: usize,
+    pub parameterization: Parameterization,
+    /// Every metrics row (also in `metrics.csv`).
+    #[serde(skip)]
+    pub metrics: Vec<MetricRow>,
+}
+
+/// Options of [`run`] that are not part of the config (they do not change results,
+/// except `init_weights`).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Output folder; `None` keeps everything in memory.
+    pub out: Option<PathBuf>,
+    /// Start from these weights instead of a fresh init.
+    pub init_weights: Option<PathBuf>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    pub compute: Option<Compute>,
+}
+
+/// Everything resolved before training: data, architecture, parameterization.
+pub struct Prepared {
+    pub config: TrainConfig,
+    pub split: Split,
+    pub arch: Arch,
+    pub param: Parameterization,
+}
+
+/// Load data and resolve the architecture and parameterization of a config.
+pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
+    config.optim.validate()?;
+    let t = &config.train;
+    if !(t.diverge_above.is_finite() && t.diverge_above > 0.0) {
+        return Err(Error::config("train.diverge_above must be a positive number"));
+    }
+    if t.epochs.is_some() && t.steps.is_some() {
+        return Err(Error::config("give train.epochs or train.steps, not both"));
+    }
+    let split = config.data.load()?;
+    let arch = config.model.resolve(split.train.input_dim(), split.train.output_dim())?;
+    let param = Parameterization::resolve(&arch.layer_shapes(), &config.param, config.optim.kind)?;
+    let mut resolved = config.clone();
+    resolved.model.dims = Some(arch.dims.clone());
+    resolved.model.width = None;
+    resolved.model.depth = None;
+    resolved.model.activation = Some(arch.activation);
+    resolved.model.gain = Some(arch.gain);
+    if resolved.train.epochs.is_none() && resolved.train.steps.is_none() {
+        resolved.train.epochs = Some(10);
+    }
+    Ok(Prepared { config: resolved, split, arch, param })
+}
+
+/// Train according to `config`, writing results when `opts.out` is set.
+pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
+    let prepared = prepare(config)?;
+    match config.dtype {
+        Dtype::F32 => run_typed::<f32>(&prepared, opts),
+        Dtype::F64 => run_typed::<f64>(&prepared, opts),
+    }
+}
+
+/// Training in precision `T` on prepared inputs.
+pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> {
+    let start = Instant::now();
+    let cfg = &p.config;
+    let cx = opts.compute.unwrap_or_else(|| Compute::new(1));
+    let mut model = Model::<T>::init_with(&p.arch, p.param.clone(), cfg.seed)?;
+    if let Some(w) = &opts.init_weights {
+        crate::io::load_weights_into(&mut model, w)?;
+    }
+    let (x, y) = p.split.train.cast::<T>();
+    let test = p.split.test.as_ref().map(|t| t.cast::<T>());
+    let n = x.rows();
+    let batch = if cfg.train.batch_size == 0 { n } else { cfg.train.batch_size.min(n) };
+    let steps_per_epoch = n.div_ceil(batch);
+    let total_steps = match (cfg.train.steps, cfg.train.epochs) {
+        (Some(s), _) => s,
+        (None, Some(e)) => e * steps_per_epoch,
+        (None, None) => 10 * steps_per_epoch,
+    };
+    let eval_every = if cfg.train.eval_every == 0 { steps_per_epoch } else { cfg.train.eval_every };
+    let mut trainer = Trainer::new(model, &cfg.optim, cx, cfg.train.loss, batch);
+
+    let mut csv = match &opts.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            crate::io::write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+            crate::io::write_atomic(
+                &dir.join("parameterization.json"),
+                serde_json::to_string_pretty(&p.param).expect("json").as_bytes(),
+            )?;
+            crate::io::write_atomic(&dir.join("parameterization.txt"), p.param.to_text().as_bytes())?;
+            let path = dir.join("metrics.csv");
+            let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+            let mut w = std::io::BufWriter::new(f);
+            writeln!(w, "{}", MetricRow::HEADER).map_err(|e| Error::io(&path, e))?;
+            Some((w, path))
+        }
+        None => None,
+    };
+    let mut rows = Vec::new();
+    let mut emit = |row: MetricRow, csv: &mut Option<(std::io::BufWriter<std::fs::File>, PathBuf)>| -> Result<()> {
+        if let Some((w, path)) = csv.as_mut() {
+            writeln!(w, "{}", row.csv()).map_err(|e| Error::io(&*path, e))?;
+        }
+        rows.push(row);
+        Ok(())
+    };
+    let evaluate = |tr: &mut Trainer<T>| test.as_ref().map(|(tx, ty)| tr.evaluate(tx, ty));
+    let init_eval = evaluate(&mut trainer);
+    emit(
+        MetricRow { step: 0, epoch: 0, train_loss: None, test_loss: init_eval.map(|e| e.0), test_acc: init_eval.map(|e| e.1) },
+        &mut csv,
+    )?;
+
+    let bar = crate::progress::bar(total_steps as u64, "training", opts.progress);
+    let mut status = Status::Completed;
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut last_train = None;
+    let mut last_eval = init_eval;
+    let mut step = 0;
+    'outer: while step < total_steps {
+        let epoch = step / steps_per_epoch;
+        if cfg.train.shuffle {
+            order = rng::permutation(&mut rng::stream(cfg.seed, "shuffle", epoch as u64), n);
+        }
+        for chunk in order.chunks(batch) {
+            if step >= total_steps {
+                break;
+            }
+            let loss = trainer.step_rows(&x, &y, chunk);
+            step += 1;
+            let diverged = if !loss.is_finite() {
+                Some(format!("training loss became {loss} at step {step}"))
+            } else if loss > cfg.train.diverge_above {
+                Some(format!("training loss {loss:.3e} exceeded {:.1e} at step {step}", cfg.train.diverge_above))
+            } else {
+                None
+            };
+            let do_eval = step % eval_every == 0 || step == total_steps;
+            let eval = if do_eval && diverged.is_none() { evaluate(&mut trainer) } else { None };
+            if eval.is_some() {
+                last_eval = eval;
+            }
+            emit(
+                MetricRow {
+                    step,
+                    epoch: epoch + 1,
+                    train_loss: Some(loss),
+                    test_loss: eval.map(|e| e.0),
+                    test_acc: eval.map(|e| e.1),
+                },
+                &mut csv,
+            )?;
+            last_train = Some(loss);
+            bar.inc(1);
+            if step % 50 == 0 {
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+            if let Some(reason) = diverged {
+                status = Status::Diverged { step, reason };
+                break 'outer;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if let Some((w, path)) = csv.as_mut() {
+        w.flush().map_err(|e| Error::io(&*path, e))?;
+    }
+    let outcome = Outcome {
+        status: status.clone(),
+        steps: step,
+        final_train_loss: last_train,
+        final_test_loss: last_eval.map(|e| e.0),
+        final_test_acc: last_eval.map(|e| e.1),
+        seconds: start.elapsed().as_secs_f64(),
+        threads: cx.threads,
+        dtype: T::DTYPE,
+        num_params: trainer.model.num_params(),
+        parameterization: p.param.clone(),
+        metrics: rows,
+    };
+    if let Some(dir) = &opts.out {
+        if status == Status::Completed {
+            crate::io::save_weights(&trainer.model, dir.join("weights.safetensors"))?;
+        }
+        let mut summary = serde_json::to_value(&outcome).expect("json");
+        summary["seconds"] = serde_json::json!((outcome.seconds * 1000.0).round() / 1000.0);
+        crate::io::write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&summary).unwrap().as_bytes())?;
+    }
+    Ok(outcome)
+}
