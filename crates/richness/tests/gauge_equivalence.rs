@@ -140,3 +140,25 @@ fn presets_equal_their_definitions() {
         }
     }
 }
+
+/// The fused SGD path (update inside backward) equals gradient-then-update.
+#[test]
+fn fused_sgd_update_equals_separate_update() {
+    let mut arch = Arch::mlp(vec![6, 40, 40, 3], Activation::Gelu);
+    arch.bias = true;
+    arch.bias_init = BiasInit::Normal;
+    let optim = OptimConfig { weight_decay: 0.01, ..OptimConfig::sgd(0.0) };
+    let b = 8;
+    let x = normal_vec(5, "x", 0, b * 6, 1.0);
+    let y = normal_vec(6, "y", 0, b * 3, 1.0);
+    let model = Model::<f64>::init(&arch, &ScaleChoice::preset(Preset::Mup), OptimizerKind::Sgd, 3).unwrap();
+    let mut fused = Trainer::new(model.clone(), &optim, Compute::new(1), Loss::Mse, b);
+    let mut plain = Trainer::new(model, &optim, Compute::new(1), Loss::Mse, b).unfused();
+    for _ in 0..5 {
+        let (a, c) = (fused.step(&x, &y, b), plain.step(&x, &y, b));
+        assert!((a - c).abs() <= 1e-12 * a.abs());
+    }
+    for (p, q) in fused.model.params().iter().zip(plain.model.params()) {
+        assert!(rel(p, q) < 1e-12, "{}", rel(p, q));
+    }
+}

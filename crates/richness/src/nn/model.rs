@@ -23,7 +23,7 @@
 //! ```
 
 use super::activation::Activation;
-use super::dense::{dense_backward, dense_forward};
+use super::dense::{dense_backward_input, dense_backward_weight, dense_forward};
 use crate::error::{Error, Result};
 use crate::linalg::Compute;
 use crate::param::{LayerShape, OptimizerKind, Parameterization, ScaleChoice};
@@ -211,7 +211,7 @@ impl<T: Scalar> Model<T> {
         for l in 0..depth {
             let (g, gb) = self.multipliers(l);
             let (fan_out, fan_in) = self.weights[l].shape();
-            let Trace { x, z, a, .. } = trace;
+            let Trace { x, z, a, scratch, .. } = trace;
             let inp = if l == 0 { x.as_slice() } else { a[l - 1].as_slice() };
             dense_forward(
                 cx,
@@ -224,6 +224,7 @@ impl<T: Scalar> Model<T> {
                 batch,
                 fan_in,
                 fan_out,
+                scratch,
             );
             if l + 1 < depth {
                 self.arch.activation.forward(gain, z[l].as_slice(), a[l].as_mut_slice());
@@ -235,34 +236,71 @@ impl<T: Scalar> Model<T> {
     /// written into [`Trace::output_grad_mut`]. Fills every `∂L/∂z_ℓ`, `∂L/∂a_ℓ` and
     /// the gradients (`accumulate` adds to `grads` instead of overwriting).
     pub fn backward(&self, cx: &Compute, trace: &mut Trace<T>, grads: &mut Grads<T>, accumulate: bool) {
-        let depth = self.depth();
-        let batch = trace.batch;
-        let gain = T::of(self.arch.gain);
-        let acc = if accumulate { T::one() } else { T::zero() };
-        for l in (0..depth).rev() {
+        let keep = if accumulate { T::one() } else { T::zero() };
+        for l in (0..self.depth()).rev() {
+            self.backward_signal(cx, trace, l);
             let (g, gb) = self.multipliers(l);
             let (fan_out, fan_in) = self.weights[l].shape();
-            let Trace { x, z, a, dz, da, .. } = trace;
-            if l + 1 < depth {
-                self.arch.activation.backward(gain, z[l].as_slice(), da[l].as_slice(), dz[l].as_mut_slice());
-            }
-            let inp = if l == 0 { x.as_slice() } else { a[l - 1].as_slice() };
-            let dinp = if l == 0 { None } else { Some(da[l - 1].as_mut_slice()) };
-            dense_backward(
+            dense_backward_weight(
                 cx,
-                dz[l].as_slice(),
-                inp,
-                self.weights[l].as_slice(),
+                trace.dz[l].as_slice(),
+                trace.input_of(l).as_slice(),
                 g,
                 gb,
-                batch,
+                trace.batch,
                 fan_in,
                 fan_out,
                 grads.w[l].as_mut_slice(),
                 grads.b[l].as_deref_mut(),
-                dinp,
-                acc,
+                T::one(),
+                keep,
+                keep,
+                T::one(),
             );
+        }
+    }
+
+    /// Backward pass fused with a plain SGD update (no momentum): for every layer,
+    /// `W ← (1 − η·wd)·W − η·∇W`, computed inside the gradient's matrix product.
+    /// `rates[ℓ] = (η_w, wd_w, η_b, wd_b)`. Fills `∂L/∂z_ℓ` and `∂L/∂a_ℓ` like
+    /// [`backward`](Self::backward) (each layer's input gradient uses its weights
+    /// before the update).
+    pub fn backward_sgd_update(&mut self, cx: &Compute, trace: &mut Trace<T>, rates: &[(T, T, T, T)]) {
+        for l in (0..self.depth()).rev() {
+            self.backward_signal(cx, trace, l);
+            let (g, gb) = self.multipliers(l);
+            let (fan_out, fan_in) = self.weights[l].shape();
+            let (lr, wd, lr_b, wd_b) = rates[l];
+            dense_backward_weight(
+                cx,
+                trace.dz[l].as_slice(),
+                trace.input_of(l).as_slice(),
+                g,
+                gb,
+                trace.batch,
+                fan_in,
+                fan_out,
+                self.weights[l].as_mut_slice(),
+                self.biases[l].as_deref_mut(),
+                -lr,
+                T::one() - lr * wd,
+                T::one() - lr_b * wd_b,
+                -lr_b,
+            );
+        }
+    }
+
+    /// For layer ℓ: `∂L/∂z_ℓ` from `∂L/∂a_ℓ` (hidden layers), then `∂L/∂a_{ℓ−1}`.
+    fn backward_signal(&self, cx: &Compute, trace: &mut Trace<T>, l: usize) {
+        let batch = trace.batch;
+        let Trace { z, dz, da, .. } = trace;
+        if l + 1 < self.depth() {
+            self.arch.activation.backward(T::of(self.arch.gain), z[l].as_slice(), da[l].as_slice(), dz[l].as_mut_slice());
+        }
+        if l > 0 {
+            let (g, _) = self.multipliers(l);
+            let (fan_out, fan_in) = self.weights[l].shape();
+            dense_backward_input(cx, dz[l].as_slice(), self.weights[l].as_slice(), g, batch, fan_in, fan_out, da[l - 1].as_mut_slice());
         }
     }
 
@@ -331,6 +369,8 @@ pub struct Trace<T> {
     pub a: Vec<Mat<T>>,
     pub dz: Vec<Mat<T>>,
     pub da: Vec<Mat<T>>,
+    /// Working space of the layer kernels (batch × widest layer).
+    scratch: Vec<T>,
 }
 
 impl<T: Scalar> Trace<T> {
@@ -347,6 +387,7 @@ impl<T: Scalar> Trace<T> {
             a: (0..depth).map(|l| Mat::zeros(capacity, hidden(l))).collect(),
             dz: (0..depth).map(|l| Mat::zeros(capacity, dims[l + 1])).collect(),
             da: (0..depth).map(|l| Mat::zeros(capacity, hidden(l))).collect(),
+            scratch: vec![T::zero(); capacity * dims[1..].iter().copied().max().unwrap_or(0)],
         };
         t.set_batch(capacity);
         t

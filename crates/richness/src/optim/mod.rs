@@ -134,6 +134,35 @@ impl<T: Scalar> Optimizer<T> {
         }
     }
 
+    /// Per-layer `(η_w, wd_w, η_b, wd_b)` when this is plain SGD (no momentum),
+    /// whose update can be fused into the backward pass
+    /// ([`Model::backward_sgd_update`]); `None` otherwise.
+    pub fn fusable_sgd(&self, model: &Model<T>) -> Option<Vec<(T, T, T, T)>> {
+        if self.cfg.kind != OptimizerKind::Sgd || self.cfg.momentum != 0.0 {
+            return None;
+        }
+        let mut i = 0;
+        let mut out = Vec::new();
+        for b in &model.biases {
+            let w = self.hyper[i];
+            i += 1;
+            let (lb, wdb) = if b.is_some() {
+                let h = self.hyper[i];
+                i += 1;
+                (h.lr, h.wd)
+            } else {
+                (T::zero(), T::zero())
+            };
+            out.push((w.lr, w.wd, lb, wdb));
+        }
+        Some(out)
+    }
+
+    /// Count a step taken elsewhere (by the fused SGD path).
+    pub fn count_step(&mut self) {
+        self.steps += 1;
+    }
+
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.steps

@@ -305,6 +305,8 @@ pub fn one_line(msg: &str) -> String {
 /// One optimizer step at a time, with every buffer allocated up front.
 pub struct Trainer<T: Scalar> {
     pub model: Model<T>,
+    /// Per-layer (η_w, wd_w, η_b, wd_b) when plain SGD is fused into backward.
+    fused: Option<Vec<(T, T, T, T)>>,
     pub opt: Optimizer<T>,
     pub cx: Compute,
     pub loss: Loss,
@@ -318,11 +320,12 @@ impl<T: Scalar> Trainer<T> {
     /// A trainer for batches of up to `batch_capacity` rows.
     pub fn new(model: Model<T>, optim: &OptimConfig, cx: Compute, loss: Loss, batch_capacity: usize) -> Self {
         let opt = Optimizer::new(&model, optim);
+        let fused = opt.fusable_sgd(&model);
         let trace = Trace::new(&model, batch_capacity);
         let grads = Grads::new(&model);
         let xb = Mat::zeros(batch_capacity, model.input_dim());
         let yb = Mat::zeros(batch_capacity, model.output_dim());
-        Trainer { model, opt, cx, loss, trace, grads, xb, yb }
+        Trainer { model, fused, opt, cx, loss, trace, grads, xb, yb }
     }
 
     /// Forward + loss + backward on `batch` rows, filling `trace` and `grads`;
@@ -338,11 +341,33 @@ impl<T: Scalar> Trainer<T> {
     }
 
     /// One optimizer step on `batch` rows of `x`, `y`; returns the batch loss
-    /// before the update.
+    /// before the update. Plain SGD takes the fused path (the update happens inside
+    /// the backward pass, so `grads` is not filled); use [`gradient`](Self::gradient)
+    /// when the gradients themselves are wanted.
     pub fn step(&mut self, x: &[T], y: &[T], batch: usize) -> f64 {
-        let loss = self.gradient(x, y, batch);
-        self.opt.step(&self.cx, &mut self.model, &self.grads);
-        loss
+        match &self.fused {
+            Some(rates) => {
+                self.model.forward(&self.cx, x, batch, &mut self.trace);
+                let k = self.model.output_dim();
+                let out = self.trace.z.last().unwrap().as_slice();
+                let dout = self.trace.dz.last_mut().unwrap().as_mut_slice();
+                let loss = self.loss.value_and_grad(out, y, batch, k, Some(dout));
+                self.model.backward_sgd_update(&self.cx, &mut self.trace, rates);
+                self.opt.count_step();
+                loss
+            }
+            None => {
+                let loss = self.gradient(x, y, batch);
+                self.opt.step(&self.cx, &mut self.model, &self.grads);
+                loss
+            }
+        }
+    }
+
+    /// Switch the fused SGD path off (the step then fills `grads` every time).
+    pub fn unfused(mut self) -> Self {
+        self.fused = None;
+        self
     }
 
     /// One step on the rows `idx` of (`x`, `y`), gathered into the batch buffers.
