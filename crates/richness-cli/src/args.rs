@@ -33,7 +33,11 @@ pub struct Cli {
 
 impl Cli {
     pub fn threads_or_default(&self) -> usize {
-        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
     }
 }
 
@@ -47,6 +51,150 @@ pub enum Command {
     /// A quick tour: train a lazy (ntp) and a rich (mup) network on the embedded
     /// digits and compare them.
     Demo(DemoArgs),
+    /// Measure the tutorial's width-scaling claims (‖Δh‖ ~ n^r, NTC, UUC, MAX, weight
+    /// alignment…) over a width grid and seeds; fit slopes; print verdicts. Exit 0 when
+    /// every verdict passes, 1 otherwise.
+    Check(CheckArgs),
+    /// The coordinate check: coordinate sizes per layer over training steps and widths
+    /// (like mup's coord check), with a stability verdict.
+    Coord(CoordArgs),
+    /// Say analytically where any parameterization sits on the richness scale (its r,
+    /// or which criterion fails for which layer and by what power of n); --measure
+    /// confirms it with a width scan.
+    Diagnose(DiagnoseArgs),
+}
+
+/// The architecture and scaling shared by `check`, `coord` and `diagnose --measure`.
+#[derive(Args, Clone)]
+pub struct ScanArgs {
+    /// Scan config (TOML with the keys of these flags: model, param, optim, widths, seeds, …).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Architecture: linear3 (the tutorial's 3-layer linear net), mlp3 (the same with ReLU), mlp.
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// Weight layers (for --arch mlp).
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Hidden activation (for --arch mlp / mlp3): linear, relu, tanh, gelu, erf.
+    #[arg(long)]
+    pub activation: Option<richness::nn::Activation>,
+    /// Widths to scan, comma-separated [default: 128,256,512,1024,2048,4096].
+    #[arg(long, value_delimiter = ',', value_name = "N,N,…")]
+    pub widths: Option<Vec<usize>>,
+    /// Number of seeds (0..SEEDS) [default: 8].
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Optimizer steps between the measurements [check: 1; coord: 3].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Probe batch: the first BATCH training examples [default: 256].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Data spec: digits, synthetic:…, npy:… [default: digits].
+    #[arg(long, value_name = "SPEC")]
+    pub data: Option<String>,
+    /// Optimizer: sgd or adam.
+    #[arg(long)]
+    pub optimizer: Option<OptimizerKind>,
+    /// SGD momentum (does not affect a single step).
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// Precision: f32 or f64 [default: f32].
+    #[arg(long)]
+    pub dtype: Option<richness::tensor::Dtype>,
+    /// Largest |measured − predicted| slope that passes [default: 0.05].
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// Base rate scales as η₀·n^(−E) (e.g. 1 for a 1/n global rate) [default: 0].
+    #[arg(long, value_name = "E", allow_negative_numbers = true)]
+    pub lr_exponent: Option<f64>,
+    /// Skip spectral norms (faster; drops W_op, dW_op_rel, align).
+    #[arg(long)]
+    pub no_spectral: bool,
+    #[command(flatten)]
+    pub scale: ScaleArgs,
+    /// Output folder for JSON, CSV and plots.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:
+  richness check --arch linear3 --richness 0.25 --widths 256,512,1024,2048,4096 --seeds 8 --dtype f64 --out out/check
+  richness check --arch mlp3 --preset ntp --out out/ntp
+  richness check --arch mlp3 --preset mup --optimizer adam --lr 0.01
+  richness check --preset sp --lr-exponent 1        # SP with a 1/n global rate
+
+Quantities (see `richness::probe`): h_rms, f_norm, dh_norm, dh_rel, df_norm,
+layer_term, passthrough_term, interaction_ratio, grad_norm, uuc, dW_op_rel,
+dW_fro_rel, align, loss_decrease, dh_rms; criteria: stable init, NTC, UUC, MAX.
+Files in --out: check.json, check.csv (width,seed,layer,quantity,value), fits.csv,
+plots/<quantity>.png|svg|csv. Exit status 0 when every verdict passes, else 1.")]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+    /// Print the report as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:
+  richness coord --arch mlp3 --preset mup --steps 5 --out out/coord-mup
+  richness coord --arch mlp3 --preset sp --out out/coord-sp
+Files in --out: coord.json, coord.csv (width,seed,step,layer,quantity,value), coord.png|svg|csv.")]
+pub struct CoordArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:
+  richness diagnose --preset sp                      # Θ(1) global rate
+  richness diagnose --preset sp --lr-exponent 1      # 1/n global rate
+  richness diagnose --richness 0.25 --gauge layerwise
+  richness diagnose --a=-0.5,0,0.5 --b=0.5,0.5,0.5 --c=0,0,0
+  richness diagnose --preset mup --measure --widths 256,512,1024,2048")]
+pub struct DiagnoseArgs {
+    /// Layer sizes (input, hidden…, output) [default: 64,1024,1024,10].
+    #[arg(long, value_delimiter = ',', value_name = "D0,N,…,DL")]
+    pub dims: Option<Vec<usize>>,
+    /// Yang–Hu a per layer (g ∝ n^−a), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        value_name = "A,…"
+    )]
+    pub a: Option<Vec<f64>>,
+    /// Yang–Hu b per layer (σ ∝ n^−b).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        value_name = "B,…"
+    )]
+    pub b: Option<Vec<f64>>,
+    /// Yang–Hu c per layer (η ∝ n^−c).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        value_name = "C,…"
+    )]
+    pub c: Option<Vec<f64>>,
+    /// A spec file: TOML with `a = [...]`, `b = [...]`, `c = [...]` and optional `lr_exponent`.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// Confirm the analysis with a width scan (the flags of `check` apply).
+    #[arg(long)]
+    pub measure: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 /// Where on the richness scale: a preset, or r (or α) with a gauge.
@@ -111,7 +259,9 @@ pub enum Format {
 }
 
 #[derive(Args)]
-#[command(after_help = "Example:\n  richness table --dims 64,1024,1024,10 --activation relu --richness 0.25 --gamma0 1 --gauge mup --optimizer sgd --format json")]
+#[command(
+    after_help = "Example:\n  richness table --dims 64,1024,1024,10 --activation relu --richness 0.25 --gamma0 1 --gauge mup --optimizer sgd --format json"
+)]
 pub struct TableArgs {
     /// Layer sizes: input, hidden widths…, output.
     #[arg(long, value_delimiter = ',', required = true, value_name = "D0,N,…,DL")]

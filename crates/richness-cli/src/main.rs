@@ -24,7 +24,10 @@ fn main() {
                 _ => {
                     // One line, naming the problem (clap's first line).
                     let text = e.render().to_string();
-                    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+                    let first = text
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("invalid arguments");
                     eprintln!("{}", first.trim());
                     std::process::exit(2);
                 }
@@ -39,7 +42,9 @@ fn main() {
     }
     let threads = cli.threads_or_default();
     // One global pool; matrix products and parallel loops run inside it.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
     match cmd::dispatch(cli) {
         Ok(Exit::Ok) => {}
         Ok(Exit::Fail) => std::process::exit(1),
@@ -52,5 +57,9 @@ fn main() {
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

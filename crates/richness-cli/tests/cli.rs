@@ -26,7 +26,11 @@ fn assert_one_line_error(out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(lines[0].contains(needle), "`{}` does not mention `{needle}`", lines[0]);
+    assert!(
+        lines[0].contains(needle),
+        "`{}` does not mention `{needle}`",
+        lines[0]
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -39,8 +43,21 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 #[test]
 fn table_json_has_the_documented_fields() {
     let out = run(&[
-        "table", "--dims", "64,1024,1024,10", "--activation", "relu", "--richness", "0.25", "--gamma0", "1", "--gauge",
-        "mup", "--optimizer", "sgd", "--format", "json",
+        "table",
+        "--dims",
+        "64,1024,1024,10",
+        "--activation",
+        "relu",
+        "--richness",
+        "0.25",
+        "--gamma0",
+        "1",
+        "--gauge",
+        "mup",
+        "--optimizer",
+        "sgd",
+        "--format",
+        "json",
     ]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -52,7 +69,20 @@ fn table_json_has_the_documented_fields() {
     let layers = v["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3);
     for l in layers {
-        for k in ["name", "role", "fan_in", "fan_out", "multiplier", "init_std", "lr", "eff_init_var", "eff_lr", "a", "b", "c"] {
+        for k in [
+            "name",
+            "role",
+            "fan_in",
+            "fan_out",
+            "multiplier",
+            "init_std",
+            "lr",
+            "eff_init_var",
+            "eff_lr",
+            "a",
+            "b",
+            "c",
+        ] {
             assert!(l.get(k).is_some(), "layer missing {k}");
         }
     }
@@ -61,7 +91,15 @@ fn table_json_has_the_documented_fields() {
     assert!((layers[1]["multiplier"].as_f64().unwrap() - alpha / 32.0).abs() < 1e-12);
     // Presets and the other formats.
     for preset in ["ntp", "ntp-lr", "mup", "mup-lr", "mfp", "sp"] {
-        let out = run(&["table", "--dims", "64,256,256,10", "--preset", preset, "--format", "toml"]);
+        let out = run(&[
+            "table",
+            "--dims",
+            "64,256,256,10",
+            "--preset",
+            preset,
+            "--format",
+            "toml",
+        ]);
         assert!(out.status.success(), "{preset}");
     }
 }
@@ -97,22 +135,41 @@ fn identical_runs_write_identical_metrics_and_weights() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let read = |p: PathBuf| std::fs::read(p).unwrap();
-    assert!(read(a.join("metrics.csv")) == read(b.join("metrics.csv")), "metrics.csv differ");
-    assert!(read(a.join("weights.safetensors")) == read(b.join("weights.safetensors")), "weights differ");
+    assert!(
+        read(a.join("metrics.csv")) == read(b.join("metrics.csv")),
+        "metrics.csv differ"
+    );
+    assert!(
+        read(a.join("weights.safetensors")) == read(b.join("weights.safetensors")),
+        "weights differ"
+    );
     // metrics.csv: header, step 0, one row per step (2 epochs × 10 batches).
     let csv = String::from_utf8(read(a.join("metrics.csv"))).unwrap();
     assert!(csv.starts_with("step,epoch,train_loss,test_loss,test_acc\n"));
     assert_eq!(csv.lines().count(), 1 + 1 + 20);
     // The resolved config is a valid config that reproduces the run.
     let c = d.join("c2");
-    let o = run(&train_args(a.join("config.toml").to_str().unwrap(), c.to_str().unwrap()));
+    let o = run(&train_args(
+        a.join("config.toml").to_str().unwrap(),
+        c.to_str().unwrap(),
+    ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(read(a.join("metrics.csv")) == read(c.join("metrics.csv")), "resolved config does not reproduce");
+    assert!(
+        read(a.join("metrics.csv")) == read(c.join("metrics.csv")),
+        "resolved config does not reproduce"
+    );
     // Another seed gives another run.
     let e = d.join("e");
-    let o = bin().args(train_args(cfg.to_str().unwrap(), e.to_str().unwrap())).args(["--seed", "4"]).output().unwrap();
+    let o = bin()
+        .args(train_args(cfg.to_str().unwrap(), e.to_str().unwrap()))
+        .args(["--seed", "4"])
+        .output()
+        .unwrap();
     assert!(o.status.success());
-    assert!(read(a.join("metrics.csv")) != read(e.join("metrics.csv")), "seed has no effect");
+    assert!(
+        read(a.join("metrics.csv")) != read(e.join("metrics.csv")),
+        "seed has no effect"
+    );
 }
 
 #[test]
@@ -120,17 +177,29 @@ fn init_weights_round_trip_and_metadata() {
     let d = tmp("initw");
     let cfg = write(&d, "c.toml", SMALL);
     let a = d.join("a");
-    assert!(run(&train_args(cfg.to_str().unwrap(), a.to_str().unwrap())).status.success());
+    assert!(run(&train_args(cfg.to_str().unwrap(), a.to_str().unwrap()))
+        .status
+        .success());
     let w = a.join("weights.safetensors");
     let bytes = std::fs::read(&w).unwrap();
     // safetensors header: 8-byte length then JSON with our tensor names and metadata.
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    assert_eq!(header["layers.0.weight"]["shape"], serde_json::json!([96, 64]));
-    assert_eq!(header["layers.2.weight"]["shape"], serde_json::json!([10, 96]));
+    assert_eq!(
+        header["layers.0.weight"]["shape"],
+        serde_json::json!([96, 64])
+    );
+    assert_eq!(
+        header["layers.2.weight"]["shape"],
+        serde_json::json!([10, 96])
+    );
     assert_eq!(header["layers.0.weight"]["dtype"], "F32");
-    let param: serde_json::Value =
-        serde_json::from_str(header["__metadata__"]["richness.parameterization"].as_str().unwrap()).unwrap();
+    let param: serde_json::Value = serde_json::from_str(
+        header["__metadata__"]["richness.parameterization"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(param["richness"], 0.5);
     // Continue from those weights: the first evaluation equals the last one of run a.
     let b = d.join("b");
@@ -140,13 +209,32 @@ fn init_weights_round_trip_and_metadata() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let last_a = std::fs::read_to_string(a.join("metrics.csv")).unwrap().lines().last().unwrap().split(',').nth(3).unwrap().to_string();
-    let first_b = std::fs::read_to_string(b.join("metrics.csv")).unwrap().lines().nth(1).unwrap().split(',').nth(3).unwrap().to_string();
+    let last_a = std::fs::read_to_string(a.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(3)
+        .unwrap()
+        .to_string();
+    let first_b = std::fs::read_to_string(b.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(3)
+        .unwrap()
+        .to_string();
     assert_eq!(last_a, first_b);
     // Weights of another shape are refused with one line.
     let other = write(&d, "wide.toml", &SMALL.replace("width = 96", "width = 128"));
     let o = bin()
-        .args(train_args(other.to_str().unwrap(), d.join("c").to_str().unwrap()))
+        .args(train_args(
+            other.to_str().unwrap(),
+            d.join("c").to_str().unwrap(),
+        ))
         .args(["--init-weights", w.to_str().unwrap()])
         .output()
         .unwrap();
@@ -156,19 +244,40 @@ fn init_weights_round_trip_and_metadata() {
 #[test]
 fn diverged_run_stops_with_status_3_and_keeps_metrics() {
     let d = tmp("diverge");
-    let cfg = write(&d, "c.toml", &SMALL.replace("preset = \"mup\"", "preset = \"mup\"\nbase_lr = 1e6"));
+    let cfg = write(
+        &d,
+        "c.toml",
+        &SMALL.replace("preset = \"mup\"", "preset = \"mup\"\nbase_lr = 1e6"),
+    );
     let out = d.join("o");
     let o = run(&train_args(cfg.to_str().unwrap(), out.to_str().unwrap()));
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("diverged"));
     assert!(out.join("metrics.csv").exists());
     assert!(!out.join("weights.safetensors").exists());
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "diverged");
 }
 
 fn npy(descr: &str, shape: &[usize], raw: &[u8]) -> Vec<u8> {
-    let shape_txt = if shape.len() == 1 { format!("({},)", shape[0]) } else { format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")) };
+    let shape_txt = if shape.len() == 1 {
+        format!("({},)", shape[0])
+    } else {
+        format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     while (10 + h.len() + 1) % 64 != 0 {
         h.push(' ');
@@ -197,13 +306,27 @@ fn bad_input_gives_one_line_errors() {
     assert_one_line_error(&run(&["table", "--dims", "64,-3,10"]), "--dims");
     assert_one_line_error(&run(&["table", "--dims", "64,0,10"]), "dims");
     // r that is not a number.
-    assert_one_line_error(&run(&["table", "--dims", "64,256,10", "--richness", "abc"]), "--richness");
+    assert_one_line_error(
+        &run(&["table", "--dims", "64,256,10", "--richness", "abc"]),
+        "--richness",
+    );
     let c = write(&d, "r.toml", "[param]\nrichness = \"abc\"\n");
     assert_one_line_error(&run(&["train", c.to_str().unwrap()]), "richness");
     let c = write(&d, "rnan.toml", "[param]\nrichness = nan\n");
     assert_one_line_error(&run(&["train", c.to_str().unwrap()]), "richness");
     // Conflicting choices.
-    assert_one_line_error(&run(&["table", "--dims", "64,256,10", "--preset", "mup", "--richness", "0.1"]), "preset");
+    assert_one_line_error(
+        &run(&[
+            "table",
+            "--dims",
+            "64,256,10",
+            "--preset",
+            "mup",
+            "--richness",
+            "0.1",
+        ]),
+        "preset",
+    );
     // Missing .npy.
     let spec = format!("npy:{ds}/nope.npy,{ds}/nope_y.npy");
     assert_one_line_error(&run(&["train", "--data", &spec]), "nope.npy");
@@ -226,11 +349,19 @@ fn bad_input_gives_one_line_errors() {
     std::fs::write(d.join("x4.npy"), npy("<f4", &[4, 3], &[0u8; 48])).unwrap();
     let c = write(&d, "dims.toml", "[model]\ndims = [5, 32, 32, 1]\n");
     let spec = format!("npy:{ds}/x4.npy,{ds}/y4.npy");
-    assert_one_line_error(&run(&["train", c.to_str().unwrap(), "--data", &spec]), "dims");
+    assert_one_line_error(
+        &run(&["train", c.to_str().unwrap(), "--data", &spec]),
+        "dims",
+    );
     // A sane npy pair trains.
-    let xs: Vec<u8> = (0..12).flat_map(|i| (i as f32 * 0.1).to_le_bytes()).collect();
+    let xs: Vec<u8> = (0..12)
+        .flat_map(|i| (i as f32 * 0.1).to_le_bytes())
+        .collect();
     std::fs::write(d.join("xok.npy"), npy("<f4", &[4, 3], &xs)).unwrap();
-    let labels: Vec<u8> = [0i64, 1, 2, 1].iter().flat_map(|l| l.to_le_bytes()).collect();
+    let labels: Vec<u8> = [0i64, 1, 2, 1]
+        .iter()
+        .flat_map(|l| l.to_le_bytes())
+        .collect();
     std::fs::write(d.join("yok.npy"), npy("<i8", &[4], &labels)).unwrap();
     let spec = format!("npy:{ds}/xok.npy,{ds}/yok.npy");
     let o = run(&["train", "--data", &spec, "--width", "16", "--steps", "3"]);
@@ -239,7 +370,10 @@ fn bad_input_gives_one_line_errors() {
     assert_one_line_error(&run(&["train", "--data", "imagenet"]), "imagenet");
     assert_one_line_error(&run(&["train", "--set", "train.epochs"]), "key=value");
     // A missing config file.
-    assert_one_line_error(&run(&["train", "/nonexistent/c.toml"]), "/nonexistent/c.toml");
+    assert_one_line_error(
+        &run(&["train", "/nonexistent/c.toml"]),
+        "/nonexistent/c.toml",
+    );
 }
 
 #[test]
@@ -248,9 +382,20 @@ fn example_configs_resolve() {
     let mut n = 0;
     for e in std::fs::read_dir(&root).unwrap() {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "toml") && !p.file_name().unwrap().to_string_lossy().starts_with("sweep") {
+        if p.extension().is_some_and(|x| x == "toml")
+            && !p
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("sweep")
+        {
             let o = run(&["train", p.to_str().unwrap(), "--dry-run"]);
-            assert!(o.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                p.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
             n += 1;
         }
     }

@@ -19,19 +19,42 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().ok().unwrap_or_else(|| panic!("bad value for {name}")))
+        .map(|v| {
+            v.parse()
+                .ok()
+                .unwrap_or_else(|| panic!("bad value for {name}"))
+        })
         .unwrap_or(default)
 }
 
-fn bench<T: Scalar>(dims: Vec<usize>, batch: usize, cx: Compute, steps: usize, warmup: usize, unfused: bool) -> Vec<f64> {
+fn bench<T: Scalar>(
+    dims: Vec<usize>,
+    batch: usize,
+    cx: Compute,
+    steps: usize,
+    warmup: usize,
+    unfused: bool,
+) -> Vec<f64> {
     let arch = Arch::mlp(dims.clone(), Activation::Relu);
-    let model = Model::<T>::init(&arch, &ScaleChoice::preset(Preset::Mup), OptimizerKind::Sgd, 0).unwrap();
+    let model = Model::<T>::init(
+        &arch,
+        &ScaleChoice::preset(Preset::Mup),
+        OptimizerKind::Sgd,
+        0,
+    )
+    .unwrap();
     let mut t = Trainer::new(model, &OptimConfig::sgd(0.0), cx, Loss::Mse, batch);
     if unfused {
         t = t.unfused();
     }
-    let x: Vec<T> = normal_vec(1, "x", 0, batch * dims[0], 1.0).into_iter().map(T::of).collect();
-    let y: Vec<T> = normal_vec(2, "y", 0, batch * dims[dims.len() - 1], 1.0).into_iter().map(T::of).collect();
+    let x: Vec<T> = normal_vec(1, "x", 0, batch * dims[0], 1.0)
+        .into_iter()
+        .map(T::of)
+        .collect();
+    let y: Vec<T> = normal_vec(2, "y", 0, batch * dims[dims.len() - 1], 1.0)
+        .into_iter()
+        .map(T::of)
+        .collect();
     for _ in 0..warmup {
         t.step(&x, &y, batch);
     }
@@ -49,16 +72,23 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return; // cargo bench --list support
     }
-    let dims: Vec<usize> =
-        arg(&args, "--dims", "784,4096,4096,4096,10".to_string()).split(',').map(|d| d.parse().unwrap()).collect();
+    let dims: Vec<usize> = arg(&args, "--dims", "784,4096,4096,4096,10".to_string())
+        .split(',')
+        .map(|d| d.parse().unwrap())
+        .collect();
     let batch = arg(&args, "--batch", 256usize);
     let threads = arg(&args, "--threads", 2usize);
-    let backend: Backend = arg(&args, "--backend", "gemm".to_string()).parse().unwrap_or_else(|e: String| panic!("{e}"));
+    let backend: Backend = arg(&args, "--backend", "gemm".to_string())
+        .parse()
+        .unwrap_or_else(|e: String| panic!("{e}"));
     let steps = arg(&args, "--steps", 5usize);
     let warmup = arg(&args, "--warmup", 2usize);
     let dtype = arg(&args, "--dtype", "f32".to_string());
     let unfused = args.iter().any(|a| a == "--unfused");
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().unwrap();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .unwrap();
     let cx = Compute::with_backend(threads, backend);
     let times = match dtype.as_str() {
         "f64" => bench::<f64>(dims.clone(), batch, cx, steps, warmup, unfused),

@@ -3,7 +3,10 @@ use richness::linalg::Compute;
 use richness::tensor::{Mat, MatMut};
 use std::time::Instant;
 fn main() {
-    rayon::ThreadPoolBuilder::new().num_threads(2).build_global().unwrap();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build_global()
+        .unwrap();
     let cx = Compute::new(2);
     let (b, n) = (256, 4096);
     let a = Mat::<f32>::from_fn(b, n, |i, j| ((i * 7 + j) % 13) as f32 * 0.01);
@@ -11,7 +14,17 @@ fn main() {
     let mut z = Mat::<f32>::zeros(b, n);
     let mut dw = Mat::<f32>::zeros(n, n);
     let gf = 2.0 * (b * n * n) as f64 / 1e9;
-    let names = ["fwd  z=A·Wᵀ (W out×in)", "fwd  z=A·W  (W in×out)", "dA   =D·W  (W out×in)", "dA   =D·Wᵀ (W in×out)", "dW   =Dᵀ·A  (out×in)", "dW   =Aᵀ·D  (in×out)", "dW += Dᵀ·A (fused)", "fwd via zᵀ=W·Aᵀ + transpose", "dA via dAᵀ=Wᵀ·Dᵀ + transpose (in×out)"];
+    let names = [
+        "fwd  z=A·Wᵀ (W out×in)",
+        "fwd  z=A·W  (W in×out)",
+        "dA   =D·W  (W out×in)",
+        "dA   =D·Wᵀ (W in×out)",
+        "dW   =Dᵀ·A  (out×in)",
+        "dW   =Aᵀ·D  (in×out)",
+        "dW += Dᵀ·A (fused)",
+        "fwd via zᵀ=W·Aᵀ + transpose",
+        "dA via dAᵀ=Wᵀ·Dᵀ + transpose (in×out)",
+    ];
     let mut zt = Mat::<f32>::zeros(n, b);
     let mut times = vec![Vec::new(); names.len()];
     for _rep in 0..7 {
@@ -22,12 +35,34 @@ fn main() {
                 1 => cx.matmul(z.view_mut(), a.view(), w.view(), 1.0, 0.0),
                 2 => cx.matmul(z.view_mut(), a.view(), w.view(), 1.0, 0.0),
                 3 => cx.matmul(z.view_mut(), a.view(), w.view().t(), 1.0, 0.0),
-                4 => cx.matmul(MatMut::new(dw.as_mut_slice(), n, n), a.view().t(), a.view(), 1.0, 0.0),
-                5 => cx.matmul(MatMut::new(dw.as_mut_slice(), n, n), a.view().t(), a.view(), 1.0, 0.0),
-                6 => cx.matmul(MatMut::new(dw.as_mut_slice(), n, n), a.view().t(), a.view(), -0.01, 1.0),
+                4 => cx.matmul(
+                    MatMut::new(dw.as_mut_slice(), n, n),
+                    a.view().t(),
+                    a.view(),
+                    1.0,
+                    0.0,
+                ),
+                5 => cx.matmul(
+                    MatMut::new(dw.as_mut_slice(), n, n),
+                    a.view().t(),
+                    a.view(),
+                    1.0,
+                    0.0,
+                ),
+                6 => cx.matmul(
+                    MatMut::new(dw.as_mut_slice(), n, n),
+                    a.view().t(),
+                    a.view(),
+                    -0.01,
+                    1.0,
+                ),
                 _ => {
                     cx.matmul(zt.view_mut(), w.view(), a.view().t(), 1.0, 0.0);
-                    for i in 0..n { for j in 0..b { z[(j, i)] = zt[(i, j)]; } }
+                    for i in 0..n {
+                        for j in 0..b {
+                            z[(j, i)] = zt[(i, j)];
+                        }
+                    }
                 }
             }
             t.push(s.elapsed().as_secs_f64() * 1e3);
@@ -35,6 +70,10 @@ fn main() {
     }
     for (n, t) in names.iter().zip(times.iter_mut()) {
         t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        println!("{n:<26} median {:6.1} ms  {:4.0} GFLOP/s", t[3], gf / t[3] * 1e3);
+        println!(
+            "{n:<26} median {:6.1} ms  {:4.0} GFLOP/s",
+            t[3],
+            gf / t[3] * 1e3
+        );
     }
 }

@@ -5,11 +5,20 @@ use richness::optim::{OptimConfig, Optimizer};
 use richness::param::{OptimizerKind, Preset, ScaleChoice};
 use std::time::Instant;
 fn main() {
-    rayon::ThreadPoolBuilder::new().num_threads(2).build_global().unwrap();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build_global()
+        .unwrap();
     let dims = vec![784, 4096, 4096, 4096, 10];
     let b = 256;
     let arch = Arch::mlp(dims.clone(), Activation::Relu);
-    let mut model = Model::<f32>::init(&arch, &ScaleChoice::preset(Preset::Mup), OptimizerKind::Sgd, 0).unwrap();
+    let mut model = Model::<f32>::init(
+        &arch,
+        &ScaleChoice::preset(Preset::Mup),
+        OptimizerKind::Sgd,
+        0,
+    )
+    .unwrap();
     let cx = Compute::new(2);
     let mut tr = Trace::new(&model, b);
     let mut g = Grads::new(&model);
@@ -27,7 +36,12 @@ fn main() {
         opt.step(&cx, &mut model, &g);
         let t3 = Instant::now();
         if it > 1 {
-            println!("fwd {:.1} ms  bwd {:.1} ms  upd {:.1} ms", (t1 - t0).as_secs_f64() * 1e3, (t2 - t1).as_secs_f64() * 1e3, (t3 - t2).as_secs_f64() * 1e3);
+            println!(
+                "fwd {:.1} ms  bwd {:.1} ms  upd {:.1} ms",
+                (t1 - t0).as_secs_f64() * 1e3,
+                (t2 - t1).as_secs_f64() * 1e3,
+                (t3 - t2).as_secs_f64() * 1e3
+            );
         }
     }
 }

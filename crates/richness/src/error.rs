@@ -30,12 +30,18 @@ pub enum Error {
 impl Error {
     /// A malformed file: `path: msg`.
     pub fn file(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
-        Error::File { path: path.as_ref().display().to_string(), msg: msg.into() }
+        Error::File {
+            path: path.as_ref().display().to_string(),
+            msg: msg.into(),
+        }
     }
 
     /// An I/O failure on `path`.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 
     /// An invalid configuration value.

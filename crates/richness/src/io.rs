@@ -48,12 +48,25 @@ pub fn weights_to_bytes<T: Scalar>(model: &Model<T>) -> Result<Vec<u8>> {
     };
     let mut header = serde_json::Map::new();
     let mut meta = serde_json::Map::new();
-    meta.insert(META_PARAM.into(), serde_json::to_string(&model.param).expect("serialisable").into());
-    meta.insert(META_ARCH.into(), serde_json::to_string(&model.arch).expect("serialisable").into());
+    meta.insert(
+        META_PARAM.into(),
+        serde_json::to_string(&model.param)
+            .expect("serialisable")
+            .into(),
+    );
+    meta.insert(
+        META_ARCH.into(),
+        serde_json::to_string(&model.arch)
+            .expect("serialisable")
+            .into(),
+    );
     meta.insert("format".into(), "pt".into());
     header.insert("__metadata__".into(), meta.into());
     let mut data = Vec::new();
-    let mut add = |name: String, shape: Vec<usize>, values: &[T], header: &mut serde_json::Map<String, serde_json::Value>| {
+    let mut add = |name: String,
+                   shape: Vec<usize>,
+                   values: &[T],
+                   header: &mut serde_json::Map<String, serde_json::Value>| {
         let start = data.len();
         data.extend_from_slice(&to_bytes(values));
         header.insert(
@@ -62,7 +75,12 @@ pub fn weights_to_bytes<T: Scalar>(model: &Model<T>) -> Result<Vec<u8>> {
         );
     };
     for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
-        add(format!("layers.{l}.weight"), vec![w.rows(), w.cols()], w.as_slice(), &mut header);
+        add(
+            format!("layers.{l}.weight"),
+            vec![w.rows(), w.cols()],
+            w.as_slice(),
+            &mut header,
+        );
         if let Some(b) = b {
             add(format!("layers.{l}.bias"), vec![b.len()], b, &mut header);
         }
@@ -96,14 +114,21 @@ pub struct WeightsMeta {
 pub fn read_weights_meta(path: impl AsRef<Path>) -> Result<WeightsMeta> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
     let map = meta.metadata().clone().unwrap_or_default();
     let param = match map.get(META_PARAM) {
-        Some(s) => Some(serde_json::from_str(s).map_err(|e| Error::file(path, format!("bad {META_PARAM}: {e}")))?),
+        Some(s) => Some(
+            serde_json::from_str(s)
+                .map_err(|e| Error::file(path, format!("bad {META_PARAM}: {e}")))?,
+        ),
         None => None,
     };
     let arch = match map.get(META_ARCH) {
-        Some(s) => Some(serde_json::from_str(s).map_err(|e| Error::file(path, format!("bad {META_ARCH}: {e}")))?),
+        Some(s) => Some(
+            serde_json::from_str(s)
+                .map_err(|e| Error::file(path, format!("bad {META_ARCH}: {e}")))?,
+        ),
         None => None,
     };
     Ok(WeightsMeta { param, arch })
@@ -112,9 +137,20 @@ pub fn read_weights_meta(path: impl AsRef<Path>) -> Result<WeightsMeta> {
 fn read_values<T: Scalar>(view: &TensorView<'_>, path: &Path, name: &str) -> Result<Vec<T>> {
     let data = view.data();
     Ok(match view.dtype() {
-        StDtype::F32 => data.chunks_exact(4).map(|c| T::of(f32::from_le_bytes(c.try_into().unwrap()) as f64)).collect(),
-        StDtype::F64 => data.chunks_exact(8).map(|c| T::of(f64::from_le_bytes(c.try_into().unwrap()))).collect(),
-        d => return Err(Error::file(path, format!("tensor `{name}` has dtype {d:?}; expected F32 or F64"))),
+        StDtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| T::of(f32::from_le_bytes(c.try_into().unwrap()) as f64))
+            .collect(),
+        StDtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| T::of(f64::from_le_bytes(c.try_into().unwrap())))
+            .collect(),
+        d => {
+            return Err(Error::file(
+                path,
+                format!("tensor `{name}` has dtype {d:?}; expected F32 or F64"),
+            ))
+        }
     })
 }
 
@@ -124,7 +160,8 @@ fn read_values<T: Scalar>(view: &TensorView<'_>, path: &Path, name: &str) -> Res
 pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
     let mut expected = Vec::new();
     for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
         expected.push((format!("layers.{l}.weight"), vec![w.rows(), w.cols()]));
@@ -134,17 +171,33 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
     }
     for name in st.names() {
         if !expected.iter().any(|(n, _)| n == name) {
-            return Err(Error::file(path, format!("unexpected tensor `{name}` (the model has {} tensors: {})",
-                expected.len(), expected.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", "))));
+            return Err(Error::file(
+                path,
+                format!(
+                    "unexpected tensor `{name}` (the model has {} tensors: {})",
+                    expected.len(),
+                    expected
+                        .iter()
+                        .map(|e| e.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
         }
     }
     let mut loaded: Vec<Vec<T>> = Vec::new();
     for (name, shape) in &expected {
-        let view = st.tensor(name).map_err(|_| Error::file(path, format!("missing tensor `{name}`")))?;
+        let view = st
+            .tensor(name)
+            .map_err(|_| Error::file(path, format!("missing tensor `{name}`")))?;
         if view.shape() != shape.as_slice() {
             return Err(Error::file(
                 path,
-                format!("tensor `{name}` has shape {:?}, the model needs {:?}", view.shape(), shape),
+                format!(
+                    "tensor `{name}` has shape {:?}, the model needs {:?}",
+                    view.shape(),
+                    shape
+                ),
             ));
         }
         loaded.push(read_values(&view, path, name)?);
@@ -159,7 +212,9 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
-        path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default()
+        path.extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))

@@ -31,12 +31,15 @@
 
 pub mod data;
 pub mod error;
+pub mod fit;
 pub mod io;
 pub mod linalg;
 pub mod nn;
 pub mod optim;
 pub mod param;
+pub mod probe;
 pub mod progress;
+pub mod report;
 pub mod rng;
 pub mod tensor;
 pub mod train;

@@ -47,7 +47,8 @@ fn fnv1a(s: &str) -> u64 {
 
 /// The stream for (seed, purpose, index).
 pub fn stream(seed: u64, purpose: &str, index: u64) -> Rng {
-    let key = splitmix(splitmix(seed) ^ fnv1a(purpose)) ^ splitmix(index.wrapping_add(0x5851_F42D_4C95_7F2D));
+    let key = splitmix(splitmix(seed) ^ fnv1a(purpose))
+        ^ splitmix(index.wrapping_add(0x5851_F42D_4C95_7F2D));
     let mut bytes = [0u8; 32];
     for (i, chunk) in bytes.chunks_exact_mut(8).enumerate() {
         chunk.copy_from_slice(&splitmix(key.wrapping_add(i as u64)).to_le_bytes());
@@ -61,9 +62,42 @@ pub fn stream(seed: u64, purpose: &str, index: u64) -> Rng {
 pub fn normal_vec(seed: u64, purpose: &str, index: u64, len: usize, std: f64) -> Vec<f64> {
     let mut out = vec![0.0; len];
     let base = splitmix(seed ^ splitmix(index));
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
-        let mut rng = stream(base, purpose, c as u64);
-        for v in chunk.iter_mut() {
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let mut rng = stream(base, purpose, c as u64);
+            for v in chunk.iter_mut() {
+                let u: f64 = StandardNormal.sample(&mut rng);
+                *v = std * u;
+            }
+        });
+    out
+}
+
+/// A `rows × cols` matrix of N(0, std²) draws in which row i comes from its own
+/// stream (seed, purpose, index, i) and its first `cols` values: the matrix for a
+/// smaller `rows` or `cols` is the leading block of the one for a larger size.
+///
+/// This *nests* initializations across widths: a width-n network's weights are the
+/// leading block of the width-2n network's. Each width's weights are still i.i.d.
+/// Gaussian; only the joint distribution across widths is coupled, which removes
+/// most of the seed-to-seed noise from width-scaling slopes.
+pub fn normal_rows(
+    seed: u64,
+    purpose: &str,
+    index: u64,
+    rows: usize,
+    cols: usize,
+    std: f64,
+) -> Vec<f64> {
+    let mut out = vec![0.0; rows * cols];
+    let base = splitmix(seed ^ splitmix(index));
+    if cols == 0 {
+        return out;
+    }
+    out.par_chunks_mut(cols).enumerate().for_each(|(i, row)| {
+        let mut rng = stream(base, purpose, i as u64);
+        for v in row.iter_mut() {
             let u: f64 = StandardNormal.sample(&mut rng);
             *v = std * u;
         }

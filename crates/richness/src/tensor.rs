@@ -125,13 +125,22 @@ impl<T: Debug> Debug for Mat<T> {
 impl<T: Copy + Default> Mat<T> {
     /// A `rows × cols` matrix of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Mat { rows, cols, data: vec![T::default(); rows * cols] }
+        Mat {
+            rows,
+            cols,
+            data: vec![T::default(); rows * cols],
+        }
     }
 
     /// Wrap row-major data. Panics if `data.len() != rows * cols` (a programming
     /// error, not an input error: callers validate shapes first).
     pub fn from_vec(rows: usize, cols: usize, data: Vec<T>) -> Self {
-        assert_eq!(data.len(), rows * cols, "Mat::from_vec: {rows}x{cols} needs {} values", rows * cols);
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "Mat::from_vec: {rows}x{cols} needs {} values",
+            rows * cols
+        );
         Mat { rows, cols, data }
     }
 
@@ -152,13 +161,21 @@ impl<T: Copy + Default> Mat<T> {
         for &i in idx {
             data.extend_from_slice(self.row(i));
         }
-        Mat { rows: idx.len(), cols: self.cols, data }
+        Mat {
+            rows: idx.len(),
+            cols: self.cols,
+            data,
+        }
     }
 
     /// The first `n` rows.
     pub fn head(&self, n: usize) -> Self {
         let n = n.min(self.rows);
-        Mat { rows: n, cols: self.cols, data: self.data[..n * self.cols].to_vec() }
+        Mat {
+            rows: n,
+            cols: self.cols,
+            data: self.data[..n * self.cols].to_vec(),
+        }
     }
 
     /// Change the number of rows without reallocating when `rows * cols` fits in
@@ -207,18 +224,32 @@ impl<T> Mat<T> {
     }
     /// A read-only view for matrix products.
     pub fn view(&self) -> MatRef<'_, T> {
-        MatRef { data: &self.data, rows: self.rows, cols: self.cols, rs: self.cols, cs: 1 }
+        MatRef {
+            data: &self.data,
+            rows: self.rows,
+            cols: self.cols,
+            rs: self.cols,
+            cs: 1,
+        }
     }
     /// A mutable view for matrix products.
     pub fn view_mut(&mut self) -> MatMut<'_, T> {
-        MatMut { data: &mut self.data, rows: self.rows, cols: self.cols }
+        MatMut {
+            data: &mut self.data,
+            rows: self.rows,
+            cols: self.cols,
+        }
     }
 }
 
 impl<T: Scalar> Mat<T> {
     /// Convert element type (f32 ↔ f64).
     pub fn cast<U: Scalar>(&self) -> Mat<U> {
-        Mat { rows: self.rows, cols: self.cols, data: self.data.iter().map(|&x| U::of(x.f64())).collect() }
+        Mat {
+            rows: self.rows,
+            cols: self.cols,
+            data: self.data.iter().map(|&x| U::of(x.f64())).collect(),
+        }
     }
     /// Frobenius norm, accumulated in f64.
     pub fn norm(&self) -> f64 {
@@ -263,12 +294,28 @@ pub struct MatRef<'a, T> {
 impl<'a, T> MatRef<'a, T> {
     /// A row-major view of `rows × cols` values.
     pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
-        assert!(data.len() >= rows * cols, "MatRef::new: slice of {} < {rows}x{cols}", data.len());
-        MatRef { data: &data[..rows * cols], rows, cols, rs: cols, cs: 1 }
+        assert!(
+            data.len() >= rows * cols,
+            "MatRef::new: slice of {} < {rows}x{cols}",
+            data.len()
+        );
+        MatRef {
+            data: &data[..rows * cols],
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
     }
     /// The transposed view.
     pub fn t(self) -> Self {
-        MatRef { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
     }
 }
 
@@ -282,8 +329,16 @@ pub struct MatMut<'a, T> {
 impl<'a, T> MatMut<'a, T> {
     /// A row-major view of `rows × cols` values.
     pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Self {
-        assert!(data.len() >= rows * cols, "MatMut::new: slice of {} < {rows}x{cols}", data.len());
-        MatMut { data: &mut data[..rows * cols], rows, cols }
+        assert!(
+            data.len() >= rows * cols,
+            "MatMut::new: slice of {} < {rows}x{cols}",
+            data.len()
+        );
+        MatMut {
+            data: &mut data[..rows * cols],
+            rows,
+            cols,
+        }
     }
 }
 
@@ -301,5 +356,9 @@ pub fn dot<T: Scalar>(x: &[T], y: &[T]) -> f64 {
 /// ‖x − y‖, accumulated in f64.
 pub fn dist<T: Scalar>(x: &[T], y: &[T]) -> f64 {
     debug_assert_eq!(x.len(), y.len());
-    x.iter().zip(y).map(|(a, b)| (a.f64() - b.f64()).powi(2)).sum::<f64>().sqrt()
+    x.iter()
+        .zip(y)
+        .map(|(a, b)| (a.f64() - b.f64()).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }

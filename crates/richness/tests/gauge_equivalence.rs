@@ -10,13 +10,23 @@ use richness::tensor::Mat;
 use richness::train::Trainer;
 
 fn rel(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let den: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     num / den
 }
 
 /// Outputs on the data and effective weights (and biases) after `steps` full-batch steps.
-fn train(arch: &Arch, choice: &ScaleChoice, optim: &OptimConfig, steps: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+fn train(
+    arch: &Arch,
+    choice: &ScaleChoice,
+    optim: &OptimConfig,
+    steps: usize,
+) -> (Vec<f64>, Vec<Vec<f64>>) {
     train_with(arch, choice, optim, steps, |_| {})
 }
 
@@ -28,7 +38,11 @@ fn train_with(
     edit: impl Fn(&mut Parameterization),
 ) -> (Vec<f64>, Vec<Vec<f64>>) {
     let b = 16;
-    let x = Mat::from_vec(b, arch.dims[0], normal_vec(5, "x", 0, b * arch.dims[0], 1.0));
+    let x = Mat::from_vec(
+        b,
+        arch.dims[0],
+        normal_vec(5, "x", 0, b * arch.dims[0], 1.0),
+    );
     let k = *arch.dims.last().unwrap();
     let y = Mat::from_vec(b, k, normal_vec(6, "y", 0, b * k, 1.0));
     let mut p = Parameterization::resolve(&arch.layer_shapes(), choice, optim.kind).unwrap();
@@ -43,7 +57,13 @@ fn train_with(
     let out = t.model.predict(&t.cx, &x, &mut trace).into_vec();
     let mut eff = Vec::new();
     for (l, lp) in t.model.param.layers.iter().enumerate() {
-        eff.push(t.model.weights[l].as_slice().iter().map(|w| w * lp.multiplier).collect());
+        eff.push(
+            t.model.weights[l]
+                .as_slice()
+                .iter()
+                .map(|w| w * lp.multiplier)
+                .collect(),
+        );
         if let (Some(bias), Some(bs)) = (&t.model.biases[l], lp.bias) {
             eff.push(bias.iter().map(|v| v * bs.multiplier).collect());
         }
@@ -65,13 +85,37 @@ fn sgd_gauges_agree_step_for_step_at_alpha_one_and_sqrt_n() {
     let mut arch = Arch::mlp(vec![6, 64, 64, 3], Activation::Relu);
     arch.bias = true;
     arch.bias_init = BiasInit::Normal;
-    for optim in [OptimConfig::sgd(0.0), OptimConfig { momentum: 0.9, weight_decay: 1e-3, ..OptimConfig::default() }] {
+    for optim in [
+        OptimConfig::sgd(0.0),
+        OptimConfig {
+            momentum: 0.9,
+            weight_decay: 1e-3,
+            ..OptimConfig::default()
+        },
+    ] {
         for r in [0.0, 0.5] {
-            let runs: Vec<_> = Gauge::ALL.iter().map(|&g| train(&arch, &ScaleChoice::scale(r, g), &optim, 5)).collect();
+            let runs: Vec<_> = Gauge::ALL
+                .iter()
+                .map(|&g| train(&arch, &ScaleChoice::scale(r, g), &optim, 5))
+                .collect();
             // α = 1 at r = 0 and α = √n at r = 1/2: make sure the runs are not trivial.
-            assert!(rel(&runs[0].0, &train(&arch, &ScaleChoice::scale(r, Gauge::Mup), &optim, 0).0) > 1e-3);
+            assert!(
+                rel(
+                    &runs[0].0,
+                    &train(&arch, &ScaleChoice::scale(r, Gauge::Mup), &optim, 0).0
+                ) > 1e-3
+            );
             for i in 1..3 {
-                assert_same(&runs[0], &runs[i], 1e-10, &format!("r={r} mup vs {:?}, momentum {}", Gauge::ALL[i], optim.momentum));
+                assert_same(
+                    &runs[0],
+                    &runs[i],
+                    1e-10,
+                    &format!(
+                        "r={r} mup vs {:?}, momentum {}",
+                        Gauge::ALL[i],
+                        optim.momentum
+                    ),
+                );
             }
         }
     }
@@ -83,7 +127,17 @@ fn gauges_at_other_r_and_gamma0_agree_too() {
     for (r, g0) in [(0.25, 1.0), (0.1, 2.5), (0.4, 0.5)] {
         let runs: Vec<_> = Gauge::ALL
             .iter()
-            .map(|&g| train(&arch, &ScaleChoice { gamma0: g0, ..ScaleChoice::scale(r, g) }, &OptimConfig::sgd(0.0), 5))
+            .map(|&g| {
+                train(
+                    &arch,
+                    &ScaleChoice {
+                        gamma0: g0,
+                        ..ScaleChoice::scale(r, g)
+                    },
+                    &OptimConfig::sgd(0.0),
+                    5,
+                )
+            })
             .collect();
         assert_same(&runs[0], &runs[1], 1e-10, "mup vs layerwise");
         assert_same(&runs[0], &runs[2], 1e-10, "mup vs rescale");
@@ -98,23 +152,51 @@ fn adam_gauges_agree_with_eps_scaled_by_the_gauge_factor() {
     let arch = Arch::mlp(vec![6, 64, 64, 3], Activation::Relu);
     let optim = OptimConfig::adam();
     for r in [0.0, 0.5] {
-        let runs: Vec<_> = Gauge::ALL.iter().map(|&g| train(&arch, &ScaleChoice::scale(r, g), &optim, 5)).collect();
+        let runs: Vec<_> = Gauge::ALL
+            .iter()
+            .map(|&g| train(&arch, &ScaleChoice::scale(r, g), &optim, 5))
+            .collect();
         assert_same(&runs[0], &runs[1], 1e-10, "adam mup vs layerwise");
         assert_same(&runs[0], &runs[2], 1e-10, "adam mup vs rescale");
     }
     // With a large ε the scaling matters: keeping ε fixed would break the symmetry.
-    let big = ScaleChoice { adam_eps: 1e-2, ..ScaleChoice::scale(0.5, Gauge::Mup) };
+    let big = ScaleChoice {
+        adam_eps: 1e-2,
+        ..ScaleChoice::scale(0.5, Gauge::Mup)
+    };
     let a = train(&arch, &big, &optim, 5);
-    let b = train(&arch, &ScaleChoice { gauge: Some(Gauge::Rescale), ..big.clone() }, &optim, 5);
+    let b = train(
+        &arch,
+        &ScaleChoice {
+            gauge: Some(Gauge::Rescale),
+            ..big.clone()
+        },
+        &optim,
+        5,
+    );
     assert_same(&a, &b, 1e-10, "adam with large eps");
     // ε left fixed, or divided by the gauge factor as theory.md §1 words it, is not
     // a symmetry: the runs drift apart.
-    let rescale = ScaleChoice { gauge: Some(Gauge::Rescale), ..big.clone() };
-    let fixed = train_with(&arch, &rescale, &optim, 5, |p| p.layers.iter_mut().for_each(|l| l.adam_eps = Some(1e-2)));
-    let divided =
-        train_with(&arch, &rescale, &optim, 5, |p| p.layers.iter_mut().for_each(|l| l.adam_eps = Some(1e-2 / l.multiplier)));
-    assert!(rel(&a.0, &fixed.0) > 1e-4, "fixed ε should break the symmetry");
-    assert!(rel(&a.0, &divided.0) > 1e-4, "ε/c should break the symmetry");
+    let rescale = ScaleChoice {
+        gauge: Some(Gauge::Rescale),
+        ..big.clone()
+    };
+    let fixed = train_with(&arch, &rescale, &optim, 5, |p| {
+        p.layers.iter_mut().for_each(|l| l.adam_eps = Some(1e-2))
+    });
+    let divided = train_with(&arch, &rescale, &optim, 5, |p| {
+        p.layers
+            .iter_mut()
+            .for_each(|l| l.adam_eps = Some(1e-2 / l.multiplier))
+    });
+    assert!(
+        rel(&a.0, &fixed.0) > 1e-4,
+        "fixed ε should break the symmetry"
+    );
+    assert!(
+        rel(&a.0, &divided.0) > 1e-4,
+        "ε/c should break the symmetry"
+    );
 }
 
 #[test]
@@ -133,8 +215,15 @@ fn presets_equal_their_definitions() {
             let p = Parameterization::resolve(&shapes, &ScaleChoice::preset(preset), opt).unwrap();
             let q = Parameterization::resolve(&shapes, &ScaleChoice::scale(r, gauge), opt).unwrap();
             for (a, b) in p.layers.iter().zip(&q.layers) {
-                for (x, y) in [(a.multiplier, b.multiplier), (a.init_std, b.init_std), (a.lr, b.lr)] {
-                    assert!((x - y).abs() <= 1e-12 * y.abs(), "{preset:?} vs r={r} {gauge:?}: {x} != {y}");
+                for (x, y) in [
+                    (a.multiplier, b.multiplier),
+                    (a.init_std, b.init_std),
+                    (a.lr, b.lr),
+                ] {
+                    assert!(
+                        (x - y).abs() <= 1e-12 * y.abs(),
+                        "{preset:?} vs r={r} {gauge:?}: {x} != {y}"
+                    );
                 }
             }
         }
@@ -147,11 +236,20 @@ fn fused_sgd_update_equals_separate_update() {
     let mut arch = Arch::mlp(vec![6, 40, 40, 3], Activation::Gelu);
     arch.bias = true;
     arch.bias_init = BiasInit::Normal;
-    let optim = OptimConfig { weight_decay: 0.01, ..OptimConfig::sgd(0.0) };
+    let optim = OptimConfig {
+        weight_decay: 0.01,
+        ..OptimConfig::sgd(0.0)
+    };
     let b = 8;
     let x = normal_vec(5, "x", 0, b * 6, 1.0);
     let y = normal_vec(6, "y", 0, b * 3, 1.0);
-    let model = Model::<f64>::init(&arch, &ScaleChoice::preset(Preset::Mup), OptimizerKind::Sgd, 3).unwrap();
+    let model = Model::<f64>::init(
+        &arch,
+        &ScaleChoice::preset(Preset::Mup),
+        OptimizerKind::Sgd,
+        3,
+    )
+    .unwrap();
     let mut fused = Trainer::new(model.clone(), &optim, Compute::new(1), Loss::Mse, b);
     let mut plain = Trainer::new(model, &optim, Compute::new(1), Loss::Mse, b).unfused();
     for _ in 0..5 {

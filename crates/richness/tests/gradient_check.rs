@@ -19,7 +19,9 @@ fn check(arch: &Arch, choice: &ScaleChoice, loss: Loss) -> f64 {
     let k = *arch.dims.last().unwrap();
     let y = match loss {
         Loss::Mse => normal_vec(2, "y", 0, b * k, 1.0),
-        Loss::CrossEntropy => (0..b * k).map(|i| if i % k == (i / k) % k { 1.0 } else { 0.0 }).collect(),
+        Loss::CrossEntropy => (0..b * k)
+            .map(|i| if i % k == (i / k) % k { 1.0 } else { 0.0 })
+            .collect(),
     };
     let mut trace = Trace::new(&model, b);
     let mut grads = Grads::new(&model);
@@ -41,9 +43,17 @@ fn check(arch: &Arch, choice: &ScaleChoice, loss: Loss) -> f64 {
             mm.params_mut()[ti][i] -= h;
             fd[i] = (loss_of(&mp, &x, &y, b, loss) - loss_of(&mm, &x, &y, b, loss)) / (2.0 * h);
         }
-        let num: f64 = fd.iter().zip(&analytic[ti]).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+        let num: f64 = fd
+            .iter()
+            .zip(&analytic[ti])
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
         let den: f64 = analytic[ti].iter().map(|a| a * a).sum::<f64>().sqrt();
-        assert!(den > 0.0, "tensor {ti} has a zero gradient: the check would be vacuous");
+        assert!(
+            den > 0.0,
+            "tensor {ti} has a zero gradient: the check would be vacuous"
+        );
         worst = worst.max(num / den);
     }
     worst
@@ -56,10 +66,20 @@ fn dense_backward_matches_finite_differences_for_every_activation() {
             let mut arch = Arch::mlp(vec![3, 7, 6, 2], act);
             arch.bias = bias;
             arch.bias_init = BiasInit::Normal;
-            for choice in [ScaleChoice::preset(Preset::Mup), ScaleChoice::preset(Preset::Ntp), ScaleChoice::preset(Preset::Mfp)] {
+            for choice in [
+                ScaleChoice::preset(Preset::Mup),
+                ScaleChoice::preset(Preset::Ntp),
+                ScaleChoice::preset(Preset::Mfp),
+            ] {
                 for loss in [Loss::Mse, Loss::CrossEntropy] {
                     let err = check(&arch, &choice, loss);
-                    assert!(err < 1e-6, "{} bias={bias} {} {}: relative error {err:e}", act.name(), choice.label(), loss.name());
+                    assert!(
+                        err < 1e-6,
+                        "{} bias={bias} {} {}: relative error {err:e}",
+                        act.name(),
+                        choice.label(),
+                        loss.name()
+                    );
                 }
             }
         }
@@ -72,7 +92,11 @@ fn deeper_networks_and_single_hidden_layer_match_finite_differences() {
         let mut arch = Arch::mlp(dims, Activation::Tanh);
         arch.bias = true;
         arch.bias_init = BiasInit::Normal;
-        let err = check(&arch, &ScaleChoice::scale(0.25, richness::param::Gauge::Layerwise), Loss::Mse);
+        let err = check(
+            &arch,
+            &ScaleChoice::scale(0.25, richness::param::Gauge::Layerwise),
+            Loss::Mse,
+        );
         assert!(err < 1e-6, "relative error {err:e}");
     }
 }

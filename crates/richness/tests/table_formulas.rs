@@ -21,8 +21,12 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn every_gauge_matches_section_3_for_several_architectures() {
-    let archs: Vec<Vec<usize>> =
-        vec![vec![10, 256, 256, 1], vec![64, 1024, 1024, 10], vec![784, 300, 500, 400, 10], vec![3, 2048, 5]];
+    let archs: Vec<Vec<usize>> = vec![
+        vec![10, 256, 256, 1],
+        vec![64, 1024, 1024, 10],
+        vec![784, 300, 500, 400, 10],
+        vec![3, 2048, 5],
+    ];
     for dims in &archs {
         let shapes = LayerShape::mlp(dims, false);
         let n = dims[1..dims.len() - 1].iter().copied().max().unwrap() as f64;
@@ -30,23 +34,52 @@ fn every_gauge_matches_section_3_for_several_architectures() {
             for gamma0 in [1.0, 2.5, 0.3] {
                 let alpha = gamma0 * n.powf(r);
                 for gauge in Gauge::ALL {
-                    let choice = ScaleChoice { gamma0, ..ScaleChoice::scale(r, gauge) };
-                    let p = Parameterization::resolve(&shapes, &choice, OptimizerKind::Sgd).unwrap();
+                    let choice = ScaleChoice {
+                        gamma0,
+                        ..ScaleChoice::scale(r, gauge)
+                    };
+                    let p =
+                        Parameterization::resolve(&shapes, &choice, OptimizerKind::Sgd).unwrap();
                     assert!(close(p.alpha, alpha));
                     assert_eq!(p.width as f64, n);
                     for (i, l) in p.layers.iter().enumerate() {
-                        let role = if i == 0 { Role::ReadIn } else if i + 1 == shapes.len() { Role::ReadOut } else { Role::Hidden };
+                        let role = if i == 0 {
+                            Role::ReadIn
+                        } else if i + 1 == shapes.len() {
+                            Role::ReadOut
+                        } else {
+                            Role::Hidden
+                        };
                         assert_eq!(l.role, role);
                         let d = dims[i] as f64;
                         let (g, s, e) = table(gauge, role, alpha, d);
-                        assert!(close(l.multiplier, g) && close(l.init_std, s) && close(l.lr, e), "{dims:?} r={r} γ₀={gamma0} {gauge:?} layer {i}");
+                        assert!(
+                            close(l.multiplier, g) && close(l.init_std, s) && close(l.lr, e),
+                            "{dims:?} r={r} γ₀={gamma0} {gauge:?} layer {i}"
+                        );
                         // Effective quantities, theory.md §3 second table.
-                        let (v, lam) = if role == Role::ReadOut { (1.0 / (alpha * alpha * d), 1.0 / d) } else { (1.0 / d, alpha * alpha / d) };
+                        let (v, lam) = if role == Role::ReadOut {
+                            (1.0 / (alpha * alpha * d), 1.0 / d)
+                        } else {
+                            (1.0 / d, alpha * alpha / d)
+                        };
                         assert!(close(l.eff_init_var, v) && close(l.eff_lr, lam));
                         // Yang–Hu exponents (§3.2) in the mup gauge: a = (−r, 1/2−r, 1/2), b = r, c = 0.
                         if gauge == Gauge::Mup {
-                            let a = match role { Role::ReadIn => -r, Role::Hidden => 0.5 - r, Role::ReadOut => 0.5 };
-                            assert!((l.a - a).abs() < 1e-9 && (l.b - r).abs() < 1e-9 && l.c.abs() < 1e-9, "abc {i}: {} {} {}", l.a, l.b, l.c);
+                            let a = match role {
+                                Role::ReadIn => -r,
+                                Role::Hidden => 0.5 - r,
+                                Role::ReadOut => 0.5,
+                            };
+                            assert!(
+                                (l.a - a).abs() < 1e-9
+                                    && (l.b - r).abs() < 1e-9
+                                    && l.c.abs() < 1e-9,
+                                "abc {i}: {} {} {}",
+                                l.a,
+                                l.b,
+                                l.c
+                            );
                         }
                     }
                 }
@@ -60,10 +93,19 @@ fn adam_rates_follow_section_3_4_in_the_layerwise_gauge() {
     let dims = [16, 512, 512, 10];
     let shapes = LayerShape::mlp(&dims, false);
     for r in [0.0, 0.25, 0.5] {
-        let p = Parameterization::resolve(&shapes, &ScaleChoice::scale(r, Gauge::Layerwise), OptimizerKind::Adam).unwrap();
+        let p = Parameterization::resolve(
+            &shapes,
+            &ScaleChoice::scale(r, Gauge::Layerwise),
+            OptimizerKind::Adam,
+        )
+        .unwrap();
         let n: f64 = 512.0;
         let alpha = n.powf(r);
-        let want = [alpha / (16.0 * n.sqrt()), alpha / (512.0 * n.sqrt()), 1.0 / 512.0];
+        let want = [
+            alpha / (16.0 * n.sqrt()),
+            alpha / (512.0 * n.sqrt()),
+            1.0 / 512.0,
+        ];
         for (l, w) in p.layers.iter().zip(want) {
             assert!(close(l.lr, w), "{} vs {w}", l.lr);
             assert_eq!(l.multiplier, 1.0);
@@ -74,7 +116,12 @@ fn adam_rates_follow_section_3_4_in_the_layerwise_gauge() {
 #[test]
 fn standard_parameterization_is_flagged_off_scale() {
     let shapes = LayerShape::mlp(&[64, 1024, 1024, 10], false);
-    let p = Parameterization::resolve(&shapes, &ScaleChoice::preset(richness::param::Preset::Sp), OptimizerKind::Sgd).unwrap();
+    let p = Parameterization::resolve(
+        &shapes,
+        &ScaleChoice::preset(richness::param::Preset::Sp),
+        OptimizerKind::Sgd,
+    )
+    .unwrap();
     assert!(!p.on_scale);
     assert!(!p.warnings.is_empty());
     for (i, l) in p.layers.iter().enumerate() {
@@ -87,20 +134,41 @@ fn standard_parameterization_is_flagged_off_scale() {
 #[test]
 fn out_of_range_r_is_allowed_with_the_reason() {
     let shapes = LayerShape::mlp(&[8, 64, 64, 1], false);
-    let low = Parameterization::resolve(&shapes, &ScaleChoice::scale(-0.25, Gauge::Mup), OptimizerKind::Sgd).unwrap();
+    let low = Parameterization::resolve(
+        &shapes,
+        &ScaleChoice::scale(-0.25, Gauge::Mup),
+        OptimizerKind::Sgd,
+    )
+    .unwrap();
     assert!(low.warnings[0].contains("output at init"));
-    let high = Parameterization::resolve(&shapes, &ScaleChoice::scale(0.75, Gauge::Mup), OptimizerKind::Sgd).unwrap();
+    let high = Parameterization::resolve(
+        &shapes,
+        &ScaleChoice::scale(0.75, Gauge::Mup),
+        OptimizerKind::Sgd,
+    )
+    .unwrap();
     assert!(high.warnings[0].contains("gradients explode"));
-    let ok = Parameterization::resolve(&shapes, &ScaleChoice::scale(0.3, Gauge::Mup), OptimizerKind::Sgd).unwrap();
+    let ok = Parameterization::resolve(
+        &shapes,
+        &ScaleChoice::scale(0.3, Gauge::Mup),
+        OptimizerKind::Sgd,
+    )
+    .unwrap();
     assert!(ok.warnings.is_empty());
 }
 
 #[test]
 fn roles_can_be_overridden() {
     let shapes = LayerShape::mlp(&[8, 64, 64, 1], false);
-    let choice = ScaleChoice { roles: Some(vec![Role::ReadIn, Role::ReadIn, Role::ReadOut]), ..ScaleChoice::scale(0.5, Gauge::Mup) };
+    let choice = ScaleChoice {
+        roles: Some(vec![Role::ReadIn, Role::ReadIn, Role::ReadOut]),
+        ..ScaleChoice::scale(0.5, Gauge::Mup)
+    };
     let p = Parameterization::resolve(&shapes, &choice, OptimizerKind::Sgd).unwrap();
     assert_eq!(p.layers[1].role, Role::ReadIn);
-    let bad = ScaleChoice { roles: Some(vec![Role::ReadIn]), ..choice };
+    let bad = ScaleChoice {
+        roles: Some(vec![Role::ReadIn]),
+        ..choice
+    };
     assert!(Parameterization::resolve(&shapes, &bad, OptimizerKind::Sgd).is_err());
 }

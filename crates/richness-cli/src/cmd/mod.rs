@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod check;
 mod demo;
 mod table;
 mod train;
@@ -14,5 +15,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Table(a) => table::run(a),
         Command::Train(a) => train::run(a, threads, progress),
         Command::Demo(a) => demo::run(a, threads, progress),
+        Command::Check(a) => check::run_check(a, threads, progress),
+        Command::Coord(a) => check::run_coord(a, threads, progress),
+        Command::Diagnose(a) => check::run_diagnose(a, threads, progress),
     }
 }

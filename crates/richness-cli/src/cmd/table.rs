@@ -12,7 +12,11 @@ pub fn run(a: TableArgs) -> anyhow::Result<Exit> {
     match a.format {
         Format::Text => {
             print!("{}", p.to_text());
-            println!("# activation {} with gain c_φ = {}", arch.activation.name(), richness::param::fmt_num(arch.gain));
+            println!(
+                "# activation {} with gain c_φ = {}",
+                arch.activation.name(),
+                richness::param::fmt_num(arch.gain)
+            );
         }
         Format::Json => println!("{}", serde_json::to_string_pretty(&p)?),
         Format::Toml => print!("{}", toml::to_string(&p)?),

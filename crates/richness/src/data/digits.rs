@@ -32,13 +32,22 @@ pub fn all() -> Result<Dataset> {
     for (i, line) in text.lines().enumerate() {
         let vals: Vec<&str> = line.split(',').collect();
         if vals.len() != 65 {
-            return Err(Error::file("<embedded digits>", format!("line {} has {} fields", i + 1, vals.len())));
+            return Err(Error::file(
+                "<embedded digits>",
+                format!("line {} has {} fields", i + 1, vals.len()),
+            ));
         }
         for v in &vals[..64] {
-            let p: f64 = v.trim().parse().map_err(|_| Error::file("<embedded digits>", format!("bad pixel `{v}`")))?;
+            let p: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| Error::file("<embedded digits>", format!("bad pixel `{v}`")))?;
             x.push(p / 16.0);
         }
-        let l: f64 = vals[64].trim().parse().map_err(|_| Error::file("<embedded digits>", "bad label"))?;
+        let l: f64 = vals[64]
+            .trim()
+            .parse()
+            .map_err(|_| Error::file("<embedded digits>", "bad label"))?;
         labels.push(l as u32);
     }
     let n = labels.len();
@@ -56,7 +65,10 @@ pub fn load() -> Result<Split> {
     let all = all()?;
     let train: Vec<usize> = (0..TRAIN).collect();
     let test: Vec<usize> = (TRAIN..all.len()).collect();
-    Ok(Split { train: all.select(&train), test: Some(all.select(&test)) })
+    Ok(Split {
+        train: all.select(&train),
+        test: Some(all.select(&test)),
+    })
 }
 
 #[cfg(test)]

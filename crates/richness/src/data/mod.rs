@@ -71,7 +71,10 @@ impl Dataset {
             name: self.name.clone(),
             x: self.x.select_rows(idx),
             y: self.y.select_rows(idx),
-            labels: self.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect()),
+            labels: self
+                .labels
+                .as_ref()
+                .map(|l| idx.iter().map(|&i| l[i]).collect()),
             image_shape: self.image_shape,
         }
     }
@@ -131,7 +134,12 @@ impl Split {
 pub enum DataSource {
     Digits,
     Synthetic(synthetic::SyntheticSpec),
-    Npy { x: PathBuf, y: PathBuf, x_test: Option<PathBuf>, y_test: Option<PathBuf> },
+    Npy {
+        x: PathBuf,
+        y: PathBuf,
+        x_test: Option<PathBuf>,
+        y_test: Option<PathBuf>,
+    },
 }
 
 impl DataSource {
@@ -140,12 +148,19 @@ impl DataSource {
         match self {
             DataSource::Digits => digits::load(),
             DataSource::Synthetic(s) => s.generate(),
-            DataSource::Npy { x, y, x_test, y_test } => {
+            DataSource::Npy {
+                x,
+                y,
+                x_test,
+                y_test,
+            } => {
                 let train = load_npy_pair(x, y)?;
                 let test = match (x_test, y_test) {
                     (Some(xt), Some(yt)) => {
                         let t = load_npy_pair(xt, yt)?;
-                        if t.input_dim() != train.input_dim() || t.output_dim() != train.output_dim() {
+                        if t.input_dim() != train.input_dim()
+                            || t.output_dim() != train.output_dim()
+                        {
                             return Err(Error::Shape(format!(
                                 "test arrays ({} inputs, {} outputs) do not match training arrays ({}, {})",
                                 t.input_dim(),
@@ -170,9 +185,9 @@ pub(crate) fn parse_kv(s: &str) -> Result<Vec<(String, String)>> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| Error::config(format!("expected key=value in data spec, got `{p}`")))?;
+            let (k, v) = p.split_once('=').ok_or_else(|| {
+                Error::config(format!("expected key=value in data spec, got `{p}`"))
+            })?;
             Ok((k.trim().to_string(), v.trim().to_string()))
         })
         .collect()
@@ -191,8 +206,19 @@ impl FromStr for DataSource {
                     let parts: Vec<&str> = rest.split(',').collect();
                     match parts.as_slice() {
                         [a, b] => (x, y) = (Some(a.into()), Some(b.into())),
-                        [a, b, c, d] => (x, y, xt, yt) = (Some(a.into()), Some(b.into()), Some(c.into()), Some(d.into())),
-                        _ => return Err(Error::config("npy data: expected npy:X.npy,Y.npy[,X_TEST.npy,Y_TEST.npy]")),
+                        [a, b, c, d] => {
+                            (x, y, xt, yt) = (
+                                Some(a.into()),
+                                Some(b.into()),
+                                Some(c.into()),
+                                Some(d.into()),
+                            )
+                        }
+                        _ => {
+                            return Err(Error::config(
+                                "npy data: expected npy:X.npy,Y.npy[,X_TEST.npy,Y_TEST.npy]",
+                            ))
+                        }
                     }
                 } else {
                     for (k, v) in parse_kv(rest)? {
@@ -202,7 +228,11 @@ impl FromStr for DataSource {
                             "y" => y = p,
                             "x_test" => xt = p,
                             "y_test" => yt = p,
-                            _ => return Err(Error::config(format!("unknown npy data key `{k}` (expected x, y, x_test, y_test)"))),
+                            _ => {
+                                return Err(Error::config(format!(
+                                    "unknown npy data key `{k}` (expected x, y, x_test, y_test)"
+                                )))
+                            }
                         }
                     }
                 }
@@ -225,7 +255,12 @@ impl std::fmt::Display for DataSource {
         match self {
             DataSource::Digits => write!(f, "digits"),
             DataSource::Synthetic(s) => write!(f, "{s}"),
-            DataSource::Npy { x, y, x_test, y_test } => {
+            DataSource::Npy {
+                x,
+                y,
+                x_test,
+                y_test,
+            } => {
                 write!(f, "npy:x={},y={}", x.display(), y.display())?;
                 if let (Some(a), Some(b)) = (x_test, y_test) {
                     write!(f, ",x_test={},y_test={}", a.display(), b.display())?;
@@ -243,12 +278,21 @@ pub fn load_npy_pair(xp: &PathBuf, yp: &PathBuf) -> Result<Dataset> {
     let xa = npy::read_npy(xp)?;
     let ya = npy::read_npy(yp)?;
     if xa.shape.is_empty() || xa.shape[0] == 0 {
-        return Err(Error::file(xp, format!("expected a non-empty [N, d] array, got shape {:?}", xa.shape)));
+        return Err(Error::file(
+            xp,
+            format!(
+                "expected a non-empty [N, d] array, got shape {:?}",
+                xa.shape
+            ),
+        ));
     }
     let n = xa.shape[0];
     let d: usize = xa.shape[1..].iter().product();
     if d == 0 {
-        return Err(Error::file(xp, format!("inputs have no features (shape {:?})", xa.shape)));
+        return Err(Error::file(
+            xp,
+            format!("inputs have no features (shape {:?})", xa.shape),
+        ));
     }
     let image_shape = match xa.shape.len() {
         4 => Some([xa.shape[1], xa.shape[2], xa.shape[3]]),
@@ -266,29 +310,62 @@ pub fn load_npy_pair(xp: &PathBuf, yp: &PathBuf) -> Result<Dataset> {
     }
     let xv = xa.to_f64();
     if let Some(i) = xv.iter().position(|v| !v.is_finite()) {
-        return Err(Error::file(xp, format!("non-finite value at flat index {i}")));
+        return Err(Error::file(
+            xp,
+            format!("non-finite value at flat index {i}"),
+        ));
     }
     let x = Mat::from_vec(n, d, xv);
-    let name = xp.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = xp
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if ya.shape.len() == 1 {
-        let labels = ya
-            .to_i64()
-            .ok_or_else(|| Error::file(yp, "1-D targets must be integer class labels (use shape [N, k] for real targets)"))?;
+        let labels = ya.to_i64().ok_or_else(|| {
+            Error::file(
+                yp,
+                "1-D targets must be integer class labels (use shape [N, k] for real targets)",
+            )
+        })?;
         if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l > 65_535) {
-            return Err(Error::file(yp, format!("label {bad} is out of range (labels must be 0..65535)")));
+            return Err(Error::file(
+                yp,
+                format!("label {bad} is out of range (labels must be 0..65535)"),
+            ));
         }
         let classes = labels.iter().copied().max().unwrap_or(0) as usize + 1;
         let labels: Vec<u32> = labels.into_iter().map(|l| l as u32).collect();
         let y = Dataset::one_hot(&labels, classes);
-        Ok(Dataset { name, x, y, labels: Some(labels), image_shape })
+        Ok(Dataset {
+            name,
+            x,
+            y,
+            labels: Some(labels),
+            image_shape,
+        })
     } else if ya.shape.len() == 2 {
         let yv = ya.to_f64();
         if let Some(i) = yv.iter().position(|v| !v.is_finite()) {
-            return Err(Error::file(yp, format!("non-finite value at flat index {i}")));
+            return Err(Error::file(
+                yp,
+                format!("non-finite value at flat index {i}"),
+            ));
         }
-        Ok(Dataset { name, x, y: Mat::from_vec(n, ya.shape[1], yv), labels: None, image_shape })
+        Ok(Dataset {
+            name,
+            x,
+            y: Mat::from_vec(n, ya.shape[1], yv),
+            labels: None,
+            image_shape,
+        })
     } else {
-        Err(Error::file(yp, format!("targets must be [N] labels or [N, k] values, got shape {:?}", ya.shape)))
+        Err(Error::file(
+            yp,
+            format!(
+                "targets must be [N] labels or [N, k] values, got shape {:?}",
+                ya.shape
+            ),
+        ))
     }
 }
 
@@ -313,7 +390,11 @@ fn default_dataset() -> String {
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { dataset: default_dataset(), train_size: None, test_size: None }
+        DataConfig {
+            dataset: default_dataset(),
+            train_size: None,
+            test_size: None,
+        }
     }
 }
 

@@ -125,17 +125,29 @@ pub fn parse_npy(bytes: &[u8], path: impl AsRef<Path>) -> Result<NpyArray> {
             if bytes.len() < 12 {
                 return Err(err("truncated .npy header".into()));
             }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
         }
         v => return Err(err(format!("unsupported .npy format version {v}"))),
     };
-    let hend = hstart.checked_add(hlen).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-        err(format!("truncated .npy header: it claims {hlen} bytes, the file has {}", bytes.len() - hstart))
-    })?;
-    let header = std::str::from_utf8(&bytes[hstart..hend]).map_err(|_| err("the .npy header is not text".into()))?;
+    let hend = hstart
+        .checked_add(hlen)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| {
+            err(format!(
+                "truncated .npy header: it claims {hlen} bytes, the file has {}",
+                bytes.len() - hstart
+            ))
+        })?;
+    let header = std::str::from_utf8(&bytes[hstart..hend])
+        .map_err(|_| err("the .npy header is not text".into()))?;
     let h = parse_header(header).map_err(|m| err(format!("bad .npy header: {m}")))?;
     if h.fortran_order {
-        return Err(err("Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into()));
+        return Err(err(
+            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),
+        ));
     }
     let (kind, little, size) = parse_descr(&h.descr).map_err(err)?;
     let count = h
@@ -144,7 +156,9 @@ pub fn parse_npy(bytes: &[u8], path: impl AsRef<Path>) -> Result<NpyArray> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| err(format!("shape {:?} overflows", h.shape)))?;
     let data = &bytes[hend..];
-    let need = count.checked_mul(size).ok_or_else(|| err(format!("shape {:?} overflows", h.shape)))?;
+    let need = count
+        .checked_mul(size)
+        .ok_or_else(|| err(format!("shape {:?} overflows", h.shape)))?;
     if need != data.len() {
         return Err(err(format!(
             "header says shape {:?} of {} ({} bytes of data), but the file holds {} bytes of data",
@@ -189,7 +203,10 @@ pub fn parse_npy(bytes: &[u8], path: impl AsRef<Path>) -> Result<NpyArray> {
         }
         _ => unreachable!("parse_descr admits only the types above"),
     };
-    Ok(NpyArray { shape: h.shape, data })
+    Ok(NpyArray {
+        shape: h.shape,
+        data,
+    })
 }
 
 struct Header {
@@ -214,17 +231,28 @@ fn parse_descr(d: &str) -> std::result::Result<(char, bool, usize), String> {
     if kind == 'O' {
         return Err("object arrays (dtype `O`) are not supported: save a numeric array".into());
     }
-    let size: usize = rc.as_str().parse().map_err(|_| format!("unsupported dtype `{d}`"))?;
-    let ok = matches!((kind, size), ('f', 4 | 8) | ('u' | 'i', 1 | 2 | 4 | 8) | ('b', 1));
+    let size: usize = rc
+        .as_str()
+        .parse()
+        .map_err(|_| format!("unsupported dtype `{d}`"))?;
+    let ok = matches!(
+        (kind, size),
+        ('f', 4 | 8) | ('u' | 'i', 1 | 2 | 4 | 8) | ('b', 1)
+    );
     if !ok {
-        return Err(format!("unsupported dtype `{d}` (expected float32/64, (u)int8–64 or bool)"));
+        return Err(format!(
+            "unsupported dtype `{d}` (expected float32/64, (u)int8–64 or bool)"
+        ));
     }
     Ok((kind, little, size))
 }
 
 /// Parse the Python dict literal of a .npy header.
 fn parse_header(s: &str) -> std::result::Result<Header, String> {
-    let mut p = Lit { s: s.as_bytes(), i: 0 };
+    let mut p = Lit {
+        s: s.as_bytes(),
+        i: 0,
+    };
     p.ws();
     p.expect(b'{')?;
     let (mut descr, mut fortran, mut shape) = (None, None, None);
@@ -292,7 +320,10 @@ impl Lit<'_> {
         }
     }
     fn string(&mut self) -> std::result::Result<String, String> {
-        let q = self.peek().filter(|&q| q == b'\'' || q == b'"').ok_or_else(|| format!("expected a string at byte {}", self.i))?;
+        let q = self
+            .peek()
+            .filter(|&q| q == b'\'' || q == b'"')
+            .ok_or_else(|| format!("expected a string at byte {}", self.i))?;
         self.i += 1;
         let start = self.i;
         while let Some(c) = self.peek() {
@@ -332,7 +363,10 @@ impl Lit<'_> {
                 return Err(format!("expected a dimension at byte {}", self.i));
             }
             let txt = std::str::from_utf8(&self.s[start..self.i]).unwrap();
-            out.push(txt.parse::<usize>().map_err(|_| format!("dimension {txt} is too large"))?);
+            out.push(
+                txt.parse::<usize>()
+                    .map_err(|_| format!("dimension {txt} is too large"))?,
+            );
             self.ws();
             if self.eat(b'L') {
                 self.ws();
@@ -347,17 +381,33 @@ impl Lit<'_> {
 }
 
 /// Write a C-ordered f32/f64 array as `.npy` (format 1.0).
-pub fn write_npy<T: Scalar, W: Write>(w: &mut W, shape: &[usize], data: &[T]) -> std::io::Result<()> {
-    assert_eq!(shape.iter().product::<usize>(), data.len(), "write_npy: shape and data disagree");
+pub fn write_npy<T: Scalar, W: Write>(
+    w: &mut W,
+    shape: &[usize],
+    data: &[T],
+) -> std::io::Result<()> {
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        data.len(),
+        "write_npy: shape and data disagree"
+    );
     let descr = match T::DTYPE {
         crate::tensor::Dtype::F32 => "<f4",
         crate::tensor::Dtype::F64 => "<f8",
     };
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Pad so that the data starts on a 64-byte boundary; the header ends in '\n'.
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
@@ -379,18 +429,32 @@ pub fn write_npy<T: Scalar, W: Write>(w: &mut W, shape: &[usize], data: &[T]) ->
 /// Write a `.npy` file.
 pub fn save_npy<T: Scalar>(path: impl AsRef<Path>, shape: &[usize], data: &[T]) -> Result<()> {
     let path = path.as_ref();
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| Error::io(path, e))?);
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| Error::io(path, e))?);
     write_npy(&mut f, shape, data).map_err(|e| Error::io(path, e))?;
     f.flush().map_err(|e| Error::io(path, e))
 }
 
 /// Write raw bytes as a `.npy` of the given NumPy descr (used by tests and fuzz seeds).
-pub fn write_npy_raw<W: Write>(w: &mut W, descr: &str, shape: &[usize], raw: &[u8]) -> std::io::Result<()> {
+pub fn write_npy_raw<W: Write>(
+    w: &mut W,
+    descr: &str,
+    shape: &[usize],
+    raw: &[u8],
+) -> std::io::Result<()> {
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
@@ -415,10 +479,23 @@ mod tests {
     fn round_trips_each_dtype() {
         let mut b = Vec::new();
         write_npy(&mut b, &[3], &[1.5f32, -2.0, 0.25]).unwrap();
-        assert_eq!(parse_npy(&b, "a").unwrap().data, NpyData::F32(vec![1.5, -2.0, 0.25]));
+        assert_eq!(
+            parse_npy(&b, "a").unwrap().data,
+            NpyData::F32(vec![1.5, -2.0, 0.25])
+        );
         let a = parse_npy(&bytes("|u1", &[2, 2], &[0, 1, 254, 255]), "a").unwrap();
         assert_eq!(a.data, NpyData::U8(vec![0, 1, 254, 255]));
-        let a = parse_npy(&bytes("<i8", &[2], &[1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255]), "a").unwrap();
+        let a = parse_npy(
+            &bytes(
+                "<i8",
+                &[2],
+                &[
+                    1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255,
+                ],
+            ),
+            "a",
+        )
+        .unwrap();
         assert_eq!(a.to_i64().unwrap(), vec![1, -1]);
         let a = parse_npy(&bytes(">f8", &[1], &2.5f64.to_be_bytes()), "a").unwrap();
         assert_eq!(a.to_f64(), vec![2.5]);

@@ -54,7 +54,16 @@ pub struct SyntheticSpec {
 
 impl Default for SyntheticSpec {
     fn default() -> Self {
-        SyntheticSpec { teacher: Teacher::Linear, task: Task::Regression, n: 1000, n_test: 500, d: 32, k: 1, noise: 0.0, seed: 0 }
+        SyntheticSpec {
+            teacher: Teacher::Linear,
+            task: Task::Regression,
+            n: 1000,
+            n_test: 500,
+            d: 32,
+            k: 1,
+            noise: 0.0,
+            seed: 0,
+        }
     }
 }
 
@@ -64,18 +73,30 @@ impl SyntheticSpec {
     /// Draw the data.
     pub fn generate(&self) -> Result<Split> {
         if self.d == 0 || self.k == 0 || self.n == 0 {
-            return Err(Error::config("synthetic data needs n, d and k of at least 1"));
+            return Err(Error::config(
+                "synthetic data needs n, d and k of at least 1",
+            ));
         }
         if self.task == Task::Classification && self.k < 2 {
-            return Err(Error::config("synthetic classification needs k >= 2 classes"));
+            return Err(Error::config(
+                "synthetic classification needs k >= 2 classes",
+            ));
         }
         let total = self.n + self.n_test;
-        let x = Mat::from_vec(total, self.d, normal_vec(self.seed, "synthetic/x", 0, total * self.d, 1.0));
+        let x = Mat::from_vec(
+            total,
+            self.d,
+            normal_vec(self.seed, "synthetic/x", 0, total * self.d, 1.0),
+        );
         let f = self.teach(&x);
         let (y, labels) = match self.task {
             Task::Regression => {
                 let noise = normal_vec(self.seed, "synthetic/noise", 0, total * self.k, self.noise);
-                let y = Mat::from_vec(total, self.k, f.as_slice().iter().zip(noise).map(|(a, b)| a + b).collect());
+                let y = Mat::from_vec(
+                    total,
+                    self.k,
+                    f.as_slice().iter().zip(noise).map(|(a, b)| a + b).collect(),
+                );
                 (y, None)
             }
             Task::Classification => {
@@ -88,7 +109,13 @@ impl SyntheticSpec {
                 (Dataset::one_hot(&labels, self.k), Some(labels))
             }
         };
-        let all = Dataset { name: self.to_string(), x, y, labels, image_shape: None };
+        let all = Dataset {
+            name: self.to_string(),
+            x,
+            y,
+            labels,
+            image_shape: None,
+        };
         let train = all.select(&(0..self.n).collect::<Vec<_>>());
         let test = (self.n_test > 0).then(|| all.select(&(self.n..total).collect::<Vec<_>>()));
         Ok(Split { train, test })
@@ -100,17 +127,32 @@ impl SyntheticSpec {
             Teacher::Linear => {
                 let w = normal_vec(self.seed, "teacher/w", 0, self.k * self.d, 1.0 / d.sqrt());
                 Mat::from_fn(x.rows(), self.k, |i, j| {
-                    x.row(i).iter().zip(&w[j * self.d..(j + 1) * self.d]).map(|(a, b)| a * b).sum()
+                    x.row(i)
+                        .iter()
+                        .zip(&w[j * self.d..(j + 1) * self.d])
+                        .map(|(a, b)| a * b)
+                        .sum()
                 })
             }
             Teacher::Mlp => {
                 let h = TEACHER_HIDDEN;
                 let u = normal_vec(self.seed, "teacher/u", 0, h * self.d, 1.0 / d.sqrt());
-                let v = normal_vec(self.seed, "teacher/v", 0, self.k * h, (2.0 / h as f64).sqrt());
+                let v = normal_vec(
+                    self.seed,
+                    "teacher/v",
+                    0,
+                    self.k * h,
+                    (2.0 / h as f64).sqrt(),
+                );
                 Mat::from_fn(x.rows(), self.k, |i, j| {
                     (0..h)
                         .map(|m| {
-                            let pre: f64 = x.row(i).iter().zip(&u[m * self.d..(m + 1) * self.d]).map(|(a, b)| a * b).sum();
+                            let pre: f64 = x
+                                .row(i)
+                                .iter()
+                                .zip(&u[m * self.d..(m + 1) * self.d])
+                                .map(|(a, b)| a * b)
+                                .sum();
                             v[j * h + m] * pre.max(0.0)
                         })
                         .sum()
@@ -125,7 +167,11 @@ impl FromStr for SyntheticSpec {
     fn from_str(s: &str) -> Result<Self> {
         let mut spec = SyntheticSpec::default();
         let num = |k: &str, v: &str| -> Result<usize> {
-            v.parse().map_err(|_| Error::config(format!("synthetic data: `{k}` must be a non-negative integer, got `{v}`")))
+            v.parse().map_err(|_| {
+                Error::config(format!(
+                    "synthetic data: `{k}` must be a non-negative integer, got `{v}`"
+                ))
+            })
         };
         for (k, v) in parse_kv(s)? {
             match k.as_str() {

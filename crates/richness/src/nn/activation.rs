@@ -33,8 +33,13 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub const ALL: [Activation; 5] =
-        [Activation::Linear, Activation::Relu, Activation::Tanh, Activation::Gelu, Activation::Erf];
+    pub const ALL: [Activation; 5] = [
+        Activation::Linear,
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Gelu,
+        Activation::Erf,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -71,7 +76,9 @@ impl Activation {
                 }
             }
             Activation::Tanh => z.tanh(),
-            Activation::Gelu => z * T::of(0.5) * (T::one() + (z * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf()),
+            Activation::Gelu => {
+                z * T::of(0.5) * (T::one() + (z * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf())
+            }
             Activation::Erf => z.erf(),
         }
     }
@@ -93,7 +100,8 @@ impl Activation {
                 T::one() - t * t
             }
             Activation::Gelu => {
-                let cdf = T::of(0.5) * (T::one() + (z * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf());
+                let cdf =
+                    T::of(0.5) * (T::one() + (z * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf());
                 let pdf = (-(z * z) * T::of(0.5)).exp() * T::of(0.398_942_280_401_432_7);
                 cdf + z * pdf
             }
@@ -106,8 +114,14 @@ impl Activation {
         assert_eq!(z.len(), a.len());
         match self {
             Activation::Linear => a.iter_mut().zip(z).for_each(|(a, &z)| *a = gain * z),
-            Activation::Relu => a.iter_mut().zip(z).for_each(|(a, &z)| *a = if z > T::zero() { gain * z } else { T::zero() }),
-            _ => a.iter_mut().zip(z).for_each(|(a, &z)| *a = gain * self.phi(z)),
+            Activation::Relu => a
+                .iter_mut()
+                .zip(z)
+                .for_each(|(a, &z)| *a = if z > T::zero() { gain * z } else { T::zero() }),
+            _ => a
+                .iter_mut()
+                .zip(z)
+                .for_each(|(a, &z)| *a = gain * self.phi(z)),
         }
     }
 
@@ -119,8 +133,13 @@ impl Activation {
             Activation::Relu => dz
                 .iter_mut()
                 .zip(da.iter().zip(z))
-                .for_each(|(dz, (&da, &z))| *dz = if z > T::zero() { gain * da } else { T::zero() }),
-            _ => dz.iter_mut().zip(da.iter().zip(z)).for_each(|(dz, (&da, &z))| *dz = gain * da * self.dphi(z)),
+                .for_each(|(dz, (&da, &z))| {
+                    *dz = if z > T::zero() { gain * da } else { T::zero() }
+                }),
+            _ => dz
+                .iter_mut()
+                .zip(da.iter().zip(z))
+                .for_each(|(dz, (&da, &z))| *dz = gain * da * self.dphi(z)),
         }
     }
 }
@@ -131,7 +150,9 @@ impl FromStr for Activation {
         Activation::ALL
             .into_iter()
             .find(|a| a.name() == s)
-            .ok_or_else(|| format!("unknown activation `{s}` (expected linear, relu, tanh, gelu or erf)"))
+            .ok_or_else(|| {
+                format!("unknown activation `{s}` (expected linear, relu, tanh, gelu or erf)")
+            })
     }
 }
 
@@ -147,7 +168,13 @@ mod tests {
         let mut s = 0.0;
         for i in 0..=n {
             let x = -l + i as f64 * h;
-            let w = if i == 0 || i == n { 1.0 } else if i % 2 == 1 { 4.0 } else { 2.0 };
+            let w = if i == 0 || i == n {
+                1.0
+            } else if i % 2 == 1 {
+                4.0
+            } else {
+                2.0
+            };
             s += w * f(x) * (-x * x / 2.0).exp();
         }
         s * h / 3.0 / (2.0 * std::f64::consts::PI).sqrt()

@@ -89,7 +89,13 @@ pub fn dense_backward_input<T: Scalar>(
     fan_out: usize,
     dinp: &mut [T],
 ) {
-    cx.matmul(MatMut::new(dinp, batch, fan_in), MatRef::new(dz, batch, fan_out), MatRef::new(w, fan_out, fan_in), g, T::zero());
+    cx.matmul(
+        MatMut::new(dinp, batch, fan_in),
+        MatRef::new(dz, batch, fan_out),
+        MatRef::new(w, fan_out, fan_in),
+        g,
+        T::zero(),
+    );
 }
 
 /// Weight (and bias) gradients of a dense layer, scaled and accumulated:
@@ -117,7 +123,13 @@ pub fn dense_backward_weight<T: Scalar>(
     scale_b: T,
 ) {
     let dzv = MatRef::new(dz, batch, fan_out);
-    cx.matmul(MatMut::new(dw, fan_out, fan_in), dzv.t(), MatRef::new(inp, batch, fan_in), scale * g, keep);
+    cx.matmul(
+        MatMut::new(dw, fan_out, fan_in),
+        dzv.t(),
+        MatRef::new(inp, batch, fan_in),
+        scale * g,
+        keep,
+    );
     if let Some(db) = db {
         db.iter_mut().for_each(|x| *x = *x * keep_b);
         let s = scale_b * g_b;

@@ -36,16 +36,31 @@ impl Loss {
 
     /// Mean loss over `batch` rows of `k` outputs; writes ∂L/∂f into `grad` when
     /// given. Accumulates in f64.
-    pub fn value_and_grad<T: Scalar>(self, f: &[T], y: &[T], batch: usize, k: usize, grad: Option<&mut [T]>) -> f64 {
+    pub fn value_and_grad<T: Scalar>(
+        self,
+        f: &[T],
+        y: &[T],
+        batch: usize,
+        k: usize,
+        grad: Option<&mut [T]>,
+    ) -> f64 {
         let n = batch * k;
         assert!(f.len() >= n && y.len() >= n);
         match self {
             Loss::Mse => {
                 let scale = 1.0 / n as f64;
-                let loss: f64 = f[..n].iter().zip(&y[..n]).map(|(&f, &y)| (f.f64() - y.f64()).powi(2)).sum::<f64>() * scale;
+                let loss: f64 = f[..n]
+                    .iter()
+                    .zip(&y[..n])
+                    .map(|(&f, &y)| (f.f64() - y.f64()).powi(2))
+                    .sum::<f64>()
+                    * scale;
                 if let Some(g) = grad {
                     let s = T::of(2.0 * scale);
-                    g[..n].iter_mut().zip(f.iter().zip(y)).for_each(|(g, (&f, &y))| *g = s * (f - y));
+                    g[..n]
+                        .iter_mut()
+                        .zip(f.iter().zip(y))
+                        .for_each(|(g, (&f, &y))| *g = s * (f - y));
                 }
                 loss
             }
@@ -55,10 +70,17 @@ impl Loss {
                 for b in 0..batch {
                     let row = &f[b * k..(b + 1) * k];
                     let yr = &y[b * k..(b + 1) * k];
-                    let max = row.iter().map(|v| v.f64()).fold(f64::NEG_INFINITY, f64::max);
+                    let max = row
+                        .iter()
+                        .map(|v| v.f64())
+                        .fold(f64::NEG_INFINITY, f64::max);
                     let z: f64 = row.iter().map(|v| (v.f64() - max).exp()).sum();
                     let logz = max + z.ln();
-                    total -= row.iter().zip(yr).map(|(&f, &y)| y.f64() * (f.f64() - logz)).sum::<f64>();
+                    total -= row
+                        .iter()
+                        .zip(yr)
+                        .map(|(&f, &y)| y.f64() * (f.f64() - logz))
+                        .sum::<f64>();
                     if let Some(g) = grad.as_deref_mut() {
                         for j in 0..k {
                             let p = (row[j].f64() - logz).exp();
@@ -78,7 +100,9 @@ impl FromStr for Loss {
         match s {
             "mse" => Ok(Loss::Mse),
             "cross-entropy" | "ce" | "xent" => Ok(Loss::CrossEntropy),
-            _ => Err(format!("unknown loss `{s}` (expected mse or cross-entropy)")),
+            _ => Err(format!(
+                "unknown loss `{s}` (expected mse or cross-entropy)"
+            )),
         }
     }
 }
@@ -90,9 +114,20 @@ pub fn accuracy<T: Scalar>(f: &[T], y: &[T], batch: usize, k: usize) -> f64 {
         return f64::NAN;
     }
     let argmax = |r: &[T]| {
-        r.iter().enumerate().fold((0, T::neg_infinity()), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
+        r.iter()
+            .enumerate()
+            .fold((0, T::neg_infinity()), |(bi, bv), (i, &v)| {
+                if v > bv {
+                    (i, v)
+                } else {
+                    (bi, bv)
+                }
+            })
+            .0
     };
-    let hits = (0..batch).filter(|&b| argmax(&f[b * k..(b + 1) * k]) == argmax(&y[b * k..(b + 1) * k])).count();
+    let hits = (0..batch)
+        .filter(|&b| argmax(&f[b * k..(b + 1) * k]) == argmax(&y[b * k..(b + 1) * k]))
+        .count();
     hits as f64 / batch as f64
 }
 

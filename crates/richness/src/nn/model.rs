@@ -27,7 +27,7 @@ use super::dense::{dense_backward_input, dense_backward_weight, dense_forward};
 use crate::error::{Error, Result};
 use crate::linalg::Compute;
 use crate::param::{LayerShape, OptimizerKind, Parameterization, ScaleChoice};
-use crate::rng::normal_vec;
+use crate::rng::{normal_rows, normal_vec};
 use crate::tensor::{Mat, Scalar};
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +62,13 @@ pub struct Arch {
 impl Arch {
     /// A bias-free MLP with the activation's default gain.
     pub fn mlp(dims: Vec<usize>, activation: Activation) -> Self {
-        Arch { dims, gain: activation.default_gain(), activation, bias: false, bias_init: BiasInit::Zero }
+        Arch {
+            dims,
+            gain: activation.default_gain(),
+            activation,
+            bias: false,
+            bias_init: BiasInit::Zero,
+        }
     }
 
     /// The tutorial's 3-layer linear network n₀ → n → n → n_out.
@@ -94,17 +100,26 @@ impl Arch {
             )));
         }
         if let Some(i) = self.dims.iter().position(|&d| d == 0) {
-            return Err(Error::config(format!("dims[{i}] is 0: every layer size must be positive")));
+            return Err(Error::config(format!(
+                "dims[{i}] is 0: every layer size must be positive"
+            )));
         }
         if !(self.gain.is_finite() && self.gain > 0.0) {
-            return Err(Error::config(format!("gain must be a positive number, got {}", self.gain)));
+            return Err(Error::config(format!(
+                "gain must be a positive number, got {}",
+                self.gain
+            )));
         }
         Ok(())
     }
 
     /// Largest hidden width.
     pub fn width(&self) -> usize {
-        self.dims[1..self.dims.len() - 1].iter().copied().max().unwrap_or(0)
+        self.dims[1..self.dims.len() - 1]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -125,18 +140,40 @@ impl<T: Scalar> Model<T> {
         arch.validate()?;
         let shapes = arch.layer_shapes();
         if param.layers.len() != shapes.len()
-            || param.layers.iter().zip(&shapes).any(|(l, s)| l.fan_in != s.fan_in || l.fan_out != s.fan_out)
+            || param
+                .layers
+                .iter()
+                .zip(&shapes)
+                .any(|(l, s)| l.fan_in != s.fan_in || l.fan_out != s.fan_out)
         {
-            return Err(Error::Shape("parameterization does not match the architecture's layers".into()));
+            return Err(Error::Shape(
+                "parameterization does not match the architecture's layers".into(),
+            ));
         }
-        let weights = shapes.iter().map(|s| Mat::zeros(s.fan_out, s.fan_in)).collect();
-        let biases = shapes.iter().map(|s| s.bias.then(|| vec![T::zero(); s.fan_out])).collect();
-        Ok(Model { arch: arch.clone(), param, weights, biases })
+        let weights = shapes
+            .iter()
+            .map(|s| Mat::zeros(s.fan_out, s.fan_in))
+            .collect();
+        let biases = shapes
+            .iter()
+            .map(|s| s.bias.then(|| vec![T::zero(); s.fan_out]))
+            .collect();
+        Ok(Model {
+            arch: arch.clone(),
+            param,
+            weights,
+            biases,
+        })
     }
 
     /// Resolve the parameterization for `arch` and draw initial weights
     /// `W_ℓ ~ N(0, σ_ℓ²)` from the streams `(seed, "init/weight", ℓ)`.
-    pub fn init(arch: &Arch, choice: &ScaleChoice, optimizer: OptimizerKind, seed: u64) -> Result<Self> {
+    pub fn init(
+        arch: &Arch,
+        choice: &ScaleChoice,
+        optimizer: OptimizerKind,
+        seed: u64,
+    ) -> Result<Self> {
         arch.validate()?;
         let param = Parameterization::resolve(&arch.layer_shapes(), choice, optimizer)?;
         Self::init_with(arch, param, seed)
@@ -150,11 +187,24 @@ impl<T: Scalar> Model<T> {
     }
 
     /// Redraw all weights (and biases, per `bias_init`) from `seed`.
+    ///
+    /// Row i of W_ℓ comes from its own stream, so initializations are nested across
+    /// widths (see [`crate::rng::normal_rows`]).
     pub fn reinit(&mut self, seed: u64) {
         for (l, lp) in self.param.layers.iter().enumerate() {
             let w = &mut self.weights[l];
-            let draws = normal_vec(seed, "init/weight", l as u64, w.rows() * w.cols(), lp.init_std);
-            w.as_mut_slice().iter_mut().zip(draws).for_each(|(w, v)| *w = T::of(v));
+            let draws = normal_rows(
+                seed,
+                "init/weight",
+                l as u64,
+                w.rows(),
+                w.cols(),
+                lp.init_std,
+            );
+            w.as_mut_slice()
+                .iter_mut()
+                .zip(draws)
+                .for_each(|(w, v)| *w = T::of(v));
             if let (Some(b), Some(bs)) = (self.biases[l].as_mut(), lp.bias) {
                 match self.arch.bias_init {
                     BiasInit::Zero => b.iter_mut().for_each(|x| *x = T::zero()),
@@ -182,28 +232,43 @@ impl<T: Scalar> Model<T> {
 
     /// Total number of trainable scalars.
     pub fn num_params(&self) -> usize {
-        self.weights.iter().map(|w| w.rows() * w.cols()).sum::<usize>()
+        self.weights
+            .iter()
+            .map(|w| w.rows() * w.cols())
+            .sum::<usize>()
             + self.biases.iter().flatten().map(|b| b.len()).sum::<usize>()
     }
 
     /// Multipliers (g, g_b) of layer ℓ.
     fn multipliers(&self, l: usize) -> (T, T) {
         let lp = &self.param.layers[l];
-        (T::of(lp.multiplier), T::of(lp.bias.map(|b| b.multiplier).unwrap_or(0.0)))
+        (
+            T::of(lp.multiplier),
+            T::of(lp.bias.map(|b| b.multiplier).unwrap_or(0.0)),
+        )
     }
 
     /// Effective weights W̃_ℓ = g_ℓ W_ℓ.
     pub fn effective_weight(&self, l: usize) -> Mat<T> {
         let g = T::of(self.param.layers[l].multiplier);
         let w = &self.weights[l];
-        Mat::from_vec(w.rows(), w.cols(), w.as_slice().iter().map(|&x| g * x).collect())
+        Mat::from_vec(
+            w.rows(),
+            w.cols(),
+            w.as_slice().iter().map(|&x| g * x).collect(),
+        )
     }
 
     /// Forward pass on `batch` rows of `x` (row-major [batch, input_dim]),
     /// filling `trace`.
     pub fn forward(&self, cx: &Compute, x: &[T], batch: usize, trace: &mut Trace<T>) {
         let d0 = self.input_dim();
-        assert!(x.len() >= batch * d0, "forward: input has {} values, need {}", x.len(), batch * d0);
+        assert!(
+            x.len() >= batch * d0,
+            "forward: input has {} values, need {}",
+            x.len(),
+            batch * d0
+        );
         trace.set_batch(batch);
         trace.x.as_mut_slice().copy_from_slice(&x[..batch * d0]);
         let depth = self.depth();
@@ -211,8 +276,14 @@ impl<T: Scalar> Model<T> {
         for l in 0..depth {
             let (g, gb) = self.multipliers(l);
             let (fan_out, fan_in) = self.weights[l].shape();
-            let Trace { x, z, a, scratch, .. } = trace;
-            let inp = if l == 0 { x.as_slice() } else { a[l - 1].as_slice() };
+            let Trace {
+                x, z, a, scratch, ..
+            } = trace;
+            let inp = if l == 0 {
+                x.as_slice()
+            } else {
+                a[l - 1].as_slice()
+            };
             dense_forward(
                 cx,
                 z[l].as_mut_slice(),
@@ -227,7 +298,9 @@ impl<T: Scalar> Model<T> {
                 scratch,
             );
             if l + 1 < depth {
-                self.arch.activation.forward(gain, z[l].as_slice(), a[l].as_mut_slice());
+                self.arch
+                    .activation
+                    .forward(gain, z[l].as_slice(), a[l].as_mut_slice());
             }
         }
     }
@@ -235,7 +308,13 @@ impl<T: Scalar> Model<T> {
     /// Backward pass. Expects `trace` from [`forward`](Self::forward) with `∂L/∂f`
     /// written into [`Trace::output_grad_mut`]. Fills every `∂L/∂z_ℓ`, `∂L/∂a_ℓ` and
     /// the gradients (`accumulate` adds to `grads` instead of overwriting).
-    pub fn backward(&self, cx: &Compute, trace: &mut Trace<T>, grads: &mut Grads<T>, accumulate: bool) {
+    pub fn backward(
+        &self,
+        cx: &Compute,
+        trace: &mut Trace<T>,
+        grads: &mut Grads<T>,
+        accumulate: bool,
+    ) {
         let keep = if accumulate { T::one() } else { T::zero() };
         for l in (0..self.depth()).rev() {
             self.backward_signal(cx, trace, l);
@@ -265,7 +344,12 @@ impl<T: Scalar> Model<T> {
     /// `rates[ℓ] = (η_w, wd_w, η_b, wd_b)`. Fills `∂L/∂z_ℓ` and `∂L/∂a_ℓ` like
     /// [`backward`](Self::backward) (each layer's input gradient uses its weights
     /// before the update).
-    pub fn backward_sgd_update(&mut self, cx: &Compute, trace: &mut Trace<T>, rates: &[(T, T, T, T)]) {
+    pub fn backward_sgd_update(
+        &mut self,
+        cx: &Compute,
+        trace: &mut Trace<T>,
+        rates: &[(T, T, T, T)],
+    ) {
         for l in (0..self.depth()).rev() {
             self.backward_signal(cx, trace, l);
             let (g, gb) = self.multipliers(l);
@@ -295,12 +379,26 @@ impl<T: Scalar> Model<T> {
         let batch = trace.batch;
         let Trace { z, dz, da, .. } = trace;
         if l + 1 < self.depth() {
-            self.arch.activation.backward(T::of(self.arch.gain), z[l].as_slice(), da[l].as_slice(), dz[l].as_mut_slice());
+            self.arch.activation.backward(
+                T::of(self.arch.gain),
+                z[l].as_slice(),
+                da[l].as_slice(),
+                dz[l].as_mut_slice(),
+            );
         }
         if l > 0 {
             let (g, _) = self.multipliers(l);
             let (fan_out, fan_in) = self.weights[l].shape();
-            dense_backward_input(cx, dz[l].as_slice(), self.weights[l].as_slice(), g, batch, fan_in, fan_out, da[l - 1].as_mut_slice());
+            dense_backward_input(
+                cx,
+                dz[l].as_slice(),
+                self.weights[l].as_slice(),
+                g,
+                batch,
+                fan_in,
+                fan_out,
+                da[l - 1].as_mut_slice(),
+            );
         }
     }
 
@@ -312,8 +410,14 @@ impl<T: Scalar> Model<T> {
         let mut start = 0;
         while start < x.rows() {
             let b = cap.min(x.rows() - start);
-            self.forward(cx, &x.as_slice()[start * x.cols()..(start + b) * x.cols()], b, trace);
-            out.as_mut_slice()[start * k..(start + b) * k].copy_from_slice(trace.output().as_slice());
+            self.forward(
+                cx,
+                &x.as_slice()[start * x.cols()..(start + b) * x.cols()],
+                b,
+                trace,
+            );
+            out.as_mut_slice()[start * k..(start + b) * k]
+                .copy_from_slice(trace.output().as_slice());
             start += b;
         }
         out
@@ -349,7 +453,14 @@ impl<T: Scalar> Model<T> {
             arch: self.arch.clone(),
             param: self.param.clone(),
             weights: self.weights.iter().map(|w| w.cast()).collect(),
-            biases: self.biases.iter().map(|b| b.as_ref().map(|b| b.iter().map(|&x| U::of(x.f64())).collect())).collect(),
+            biases: self
+                .biases
+                .iter()
+                .map(|b| {
+                    b.as_ref()
+                        .map(|b| b.iter().map(|&x| U::of(x.f64())).collect())
+                })
+                .collect(),
         }
     }
 }
@@ -383,10 +494,18 @@ impl<T: Scalar> Trace<T> {
             batch: capacity,
             capacity,
             x: Mat::zeros(capacity, dims[0]),
-            z: (0..depth).map(|l| Mat::zeros(capacity, dims[l + 1])).collect(),
-            a: (0..depth).map(|l| Mat::zeros(capacity, hidden(l))).collect(),
-            dz: (0..depth).map(|l| Mat::zeros(capacity, dims[l + 1])).collect(),
-            da: (0..depth).map(|l| Mat::zeros(capacity, hidden(l))).collect(),
+            z: (0..depth)
+                .map(|l| Mat::zeros(capacity, dims[l + 1]))
+                .collect(),
+            a: (0..depth)
+                .map(|l| Mat::zeros(capacity, hidden(l)))
+                .collect(),
+            dz: (0..depth)
+                .map(|l| Mat::zeros(capacity, dims[l + 1]))
+                .collect(),
+            da: (0..depth)
+                .map(|l| Mat::zeros(capacity, hidden(l)))
+                .collect(),
             scratch: vec![T::zero(); capacity * dims[1..].iter().copied().max().unwrap_or(0)],
         };
         t.set_batch(capacity);
@@ -405,13 +524,23 @@ impl<T: Scalar> Trace<T> {
 
     /// Use the first `batch` rows (no allocation).
     pub fn set_batch(&mut self, batch: usize) {
-        assert!(batch <= self.capacity, "batch {batch} exceeds trace capacity {}", self.capacity);
+        assert!(
+            batch <= self.capacity,
+            "batch {batch} exceeds trace capacity {}",
+            self.capacity
+        );
         if batch == self.batch {
             return;
         }
         self.batch = batch;
         self.x.set_rows(batch);
-        for m in self.z.iter_mut().chain(&mut self.a).chain(&mut self.dz).chain(&mut self.da) {
+        for m in self
+            .z
+            .iter_mut()
+            .chain(&mut self.a)
+            .chain(&mut self.dz)
+            .chain(&mut self.da)
+        {
             m.set_rows(batch);
         }
     }
@@ -446,8 +575,16 @@ pub struct Grads<T> {
 impl<T: Scalar> Grads<T> {
     pub fn new(model: &Model<T>) -> Self {
         Grads {
-            w: model.weights.iter().map(|w| Mat::zeros(w.rows(), w.cols())).collect(),
-            b: model.biases.iter().map(|b| b.as_ref().map(|b| vec![T::zero(); b.len()])).collect(),
+            w: model
+                .weights
+                .iter()
+                .map(|w| Mat::zeros(w.rows(), w.cols()))
+                .collect(),
+            b: model
+                .biases
+                .iter()
+                .map(|b| b.as_ref().map(|b| vec![T::zero(); b.len()]))
+                .collect(),
         }
     }
 

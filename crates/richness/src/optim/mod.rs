@@ -48,20 +48,34 @@ fn beta2() -> f64 {
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        OptimConfig { kind: OptimizerKind::Sgd, momentum: 0.0, weight_decay: 0.0, beta1: beta1(), beta2: beta2() }
+        OptimConfig {
+            kind: OptimizerKind::Sgd,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            beta1: beta1(),
+            beta2: beta2(),
+        }
     }
 }
 
 impl OptimConfig {
     pub fn sgd(momentum: f64) -> Self {
-        OptimConfig { momentum, ..Default::default() }
+        OptimConfig {
+            momentum,
+            ..Default::default()
+        }
     }
     pub fn adam() -> Self {
-        OptimConfig { kind: OptimizerKind::Adam, ..Default::default() }
+        OptimConfig {
+            kind: OptimizerKind::Adam,
+            ..Default::default()
+        }
     }
     /// Reject values that cannot train.
     pub fn validate(&self) -> crate::Result<()> {
-        let bad = |name: &str, v: f64| crate::Error::config(format!("optim.{name} = {v} is out of range"));
+        let bad = |name: &str, v: f64| {
+            crate::Error::config(format!("optim.{name} = {v} is out of range"))
+        };
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(bad("momentum", self.momentum));
         }
@@ -128,8 +142,26 @@ impl<T: Scalar> Optimizer<T> {
         Optimizer {
             cfg: cfg.clone(),
             hyper,
-            m: sizes.iter().map(|&n| if needs_m { vec![T::zero(); n] } else { Vec::new() }).collect(),
-            v: sizes.iter().map(|&n| if needs_v { vec![T::zero(); n] } else { Vec::new() }).collect(),
+            m: sizes
+                .iter()
+                .map(|&n| {
+                    if needs_m {
+                        vec![T::zero(); n]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
+            v: sizes
+                .iter()
+                .map(|&n| {
+                    if needs_v {
+                        vec![T::zero(); n]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
             steps: 0,
         }
     }
@@ -211,5 +243,13 @@ impl<T: Scalar> Optimizer<T> {
 /// A helper for tests and probes: `out = a − b` elementwise as a new matrix.
 pub fn difference<T: Scalar>(a: &Mat<T>, b: &Mat<T>) -> Mat<T> {
     assert_eq!(a.shape(), b.shape());
-    Mat::from_vec(a.rows(), a.cols(), a.as_slice().iter().zip(b.as_slice()).map(|(&x, &y)| x - y).collect())
+    Mat::from_vec(
+        a.rows(),
+        a.cols(),
+        a.as_slice()
+            .iter()
+            .zip(b.as_slice())
+            .map(|(&x, &y)| x - y)
+            .collect(),
+    )
 }

@@ -27,6 +27,9 @@
 //! assert!((p.layers[2].eff_lr - 1.0 / 1024.0).abs() < 1e-15); // read-out g²η = 1/n
 //! ```
 
+mod diagnose;
+pub use diagnose::*;
+
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -61,7 +64,9 @@ impl FromStr for Role {
             "read-in" | "readin" | "input" => Ok(Role::ReadIn),
             "hidden" => Ok(Role::Hidden),
             "read-out" | "readout" | "output" => Ok(Role::ReadOut),
-            _ => Err(format!("unknown role `{s}` (expected read-in, hidden or read-out)")),
+            _ => Err(format!(
+                "unknown role `{s}` (expected read-in, hidden or read-out)"
+            )),
         }
     }
 }
@@ -110,7 +115,9 @@ impl FromStr for Gauge {
             "mup" => Ok(Gauge::Mup),
             "layerwise" => Ok(Gauge::Layerwise),
             "rescale" => Ok(Gauge::Rescale),
-            _ => Err(format!("unknown gauge `{s}` (expected mup, layerwise or rescale)")),
+            _ => Err(format!(
+                "unknown gauge `{s}` (expected mup, layerwise or rescale)"
+            )),
         }
     }
 }
@@ -134,7 +141,14 @@ pub enum Preset {
 }
 
 impl Preset {
-    pub const ALL: [Preset; 6] = [Preset::Ntp, Preset::NtpLr, Preset::Mup, Preset::MupLr, Preset::Mfp, Preset::Sp];
+    pub const ALL: [Preset; 6] = [
+        Preset::Ntp,
+        Preset::NtpLr,
+        Preset::Mup,
+        Preset::MupLr,
+        Preset::Mfp,
+        Preset::Sp,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -166,7 +180,9 @@ impl FromStr for Preset {
         Preset::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown preset `{s}` (expected ntp, ntp-lr, mup, mup-lr, mfp or sp)"))
+            .ok_or_else(|| {
+                format!("unknown preset `{s}` (expected ntp, ntp-lr, mup, mup-lr, mfp or sp)")
+            })
     }
 }
 
@@ -211,20 +227,40 @@ pub struct Power {
 }
 
 impl Power {
-    pub const ONE: Power = Power { coef: 1.0, alpha: 0.0, fan_in: 0.0, width: 0.0 };
+    pub const ONE: Power = Power {
+        coef: 1.0,
+        alpha: 0.0,
+        fan_in: 0.0,
+        width: 0.0,
+    };
 
     pub const fn new(coef: f64, alpha: f64, fan_in: f64, width: f64) -> Self {
-        Power { coef, alpha, fan_in, width }
+        Power {
+            coef,
+            alpha,
+            fan_in,
+            width,
+        }
     }
 
     /// The product of two power laws.
     pub fn mul(self, o: Power) -> Power {
-        Power::new(self.coef * o.coef, self.alpha + o.alpha, self.fan_in + o.fan_in, self.width + o.width)
+        Power::new(
+            self.coef * o.coef,
+            self.alpha + o.alpha,
+            self.fan_in + o.fan_in,
+            self.width + o.width,
+        )
     }
 
     /// `self^k`.
     pub fn pow(self, k: f64) -> Power {
-        Power::new(self.coef.powf(k), self.alpha * k, self.fan_in * k, self.width * k)
+        Power::new(
+            self.coef.powf(k),
+            self.alpha * k,
+            self.fan_in * k,
+            self.width * k,
+        )
     }
 
     /// Numerical value at (α, d, n).
@@ -257,7 +293,12 @@ impl LayerShape {
     pub fn mlp(dims: &[usize], bias: bool) -> Vec<LayerShape> {
         dims.windows(2)
             .enumerate()
-            .map(|(i, w)| LayerShape { fan_in: w[0], fan_out: w[1], fan_in_scales: i > 0, bias })
+            .map(|(i, w)| LayerShape {
+                fan_in: w[0],
+                fan_out: w[1],
+                fan_in_scales: i > 0,
+                bias,
+            })
             .collect()
     }
 }
@@ -290,6 +331,61 @@ pub struct ScaleChoice {
     /// Adam's ε in the `layerwise` gauge (scaled per layer with the gauge factor).
     #[serde(default = "default_adam_eps")]
     pub adam_eps: f64,
+    /// Any per-layer scaling as Yang–Hu exponents, instead of a preset or r
+    /// (g = n^{−a}, σ = n^{−b}, with 1/√n₀ on the read-in's σ; η = n^{−c}).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abc: Option<Abc>,
+}
+
+/// A spec file for `richness diagnose --spec`: per-layer exponents and the exponent
+/// of a width-dependent base rate η₀ ∝ n^{−lr_exponent}.
+///
+/// ```toml
+/// a = [0.0, 0.0, 0.0]
+/// b = [0.0, 0.5, 0.5]
+/// c = [0.0, 0.0, 0.0]
+/// lr_exponent = 1.0
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbcSpec {
+    pub a: Vec<f64>,
+    pub b: Vec<f64>,
+    pub c: Vec<f64>,
+    #[serde(default)]
+    pub lr_exponent: f64,
+}
+
+impl AbcSpec {
+    /// Read a spec file; errors name the file, line and key.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| {
+            Error::config(crate::train::toml_error(
+                &path.display().to_string(),
+                &text,
+                &e,
+            ))
+        })
+    }
+
+    pub fn abc(&self) -> Abc {
+        Abc {
+            a: self.a.clone(),
+            b: self.b.clone(),
+            c: self.c.clone(),
+        }
+    }
+}
+
+/// Per-layer Yang–Hu exponents: g ∝ n^{−a}, σ ∝ n^{−b}, η ∝ n^{−c}.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Abc {
+    pub a: Vec<f64>,
+    pub b: Vec<f64>,
+    pub c: Vec<f64>,
 }
 
 fn one() -> f64 {
@@ -310,6 +406,7 @@ impl Default for ScaleChoice {
             base_lr: 1.0,
             roles: None,
             adam_eps: default_adam_eps(),
+            abc: None,
         }
     }
 }
@@ -317,16 +414,26 @@ impl Default for ScaleChoice {
 impl ScaleChoice {
     /// A preset with base rate 1.
     pub fn preset(p: Preset) -> Self {
-        ScaleChoice { preset: Some(p), ..Default::default() }
+        ScaleChoice {
+            preset: Some(p),
+            ..Default::default()
+        }
     }
     /// (r, gauge) with γ₀ = 1 and base rate 1.
     pub fn scale(r: f64, gauge: Gauge) -> Self {
-        ScaleChoice { richness: Some(r), gauge: Some(gauge), ..Default::default() }
+        ScaleChoice {
+            richness: Some(r),
+            gauge: Some(gauge),
+            ..Default::default()
+        }
     }
     /// A short label such as `mup`, `r=0.25/layerwise` or `sp`.
     pub fn label(&self) -> String {
         if let Some(p) = self.preset {
             return p.name().to_string();
+        }
+        if self.abc.is_some() {
+            return "custom-abc".into();
         }
         let g = self.gauge.unwrap_or(Gauge::Mup).name();
         match (self.richness, self.alpha) {
@@ -382,7 +489,11 @@ pub struct LayerParam {
 impl LayerParam {
     /// Multiplier, init std and rate of the weight.
     pub fn weight(&self) -> Scaling {
-        Scaling { multiplier: self.multiplier, init_std: self.init_std, lr: self.lr }
+        Scaling {
+            multiplier: self.multiplier,
+            init_std: self.init_std,
+            lr: self.lr,
+        }
     }
 }
 
@@ -417,20 +528,36 @@ pub struct Parameterization {
 /// Roles inferred from position: first read-in, last read-out, the rest hidden.
 pub fn positional_roles(n_layers: usize) -> Vec<Role> {
     (0..n_layers)
-        .map(|i| if i == 0 { Role::ReadIn } else if i + 1 == n_layers { Role::ReadOut } else { Role::Hidden })
+        .map(|i| {
+            if i == 0 {
+                Role::ReadIn
+            } else if i + 1 == n_layers {
+                Role::ReadOut
+            } else {
+                Role::Hidden
+            }
+        })
         .collect()
 }
 
 /// Width n of a network: the largest hidden width (fan-out of every layer but the last).
 pub fn width_of(shapes: &[LayerShape]) -> usize {
-    shapes[..shapes.len().saturating_sub(1)].iter().map(|s| s.fan_out).max().unwrap_or(0)
+    shapes[..shapes.len().saturating_sub(1)]
+        .iter()
+        .map(|s| s.fan_out)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The `layerwise`-gauge (g = 1) init std and rate of a parameter with this role,
 /// as power laws. `adam` selects the rates of theory.md §3.4.
 fn layerwise_rule(role: Role, optimizer: OptimizerKind) -> (Power, Power) {
     let out = role == Role::ReadOut;
-    let std = if out { Power::new(1.0, -1.0, -0.5, 0.0) } else { Power::new(1.0, 0.0, -0.5, 0.0) };
+    let std = if out {
+        Power::new(1.0, -1.0, -0.5, 0.0)
+    } else {
+        Power::new(1.0, 0.0, -0.5, 0.0)
+    };
     let lr = match (optimizer, out) {
         (OptimizerKind::Sgd, false) => Power::new(1.0, 2.0, -1.0, 0.0),
         (OptimizerKind::Sgd, true) => Power::new(1.0, 0.0, -1.0, 0.0),
@@ -448,7 +575,11 @@ pub fn gauge_transform(s: Scaling, c: f64, optimizer: OptimizerKind) -> Scaling 
         OptimizerKind::Sgd => s.lr / (c * c),
         OptimizerKind::Adam => s.lr / c,
     };
-    Scaling { multiplier: s.multiplier * c, init_std: s.init_std / c, lr }
+    Scaling {
+        multiplier: s.multiplier * c,
+        init_std: s.init_std / c,
+        lr,
+    }
 }
 
 /// Power laws (g, σ, η) of a parameter of the given role under (gauge, optimizer).
@@ -469,7 +600,11 @@ fn sp_powers() -> (Power, Power, Power) {
 
 impl Parameterization {
     /// Resolve a [`ScaleChoice`] on a network with these weight layers.
-    pub fn resolve(shapes: &[LayerShape], choice: &ScaleChoice, optimizer: OptimizerKind) -> Result<Self> {
+    pub fn resolve(
+        shapes: &[LayerShape],
+        choice: &ScaleChoice,
+        optimizer: OptimizerKind,
+    ) -> Result<Self> {
         if shapes.len() < 2 {
             return Err(Error::config(format!(
                 "a network needs at least 2 weight layers (read-in and read-out), got {}",
@@ -478,45 +613,85 @@ impl Parameterization {
         }
         for (i, s) in shapes.iter().enumerate() {
             if s.fan_in == 0 || s.fan_out == 0 {
-                return Err(Error::config(format!("layer {i} has a zero dimension ({} -> {})", s.fan_in, s.fan_out)));
+                return Err(Error::config(format!(
+                    "layer {i} has a zero dimension ({} -> {})",
+                    s.fan_in, s.fan_out
+                )));
             }
         }
         let roles = match &choice.roles {
             Some(r) if r.len() != shapes.len() => {
-                return Err(Error::config(format!("{} roles given for {} weight layers", r.len(), shapes.len())))
+                return Err(Error::config(format!(
+                    "{} roles given for {} weight layers",
+                    r.len(),
+                    shapes.len()
+                )))
             }
             Some(r) => r.clone(),
             None => positional_roles(shapes.len()),
         };
         if !(choice.gamma0.is_finite() && choice.gamma0 > 0.0) {
-            return Err(Error::config(format!("gamma0 must be a positive number, got {}", choice.gamma0)));
+            return Err(Error::config(format!(
+                "gamma0 must be a positive number, got {}",
+                choice.gamma0
+            )));
         }
         if !(choice.base_lr.is_finite() && choice.base_lr >= 0.0) {
-            return Err(Error::config(format!("base_lr must be a non-negative number, got {}", choice.base_lr)));
+            return Err(Error::config(format!(
+                "base_lr must be a non-negative number, got {}",
+                choice.base_lr
+            )));
         }
         if let Some(r) = choice.richness {
             if !r.is_finite() {
-                return Err(Error::config(format!("richness must be a finite number, got {r}")));
+                return Err(Error::config(format!(
+                    "richness must be a finite number, got {r}"
+                )));
             }
         }
         if let Some(a) = choice.alpha {
             if !(a.is_finite() && a > 0.0) {
-                return Err(Error::config(format!("alpha must be a positive number, got {a}")));
+                return Err(Error::config(format!(
+                    "alpha must be a positive number, got {a}"
+                )));
             }
+        }
+        if let Some(abc) = &choice.abc {
+            if choice.preset.is_some()
+                || choice.richness.is_some()
+                || choice.alpha.is_some()
+                || choice.gauge.is_some()
+            {
+                return Err(Error::config(
+                    "give exponents (a, b, c) or a preset / richness / gauge, not both",
+                ));
+            }
+            return Self::from_abc(shapes, &roles, abc, choice, optimizer);
         }
         let (r, gauge) = match (choice.preset, choice.richness, choice.alpha) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 return Err(Error::config("give a preset or richness/alpha, not both"))
             }
             (Some(_), _, _) if choice.gauge.is_some() => {
-                return Err(Error::config("a preset fixes the gauge: give --preset or --gauge, not both"))
+                return Err(Error::config(
+                    "a preset fixes the gauge: give --preset or --gauge, not both",
+                ))
             }
-            (_, Some(_), Some(_)) => return Err(Error::config("give richness (r) or alpha, not both")),
+            (_, Some(_), Some(_)) => {
+                return Err(Error::config("give richness (r) or alpha, not both"))
+            }
             (Some(p), _, _) => match p.definition() {
                 Some((r, g)) => (Some(r), Some(g)),
                 None => (None, None),
             },
-            (None, r, _) => (r.or(if choice.alpha.is_none() { Some(0.5) } else { None }), Some(choice.gauge.unwrap_or(Gauge::Mup))),
+            (None, r, _) => (
+                r.or(if choice.alpha.is_none() {
+                    Some(0.5)
+                } else {
+                    None
+                }),
+                Some(choice.gauge.unwrap_or(Gauge::Mup)),
+            ),
         };
         let width = width_of(shapes);
         let n = width as f64;
@@ -568,7 +743,8 @@ impl Parameterization {
                 };
                 // Adam's ε scales with the raw gradient, i.e. with the gauge factor c
                 // (c = g here, since the layerwise gauge has g = 1).
-                let adam_eps = (optimizer == OptimizerKind::Adam).then(|| choice.adam_eps * w.multiplier);
+                let adam_eps =
+                    (optimizer == OptimizerKind::Adam).then(|| choice.adam_eps * w.multiplier);
                 LayerParam {
                     name: format!("layers.{i}"),
                     role,
@@ -592,7 +768,9 @@ impl Parameterization {
             alpha,
             richness: if choice.alpha.is_some() { None } else { r },
             gamma0: choice.gamma0,
-            gauge: gauge.map(|g| g.name().to_string()).unwrap_or_else(|| "sp".into()),
+            gauge: gauge
+                .map(|g| g.name().to_string())
+                .unwrap_or_else(|| "sp".into()),
             preset: choice.preset,
             optimizer,
             base_lr: choice.base_lr,
@@ -602,17 +780,123 @@ impl Parameterization {
         })
     }
 
+    /// A parameterization given by exponents: g = n^{−a}, σ = n^{−b}·κ, η = n^{−c}, with
+    /// κ = 1/√n₀ for a layer whose fan-in does not scale (so inputs of any dimension
+    /// start at unit scale; this reproduces `sp` exactly for a = 0, b = (0, ½, …, ½), c = 0).
+    fn from_abc(
+        shapes: &[LayerShape],
+        roles: &[Role],
+        abc: &Abc,
+        choice: &ScaleChoice,
+        optimizer: OptimizerKind,
+    ) -> Result<Self> {
+        let k = shapes.len();
+        if abc.a.len() != k || abc.b.len() != k || abc.c.len() != k {
+            return Err(Error::config(format!(
+                "exponents a, b, c need one value per weight layer ({k}); got {}, {}, {}",
+                abc.a.len(),
+                abc.b.len(),
+                abc.c.len()
+            )));
+        }
+        if abc
+            .a
+            .iter()
+            .chain(&abc.b)
+            .chain(&abc.c)
+            .any(|v| !v.is_finite())
+        {
+            return Err(Error::config("exponents a, b, c must be finite numbers"));
+        }
+        let width = width_of(shapes);
+        let n = width as f64;
+        let layers: Vec<LayerParam> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let kappa = if s.fan_in_scales {
+                    1.0
+                } else {
+                    1.0 / (s.fan_in as f64).sqrt()
+                };
+                let (g, sd, lr) = (
+                    n.powf(-abc.a[i]),
+                    n.powf(-abc.b[i]) * kappa,
+                    n.powf(-abc.c[i]),
+                );
+                LayerParam {
+                    name: format!("layers.{i}"),
+                    role: roles[i],
+                    fan_in: s.fan_in,
+                    fan_out: s.fan_out,
+                    multiplier: g,
+                    init_std: sd,
+                    lr,
+                    eff_init_var: (g * sd).powi(2),
+                    eff_lr: match optimizer {
+                        OptimizerKind::Sgd => g * g * lr,
+                        OptimizerKind::Adam => g * lr,
+                    },
+                    a: clean(abc.a[i]),
+                    b: clean(abc.b[i]),
+                    c: clean(abc.c[i]),
+                    // A bias follows its layer's multiplier and rate, with unit init scale.
+                    bias: s.bias.then_some(Scaling {
+                        multiplier: g,
+                        init_std: 1.0,
+                        lr,
+                    }),
+                    adam_eps: (optimizer == OptimizerKind::Adam).then(|| choice.adam_eps * g),
+                }
+            })
+            .collect();
+        let mut p = Parameterization {
+            width,
+            alpha: 1.0,
+            richness: None,
+            gamma0: choice.gamma0,
+            gauge: "custom".into(),
+            preset: None,
+            optimizer,
+            base_lr: choice.base_lr,
+            on_scale: false,
+            layers,
+            warnings: Vec::new(),
+        };
+        if optimizer == OptimizerKind::Sgd {
+            let d = diagnose(&Exponents::from_param(&p, 0.0));
+            p.on_scale = d.on_scale;
+            p.richness = d.implied_r;
+            if let Some(r) = d.implied_r {
+                p.alpha = n.powf(r);
+            }
+            p.warnings = d.findings;
+        } else {
+            p.warnings
+                .push("custom exponents with Adam: the analytic diagnosis covers SGD only".into());
+        }
+        Ok(p)
+    }
+
     /// Per-layer learning rates (base rate × factor) for weights and biases.
     pub fn rates(&self) -> Vec<(f64, f64)> {
         self.layers
             .iter()
-            .map(|l| (self.base_lr * l.lr, self.base_lr * l.bias.map(|b| b.lr).unwrap_or(0.0)))
+            .map(|l| {
+                (
+                    self.base_lr * l.lr,
+                    self.base_lr * l.bias.map(|b| b.lr).unwrap_or(0.0),
+                )
+            })
             .collect()
     }
 
     /// A copy with another base rate.
     pub fn with_base_lr(&self, base_lr: f64) -> Self {
-        Parameterization { base_lr, ..self.clone() }
+        Parameterization {
+            base_lr,
+            ..self.clone()
+        }
     }
 
     /// One-line summary, e.g. `r=0.5 gauge=mup n=1024 α=32 η₀=1 sgd`.
@@ -640,7 +924,17 @@ impl Parameterization {
             s.push_str(&format!("# warning: {w}\n"));
         }
         let header = [
-            "layer", "role", "fan_in", "fan_out", "multiplier", "init_std", "lr", "eff_init_var", "eff_lr", "a", "b",
+            "layer",
+            "role",
+            "fan_in",
+            "fan_out",
+            "multiplier",
+            "init_std",
+            "lr",
+            "eff_init_var",
+            "eff_lr",
+            "a",
+            "b",
             "c",
         ];
         let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
@@ -717,11 +1011,21 @@ fn fmt_exp(x: f64) -> String {
 /// Align rows of cells into columns separated by two spaces.
 pub fn align(rows: &[Vec<String>]) -> String {
     let ncol = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..ncol).map(|j| rows.iter().map(|r| r.get(j).map(|c| c.chars().count()).unwrap_or(0)).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..ncol)
+        .map(|j| {
+            rows.iter()
+                .map(|r| r.get(j).map(|c| c.chars().count()).unwrap_or(0))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut s = String::new();
     for r in rows {
-        let line: Vec<String> = r.iter().enumerate().map(|(j, c)| format!("{:<w$}", c, w = widths[j])).collect();
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(j, c)| format!("{:<w$}", c, w = widths[j]))
+            .collect();
         s.push_str(line.join("  ").trim_end());
         s.push('\n');
     }

@@ -88,12 +88,18 @@ impl ModelConfig {
             "mlp" => (self.activation.unwrap_or(Activation::Relu), None),
             "linear3" => {
                 if self.activation.is_some_and(|a| a != Activation::Linear) {
-                    return Err(Error::config("arch `linear3` is linear: drop `activation` or use arch `mlp`"));
+                    return Err(Error::config(
+                        "arch `linear3` is linear: drop `activation` or use arch `mlp`",
+                    ));
                 }
                 (Activation::Linear, Some(3))
             }
             "mlp3" => (self.activation.unwrap_or(Activation::Relu), Some(3)),
-            a => return Err(Error::config(format!("unknown arch `{a}` (expected mlp, linear3 or mlp3)"))),
+            a => {
+                return Err(Error::config(format!(
+                    "unknown arch `{a}` (expected mlp, linear3 or mlp3)"
+                )))
+            }
         };
         let dims = match &self.dims {
             Some(d) => {
@@ -101,11 +107,17 @@ impl ModelConfig {
                     return Err(Error::config("give `dims`, or `width`/`depth`, not both"));
                 }
                 if d.len() < 3 {
-                    return Err(Error::config(format!("dims {d:?}: need input, at least one hidden width, output")));
+                    return Err(Error::config(format!(
+                        "dims {d:?}: need input, at least one hidden width, output"
+                    )));
                 }
                 if let Some(k) = fixed_depth {
                     if d.len() != k + 1 {
-                        return Err(Error::config(format!("arch `{}` has {k} weight layers; dims {d:?} has {}", self.arch, d.len() - 1)));
+                        return Err(Error::config(format!(
+                            "arch `{}` has {k} weight layers; dims {d:?} has {}",
+                            self.arch,
+                            d.len() - 1
+                        )));
                     }
                 }
                 if d[0] != n_in || *d.last().unwrap() != n_out {
@@ -119,13 +131,18 @@ impl ModelConfig {
                 let width = self.width.unwrap_or(DEFAULT_WIDTH);
                 let depth = match (fixed_depth, self.depth) {
                     (Some(k), Some(d)) if d != k => {
-                        return Err(Error::config(format!("arch `{}` has depth {k}, not {d}", self.arch)))
+                        return Err(Error::config(format!(
+                            "arch `{}` has depth {k}, not {d}",
+                            self.arch
+                        )))
                     }
                     (Some(k), _) => k,
                     (None, d) => d.unwrap_or(3),
                 };
                 if depth < 2 {
-                    return Err(Error::config(format!("depth must be at least 2 weight layers, got {depth}")));
+                    return Err(Error::config(format!(
+                        "depth must be at least 2 weight layers, got {depth}"
+                    )));
                 }
                 if width == 0 {
                     return Err(Error::config("width must be positive"));
@@ -272,7 +289,10 @@ impl TrainConfig {
                 .ok_or_else(|| Error::config(format!("`{key}`: `{p}` is not a table")))?;
         }
         table.insert(parts.last().unwrap().to_string(), parsed);
-        *self = Self::from_toml(&toml::to_string(&doc).expect("toml"), &format!("--set {assignment}"))?;
+        *self = Self::from_toml(
+            &toml::to_string(&doc).expect("toml"),
+            &format!("--set {assignment}"),
+        )?;
         Ok(())
     }
 }
@@ -293,7 +313,11 @@ pub fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> String {
 
 /// First line of a (possibly multi-line) parser message, trimmed.
 pub fn one_line(msg: &str) -> String {
-    let lines: Vec<&str> = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     // toml errors look like "TOML parse error at line 3, column 1\n | ... \n unknown field ..."
     match (lines.first(), lines.last()) {
         (Some(first), Some(last)) if lines.len() > 1 => format!("{first}: {last}"),
@@ -318,14 +342,30 @@ pub struct Trainer<T: Scalar> {
 
 impl<T: Scalar> Trainer<T> {
     /// A trainer for batches of up to `batch_capacity` rows.
-    pub fn new(model: Model<T>, optim: &OptimConfig, cx: Compute, loss: Loss, batch_capacity: usize) -> Self {
+    pub fn new(
+        model: Model<T>,
+        optim: &OptimConfig,
+        cx: Compute,
+        loss: Loss,
+        batch_capacity: usize,
+    ) -> Self {
         let opt = Optimizer::new(&model, optim);
         let fused = opt.fusable_sgd(&model);
         let trace = Trace::new(&model, batch_capacity);
         let grads = Grads::new(&model);
         let xb = Mat::zeros(batch_capacity, model.input_dim());
         let yb = Mat::zeros(batch_capacity, model.output_dim());
-        Trainer { model, fused, opt, cx, loss, trace, grads, xb, yb }
+        Trainer {
+            model,
+            fused,
+            opt,
+            cx,
+            loss,
+            trace,
+            grads,
+            xb,
+            yb,
+        }
     }
 
     /// Forward + loss + backward on `batch` rows, filling `trace` and `grads`;
@@ -336,7 +376,8 @@ impl<T: Scalar> Trainer<T> {
         let out = self.trace.z.last().unwrap().as_slice();
         let dout = self.trace.dz.last_mut().unwrap().as_mut_slice();
         let loss = self.loss.value_and_grad(out, y, batch, k, Some(dout));
-        self.model.backward(&self.cx, &mut self.trace, &mut self.grads, false);
+        self.model
+            .backward(&self.cx, &mut self.trace, &mut self.grads, false);
         loss
     }
 
@@ -352,7 +393,8 @@ impl<T: Scalar> Trainer<T> {
                 let out = self.trace.z.last().unwrap().as_slice();
                 let dout = self.trace.dz.last_mut().unwrap().as_mut_slice();
                 let loss = self.loss.value_and_grad(out, y, batch, k, Some(dout));
-                self.model.backward_sgd_update(&self.cx, &mut self.trace, rates);
+                self.model
+                    .backward_sgd_update(&self.cx, &mut self.trace, rates);
                 self.opt.count_step();
                 loss
             }
@@ -394,7 +436,12 @@ impl<T: Scalar> Trainer<T> {
         let mut start = 0;
         while start < x.rows() {
             let b = cap.min(x.rows() - start);
-            self.model.forward(&self.cx, &x.as_slice()[start * x.cols()..(start + b) * x.cols()], b, &mut self.trace);
+            self.model.forward(
+                &self.cx,
+                &x.as_slice()[start * x.cols()..(start + b) * x.cols()],
+                b,
+                &mut self.trace,
+            );
             let ys = &y.as_slice()[start * k..(start + b) * k];
             let out = self.trace.output().as_slice();
             loss += self.loss.value_and_grad(out, ys, b, k, None) * b as f64;
@@ -420,7 +467,14 @@ impl MetricRow {
     pub const HEADER: &'static str = "step,epoch,train_loss,test_loss,test_acc";
     pub fn csv(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| format!("{x:e}")).unwrap_or_default();
-        format!("{},{},{},{},{}", self.step, self.epoch, o(self.train_loss), o(self.test_loss), o(self.test_acc))
+        format!(
+            "{},{},{},{},{}",
+            self.step,
+            self.epoch,
+            o(self.train_loss),
+            o(self.test_loss),
+            o(self.test_acc)
+        )
     }
 }
 
@@ -477,13 +531,17 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
     config.optim.validate()?;
     let t = &config.train;
     if !(t.diverge_above.is_finite() && t.diverge_above > 0.0) {
-        return Err(Error::config("train.diverge_above must be a positive number"));
+        return Err(Error::config(
+            "train.diverge_above must be a positive number",
+        ));
     }
     if t.epochs.is_some() && t.steps.is_some() {
         return Err(Error::config("give train.epochs or train.steps, not both"));
     }
     let split = config.data.load()?;
-    let arch = config.model.resolve(split.train.input_dim(), split.train.output_dim())?;
+    let arch = config
+        .model
+        .resolve(split.train.input_dim(), split.train.output_dim())?;
     let param = Parameterization::resolve(&arch.layer_shapes(), &config.param, config.optim.kind)?;
     let mut resolved = config.clone();
     resolved.model.dims = Some(arch.dims.clone());
@@ -494,7 +552,12 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
     if resolved.train.epochs.is_none() && resolved.train.steps.is_none() {
         resolved.train.epochs = Some(10);
     }
-    Ok(Prepared { config: resolved, split, arch, param })
+    Ok(Prepared {
+        config: resolved,
+        split,
+        arch,
+        param,
+    })
 }
 
 /// Train according to `config`, writing results when `opts.out` is set.
@@ -518,14 +581,22 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     let (x, y) = p.split.train.cast::<T>();
     let test = p.split.test.as_ref().map(|t| t.cast::<T>());
     let n = x.rows();
-    let batch = if cfg.train.batch_size == 0 { n } else { cfg.train.batch_size.min(n) };
+    let batch = if cfg.train.batch_size == 0 {
+        n
+    } else {
+        cfg.train.batch_size.min(n)
+    };
     let steps_per_epoch = n.div_ceil(batch);
     let total_steps = match (cfg.train.steps, cfg.train.epochs) {
         (Some(s), _) => s,
         (None, Some(e)) => e * steps_per_epoch,
         (None, None) => 10 * steps_per_epoch,
     };
-    let eval_every = if cfg.train.eval_every == 0 { steps_per_epoch } else { cfg.train.eval_every };
+    let eval_every = if cfg.train.eval_every == 0 {
+        steps_per_epoch
+    } else {
+        cfg.train.eval_every
+    };
     let mut trainer = Trainer::new(model, &cfg.optim, cx, cfg.train.loss, batch);
 
     let mut csv = match &opts.out {
@@ -534,9 +605,14 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
             crate::io::write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
             crate::io::write_atomic(
                 &dir.join("parameterization.json"),
-                serde_json::to_string_pretty(&p.param).expect("json").as_bytes(),
+                serde_json::to_string_pretty(&p.param)
+                    .expect("json")
+                    .as_bytes(),
             )?;
-            crate::io::write_atomic(&dir.join("parameterization.txt"), p.param.to_text().as_bytes())?;
+            crate::io::write_atomic(
+                &dir.join("parameterization.txt"),
+                p.param.to_text().as_bytes(),
+            )?;
             let path = dir.join("metrics.csv");
             let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
             let mut w = std::io::BufWriter::new(f);
@@ -546,7 +622,9 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         None => None,
     };
     let mut rows = Vec::new();
-    let mut emit = |row: MetricRow, csv: &mut Option<(std::io::BufWriter<std::fs::File>, PathBuf)>| -> Result<()> {
+    let mut emit = |row: MetricRow,
+                    csv: &mut Option<(std::io::BufWriter<std::fs::File>, PathBuf)>|
+     -> Result<()> {
         if let Some((w, path)) = csv.as_mut() {
             writeln!(w, "{}", row.csv()).map_err(|e| Error::io(&*path, e))?;
         }
@@ -556,7 +634,13 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     let evaluate = |tr: &mut Trainer<T>| test.as_ref().map(|(tx, ty)| tr.evaluate(tx, ty));
     let init_eval = evaluate(&mut trainer);
     emit(
-        MetricRow { step: 0, epoch: 0, train_loss: None, test_loss: init_eval.map(|e| e.0), test_acc: init_eval.map(|e| e.1) },
+        MetricRow {
+            step: 0,
+            epoch: 0,
+            train_loss: None,
+            test_loss: init_eval.map(|e| e.0),
+            test_acc: init_eval.map(|e| e.1),
+        },
         &mut csv,
     )?;
 
@@ -580,12 +664,19 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
             let diverged = if !loss.is_finite() {
                 Some(format!("training loss became {loss} at step {step}"))
             } else if loss > cfg.train.diverge_above {
-                Some(format!("training loss {loss:.3e} exceeded {:.1e} at step {step}", cfg.train.diverge_above))
+                Some(format!(
+                    "training loss {loss:.3e} exceeded {:.1e} at step {step}",
+                    cfg.train.diverge_above
+                ))
             } else {
                 None
             };
             let do_eval = step % eval_every == 0 || step == total_steps;
-            let eval = if do_eval && diverged.is_none() { evaluate(&mut trainer) } else { None };
+            let eval = if do_eval && diverged.is_none() {
+                evaluate(&mut trainer)
+            } else {
+                None
+            };
             if eval.is_some() {
                 last_eval = eval;
             }
@@ -633,7 +724,10 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         }
         let mut summary = serde_json::to_value(&outcome).expect("json");
         summary["seconds"] = serde_json::json!((outcome.seconds * 1000.0).round() / 1000.0);
-        crate::io::write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&summary).unwrap().as_bytes())?;
+        crate::io::write_atomic(
+            &dir.join("summary.json"),
+            serde_json::to_string_pretty(&summary).unwrap().as_bytes(),
+        )?;
     }
     Ok(outcome)
 }

@@ -23,6 +23,8 @@
 //! assert_eq!(c.as_slice(), &[10.0, 14.0, 14.0, 20.0]);
 //! ```
 
+pub mod spectral;
+
 use crate::tensor::{MatMut, MatRef, Scalar};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -67,21 +69,42 @@ const PAR_MIN: usize = 1 << 15;
 impl Compute {
     /// `threads` worker threads (at least 1), default backend.
     pub fn new(threads: usize) -> Self {
-        Compute { threads: threads.max(1), backend: Backend::default() }
+        Compute {
+            threads: threads.max(1),
+            backend: Backend::default(),
+        }
     }
 
     /// Same, with an explicit backend.
     pub fn with_backend(threads: usize, backend: Backend) -> Self {
-        Compute { threads: threads.max(1), backend }
+        Compute {
+            threads: threads.max(1),
+            backend,
+        }
     }
 
     /// `C ← alpha · A · B + beta · C`. With `beta == 0`, `C` is not read (so stale
     /// NaNs in it cannot leak into the result).
     ///
     /// Panics on inconsistent shapes: callers own the shapes, so a mismatch is a bug.
-    pub fn matmul<T: Scalar>(&self, c: MatMut<'_, T>, a: MatRef<'_, T>, b: MatRef<'_, T>, alpha: T, beta: T) {
-        assert_eq!(a.cols, b.rows, "matmul: inner dimensions {}x{} · {}x{}", a.rows, a.cols, b.rows, b.cols);
-        assert_eq!((c.rows, c.cols), (a.rows, b.cols), "matmul: destination shape");
+    pub fn matmul<T: Scalar>(
+        &self,
+        c: MatMut<'_, T>,
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        alpha: T,
+        beta: T,
+    ) {
+        assert_eq!(
+            a.cols, b.rows,
+            "matmul: inner dimensions {}x{} · {}x{}",
+            a.rows, a.cols, b.rows, b.cols
+        );
+        assert_eq!(
+            (c.rows, c.cols),
+            (a.rows, b.cols),
+            "matmul: destination shape"
+        );
         check_extent(&a);
         check_extent(&b);
         let (m, n, k) = (a.rows, b.cols, a.cols);
@@ -104,8 +127,19 @@ impl Compute {
         }
     }
 
-    fn gemm_crate<T: Scalar>(&self, c: MatMut<'_, T>, a: MatRef<'_, T>, b: MatRef<'_, T>, alpha: T, beta: T) {
-        let par = if self.threads > 1 { gemm::Parallelism::Rayon(self.threads) } else { gemm::Parallelism::None };
+    fn gemm_crate<T: Scalar>(
+        &self,
+        c: MatMut<'_, T>,
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        alpha: T,
+        beta: T,
+    ) {
+        let par = if self.threads > 1 {
+            gemm::Parallelism::Rayon(self.threads)
+        } else {
+            gemm::Parallelism::None
+        };
         let read_dst = beta != T::zero();
         // SAFETY: the extents of `a` and `b` were checked against their slices, and
         // `c` is a contiguous row-major `m × n` slice that we hold mutably.
@@ -140,26 +174,35 @@ impl Compute {
     pub fn zip_apply<T: Scalar>(&self, dst: &mut [T], src: &[T], f: impl Fn(&mut T, T) + Sync) {
         assert_eq!(dst.len(), src.len());
         if self.threads > 1 && dst.len() >= PAR_MIN {
-            dst.par_chunks_mut(PAR_MIN).zip(src.par_chunks(PAR_MIN)).for_each(|(d, s)| {
-                d.iter_mut().zip(s).for_each(|(d, &s)| f(d, s));
-            });
+            dst.par_chunks_mut(PAR_MIN)
+                .zip(src.par_chunks(PAR_MIN))
+                .for_each(|(d, s)| {
+                    d.iter_mut().zip(s).for_each(|(d, &s)| f(d, s));
+                });
         } else {
             dst.iter_mut().zip(src).for_each(|(d, &s)| f(d, s));
         }
     }
 
     /// Like [`zip_apply`](Self::zip_apply) with two destinations and one source.
-    pub fn zip3_apply<T: Scalar>(&self, d1: &mut [T], d2: &mut [T], src: &[T], f: impl Fn(&mut T, &mut T, T) + Sync) {
+    pub fn zip3_apply<T: Scalar>(
+        &self,
+        d1: &mut [T],
+        d2: &mut [T],
+        src: &[T],
+        f: impl Fn(&mut T, &mut T, T) + Sync,
+    ) {
         assert_eq!(d1.len(), src.len());
         assert_eq!(d2.len(), src.len());
         if self.threads > 1 && d1.len() >= PAR_MIN {
-            d1.par_chunks_mut(PAR_MIN).zip(d2.par_chunks_mut(PAR_MIN)).zip(src.par_chunks(PAR_MIN)).for_each(
-                |((a, b), s)| {
+            d1.par_chunks_mut(PAR_MIN)
+                .zip(d2.par_chunks_mut(PAR_MIN))
+                .zip(src.par_chunks(PAR_MIN))
+                .for_each(|((a, b), s)| {
                     for i in 0..a.len() {
                         f(&mut a[i], &mut b[i], s[i]);
                     }
-                },
-            );
+                });
         } else {
             for i in 0..d1.len() {
                 f(&mut d1[i], &mut d2[i], src[i]);
@@ -198,7 +241,14 @@ impl Compute {
 fn check_extent<T>(m: &MatRef<'_, T>) {
     if m.rows > 0 && m.cols > 0 {
         let last = (m.rows - 1) * m.rs + (m.cols - 1) * m.cs;
-        assert!(last < m.data.len(), "matmul: view {}x{} (strides {},{}) outruns its slice", m.rows, m.cols, m.rs, m.cs);
+        assert!(
+            last < m.data.len(),
+            "matmul: view {}x{} (strides {},{}) outruns its slice",
+            m.rows,
+            m.cols,
+            m.rs,
+            m.cs
+        );
     }
 }
 
@@ -225,12 +275,36 @@ mod openblas {
     #[link(name = "openblas")]
     extern "C" {
         fn cblas_sgemm(
-            layout: c_int, ta: c_int, tb: c_int, m: c_int, n: c_int, k: c_int, alpha: f32, a: *const f32, lda: c_int,
-            b: *const f32, ldb: c_int, beta: f32, c: *mut f32, ldc: c_int,
+            layout: c_int,
+            ta: c_int,
+            tb: c_int,
+            m: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f32,
+            a: *const f32,
+            lda: c_int,
+            b: *const f32,
+            ldb: c_int,
+            beta: f32,
+            c: *mut f32,
+            ldc: c_int,
         );
         fn cblas_dgemm(
-            layout: c_int, ta: c_int, tb: c_int, m: c_int, n: c_int, k: c_int, alpha: f64, a: *const f64, lda: c_int,
-            b: *const f64, ldb: c_int, beta: f64, c: *mut f64, ldc: c_int,
+            layout: c_int,
+            ta: c_int,
+            tb: c_int,
+            m: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f64,
+            a: *const f64,
+            lda: c_int,
+            b: *const f64,
+            ldb: c_int,
+            beta: f64,
+            c: *mut f64,
+            ldc: c_int,
         );
         fn openblas_set_num_threads(n: c_int);
     }
@@ -249,10 +323,19 @@ mod openblas {
     /// Returns false when the strides do not suit BLAS (the caller falls back).
     #[allow(clippy::too_many_arguments)]
     pub fn matmul<T: Scalar>(
-        threads: usize, c: &mut [T], m: usize, n: usize, k: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, alpha: T,
+        threads: usize,
+        c: &mut [T],
+        m: usize,
+        n: usize,
+        k: usize,
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        alpha: T,
         beta: T,
     ) -> bool {
-        let (Some((ta, lda)), Some((tb, ldb))) = (layout(&a), layout(&b)) else { return false };
+        let (Some((ta, lda)), Some((tb, ldb))) = (layout(&a), layout(&b)) else {
+            return false;
+        };
         if beta == T::zero() {
             c.iter_mut().for_each(|x| *x = T::zero());
         }
@@ -262,14 +345,37 @@ mod openblas {
             openblas_set_num_threads(threads as c_int);
             if TypeId::of::<T>() == TypeId::of::<f32>() {
                 cblas_sgemm(
-                    ROW_MAJOR, ta, tb, m as c_int, n as c_int, k as c_int, alpha.f64() as f32,
-                    a.data.as_ptr() as *const f32, lda, b.data.as_ptr() as *const f32, ldb, beta.f64() as f32,
-                    c.as_mut_ptr() as *mut f32, n as c_int,
+                    ROW_MAJOR,
+                    ta,
+                    tb,
+                    m as c_int,
+                    n as c_int,
+                    k as c_int,
+                    alpha.f64() as f32,
+                    a.data.as_ptr() as *const f32,
+                    lda,
+                    b.data.as_ptr() as *const f32,
+                    ldb,
+                    beta.f64() as f32,
+                    c.as_mut_ptr() as *mut f32,
+                    n as c_int,
                 );
             } else {
                 cblas_dgemm(
-                    ROW_MAJOR, ta, tb, m as c_int, n as c_int, k as c_int, alpha.f64(), a.data.as_ptr() as *const f64,
-                    lda, b.data.as_ptr() as *const f64, ldb, beta.f64(), c.as_mut_ptr() as *mut f64, n as c_int,
+                    ROW_MAJOR,
+                    ta,
+                    tb,
+                    m as c_int,
+                    n as c_int,
+                    k as c_int,
+                    alpha.f64(),
+                    a.data.as_ptr() as *const f64,
+                    lda,
+                    b.data.as_ptr() as *const f64,
+                    ldb,
+                    beta.f64(),
+                    c.as_mut_ptr() as *mut f64,
+                    n as c_int,
                 );
             }
         }
@@ -283,7 +389,9 @@ mod tests {
     use crate::tensor::Mat;
 
     fn naive(a: &Mat<f64>, b: &Mat<f64>) -> Mat<f64> {
-        Mat::from_fn(a.rows(), b.cols(), |i, j| (0..a.cols()).map(|k| a[(i, k)] * b[(k, j)]).sum())
+        Mat::from_fn(a.rows(), b.cols(), |i, j| {
+            (0..a.cols()).map(|k| a[(i, k)] * b[(k, j)]).sum()
+        })
     }
 
     #[test]
@@ -295,7 +403,12 @@ mod tests {
         let expect = naive(&a, &b);
         for threads in [1, 2] {
             let cx = Compute::new(threads);
-            for (av, bv) in [(a.view(), b.view()), (at.view().t(), b.view()), (a.view(), bt.view().t()), (at.view().t(), bt.view().t())] {
+            for (av, bv) in [
+                (a.view(), b.view()),
+                (at.view().t(), b.view()),
+                (a.view(), bt.view().t()),
+                (at.view().t(), bt.view().t()),
+            ] {
                 let mut c = Mat::from_fn(37, 19, |_, _| 1.0);
                 cx.matmul(c.view_mut(), av, bv, 2.0, 3.0);
                 for (x, y) in c.as_slice().iter().zip(expect.as_slice()) {

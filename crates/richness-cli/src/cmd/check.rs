@@ -1,0 +1,189 @@
+//! `richness check`, `coord` and `diagnose`.
+
+use crate::args::{CheckArgs, CoordArgs, DiagnoseArgs, ScanArgs};
+use crate::Exit;
+use richness::param::{diagnose, Abc, AbcSpec, Exponents, Parameterization, ScaleChoice};
+use richness::probe::{check, coord};
+use richness::train::ModelConfig;
+
+/// The scan config from a file (or defaults) with the flags applied.
+fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::CheckConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => check::CheckConfig::from_file(p)?,
+        None => check::CheckConfig {
+            steps: default_steps,
+            ..Default::default()
+        },
+    };
+    if let Some(arch) = &a.arch {
+        cfg.model = ModelConfig {
+            arch: arch.clone(),
+            ..ModelConfig::default()
+        };
+    }
+    if let Some(d) = a.depth {
+        cfg.model.depth = Some(d);
+    }
+    if let Some(act) = a.activation {
+        cfg.model.activation = Some(act);
+    }
+    if let Some(w) = &a.widths {
+        cfg.widths = w.clone();
+    }
+    if let Some(s) = a.seeds {
+        cfg.seeds = s;
+    }
+    if let Some(s) = a.steps {
+        cfg.steps = s;
+    }
+    if let Some(b) = a.batch {
+        cfg.batch = b;
+    }
+    if let Some(d) = &a.data {
+        cfg.data = d.clone();
+    }
+    if let Some(o) = a.optimizer {
+        cfg.optim.kind = o;
+    }
+    if let Some(m) = a.momentum {
+        cfg.optim.momentum = m;
+    }
+    if let Some(d) = a.dtype {
+        cfg.dtype = d;
+    }
+    if let Some(t) = a.tolerance {
+        cfg.tolerance = t;
+    }
+    if let Some(e) = a.lr_exponent {
+        cfg.lr_exponent = e;
+    }
+    if a.no_spectral {
+        cfg.spectral = false;
+    }
+    cfg.param = a.scale.apply(&cfg.param);
+    Ok(cfg)
+}
+
+pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
+    let cfg = scan_config(&a.scan, 1)?;
+    let start = std::time::Instant::now();
+    let (report, rows) = check::run(&cfg, threads, progress)?;
+    for w in &report.parameterization.warnings {
+        eprintln!("warning: {w}");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+        println!(
+            "({} probes in {:.1}s)",
+            cfg.widths.len() * cfg.seeds,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    if let Some(dir) = &a.scan.out {
+        report.write(dir, &rows)?;
+        if !a.json {
+            println!("wrote {}", dir.display());
+        }
+    }
+    Ok(if report.pass { Exit::Ok } else { Exit::Fail })
+}
+
+pub fn run_coord(a: CoordArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
+    let cfg = scan_config(&a.scan, 3)?;
+    let (report, rows) = coord::run(&cfg, threads, progress)?;
+    print!("{}", report.to_text());
+    if let Some(dir) = &a.scan.out {
+        report.write(dir, &rows)?;
+        println!("wrote {}", dir.display());
+    }
+    Ok(if report.stable { Exit::Ok } else { Exit::Fail })
+}
+
+pub fn run_diagnose(a: DiagnoseArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
+    let mut choice = a.scan.scale.apply(&ScaleChoice::default());
+    let mut lr_exponent = a.scan.lr_exponent.unwrap_or(0.0);
+    let given_abc = match (&a.spec, &a.a, &a.b, &a.c) {
+        (Some(p), None, None, None) => {
+            let s = AbcSpec::from_file(p)?;
+            if a.scan.lr_exponent.is_none() {
+                lr_exponent = s.lr_exponent;
+            }
+            Some(s.abc())
+        }
+        (None, Some(x), Some(y), Some(z)) => Some(Abc {
+            a: x.clone(),
+            b: y.clone(),
+            c: z.clone(),
+        }),
+        (None, None, None, None) => None,
+        (Some(_), _, _, _) => anyhow::bail!("give --spec or --a/--b/--c, not both"),
+        _ => anyhow::bail!("give all three of --a, --b and --c"),
+    };
+    let depth_from_abc = given_abc.as_ref().map(|x| x.a.len());
+    if let Some(abc) = given_abc {
+        choice.abc = Some(abc);
+    }
+    let dims = match (&a.dims, depth_from_abc) {
+        (Some(d), _) => d.clone(),
+        (None, Some(k)) => {
+            let mut d = vec![64];
+            d.extend(std::iter::repeat(1024).take(k.saturating_sub(1)));
+            d.push(10);
+            d
+        }
+        (None, None) => vec![64, 1024, 1024, 10],
+    };
+    let arch = richness::nn::Arch::mlp(dims.clone(), richness::nn::Activation::Relu);
+    arch.validate()?;
+    let optimizer = a.scan.optimizer.unwrap_or_default();
+    let p = Parameterization::resolve(
+        &arch.layer_shapes(),
+        &choice,
+        richness::param::OptimizerKind::Sgd,
+    )?;
+    let d = diagnose(&Exponents::from_param(&p, lr_exponent));
+    if a.json && !a.measure {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "# {} on {:?}{}",
+        choice.label(),
+        dims,
+        if lr_exponent != 0.0 {
+            format!(", base rate ∝ n^{}", -lr_exponent)
+        } else {
+            String::new()
+        }
+    );
+    if optimizer == richness::param::OptimizerKind::Adam {
+        println!("# note: the analysis is for SGD; with Adam on the scale the same exponents are predicted (theory §3.4)");
+    }
+    print!("{}", d.to_text());
+    if !a.measure {
+        return Ok(Exit::Ok);
+    }
+    let mut cfg = scan_config(&a.scan, 1)?;
+    cfg.param = choice;
+    cfg.lr_exponent = lr_exponent;
+    if a.scan.widths.is_none() {
+        cfg.widths = vec![256, 512, 1024, 2048];
+    }
+    println!(
+        "\nmeasuring (widths {:?}, {} seeds)…",
+        cfg.widths, cfg.seeds
+    );
+    let (report, rows) = check::run(&cfg, threads, progress)?;
+    print!("{}", report.to_text());
+    if let Some(dir) = &a.scan.out {
+        report.write(dir, &rows)?;
+        println!("wrote {}", dir.display());
+    }
+    Ok(if report.claims.iter().all(|c| c.verdict != "fail") {
+        Exit::Ok
+    } else {
+        Exit::Fail
+    })
+}

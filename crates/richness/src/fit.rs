@@ -1,0 +1,225 @@
+//! Scaling-exponent fits: least-squares lines in log–log space.
+//!
+//! For widths n_i and measured values y_i (seed means), fit
+//! `ln y = intercept + slope · ln n` by ordinary least squares and report the slope's
+//! standard error `se = √(s² / Σ(ln n_i − mean)²)` with `s² = RSS/(k−2)`, and its
+//! 95% interval `slope ± t_{0.975, k−2} · se` (Student t; k = number of widths).
+//!
+//! ```
+//! use richness::fit::fit_loglog;
+//! let n = [256.0, 512.0, 1024.0, 2048.0];
+//! let y: Vec<f64> = n.iter().map(|n: &f64| 3.0 * n.powf(-0.5)).collect();
+//! let f = fit_loglog(&n, &y).unwrap();
+//! assert!((f.slope + 0.5).abs() < 1e-12);
+//! assert!(f.slope_se < 1e-12);
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// A fitted line y = intercept + slope·x (in log space for [`fit_loglog`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LineFit {
+    pub slope: f64,
+    pub intercept: f64,
+    /// Standard error of the slope (0 with two points, which fix the line exactly).
+    pub slope_se: f64,
+    /// 95% confidence interval of the slope (Student t); infinite with two points.
+    pub ci95: (f64, f64),
+    /// Coefficient of determination.
+    pub r2: f64,
+    /// Number of points.
+    pub points: usize,
+}
+
+/// 0.975 quantiles of Student's t for 1…30 degrees of freedom.
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// The 0.975 quantile of Student's t with `dof` degrees of freedom (normal beyond 30,
+/// with the first-order correction).
+pub fn t975(dof: usize) -> f64 {
+    match dof {
+        0 => f64::INFINITY,
+        1..=30 => T975[dof - 1],
+        _ => 1.959_964 + 2.372 / dof as f64,
+    }
+}
+
+/// Ordinary least squares of y on x. `None` with fewer than two points, non-finite
+/// values, or constant x.
+pub fn fit_line(xs: &[f64], ys: &[f64]) -> Option<LineFit> {
+    let k = xs.len();
+    if k < 2 || ys.len() != k || xs.iter().chain(ys).any(|v| !v.is_finite()) {
+        return None;
+    }
+    let kf = k as f64;
+    let mx = xs.iter().sum::<f64>() / kf;
+    let my = ys.iter().sum::<f64>() / kf;
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let syy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let rss: f64 = xs
+        .iter()
+        .zip(ys)
+        .map(|(x, y)| (y - intercept - slope * x).powi(2))
+        .sum();
+    let dof = k - 2;
+    let slope_se = if dof > 0 {
+        (rss / dof as f64 / sxx).sqrt()
+    } else {
+        0.0
+    };
+    let half = if dof > 0 {
+        t975(dof) * slope_se
+    } else {
+        f64::INFINITY
+    };
+    let r2 = if syy > 0.0 { 1.0 - rss / syy } else { 1.0 };
+    Some(LineFit {
+        slope,
+        intercept,
+        slope_se,
+        ci95: (slope - half, slope + half),
+        r2,
+        points: k,
+    })
+}
+
+/// Least squares of ln y on ln x. Points with x ≤ 0 or y ≤ 0 are an error (`None`):
+/// a log–log slope of a quantity that reaches zero is not defined.
+pub fn fit_loglog(xs: &[f64], ys: &[f64]) -> Option<LineFit> {
+    if xs.iter().chain(ys).any(|&v| v <= 0.0) {
+        return None;
+    }
+    let lx: Vec<f64> = xs.iter().map(|x| x.ln()).collect();
+    let ly: Vec<f64> = ys.iter().map(|y| y.ln()).collect();
+    fit_line(&lx, &ly)
+}
+
+/// Log–log fit of seed means with a delete-one-seed jackknife interval.
+///
+/// `values[s][i]` is seed s's value at `xs[i]`. The slope is the least-squares slope
+/// of ln(mean over seeds) against ln x (as [`fit_loglog`]); its standard error is the
+/// jackknife one, `se² = (S−1)/S · Σ_j (slope_{−j} − mean slope_{−j})²`, where
+/// slope_{−j} leaves seed j out, and the 95% interval uses Student t with S − 1
+/// degrees of freedom. Seeds are the independent units, so the interval stays valid
+/// when the noise is correlated across x (e.g. nested initializations across widths),
+/// which the residuals of one fit cannot see. With fewer than three seeds the
+/// least-squares interval is returned.
+pub fn fit_loglog_jackknife(xs: &[f64], values: &[Vec<f64>]) -> Option<LineFit> {
+    let s = values.len();
+    let mean_at = |skip: Option<usize>| -> Vec<f64> {
+        (0..xs.len())
+            .map(|i| {
+                let (sum, n) = values
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| Some(*j) != skip)
+                    .fold((0.0, 0usize), |(a, n), (_, v)| (a + v[i], n + 1));
+                sum / n as f64
+            })
+            .collect()
+    };
+    let full = fit_loglog(xs, &mean_at(None))?;
+    if s < 3 {
+        return Some(full);
+    }
+    let slopes: Vec<f64> = (0..s)
+        .filter_map(|j| fit_loglog(xs, &mean_at(Some(j))).map(|f| f.slope))
+        .collect();
+    if slopes.len() != s {
+        return Some(full);
+    }
+    let m = slopes.iter().sum::<f64>() / s as f64;
+    let se =
+        ((s as f64 - 1.0) / s as f64 * slopes.iter().map(|x| (x - m).powi(2)).sum::<f64>()).sqrt();
+    let half = t975(s - 1) * se;
+    Some(LineFit {
+        slope_se: se,
+        ci95: (full.slope - half, full.slope + half),
+        ..full
+    })
+}
+
+/// Mean and (sample) standard deviation.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let m = v.iter().sum::<f64>() / n;
+    let s = if v.len() > 1 {
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (m, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slope_standard_error_matches_a_hand_computation() {
+        // x = 0,1,2,3; y = 0,1,1,3: slope = 0.9, intercept = -0.1, RSS = 0.7,
+        // s² = 0.35, Sxx = 5, se = sqrt(0.07).
+        let f = fit_line(&[0.0, 1.0, 2.0, 3.0], &[0.0, 1.0, 1.0, 3.0]).unwrap();
+        assert!((f.slope - 0.9).abs() < 1e-12);
+        assert!((f.intercept + 0.1).abs() < 1e-12);
+        assert!((f.slope_se - 0.07f64.sqrt()).abs() < 1e-12);
+        assert!((f.ci95.1 - (0.9 + 4.303 * 0.07f64.sqrt())).abs() < 1e-9);
+        assert!((f.r2 - (1.0 - 0.7 / 4.75)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn jackknife_interval_matches_a_direct_leave_one_out() {
+        let xs = [1.0, 2.0, 4.0, 8.0];
+        let values: Vec<Vec<f64>> = (0..5)
+            .map(|s| {
+                xs.iter()
+                    .map(|x: &f64| x.powf(0.5) * (1.0 + 0.1 * ((s * 7 + (*x as usize)) % 5) as f64))
+                    .collect()
+            })
+            .collect();
+        let f = fit_loglog_jackknife(&xs, &values).unwrap();
+        // By hand: the five leave-one-out slopes.
+        let loo: Vec<f64> = (0..5)
+            .map(|j| {
+                let means: Vec<f64> = (0..4)
+                    .map(|i| {
+                        values
+                            .iter()
+                            .enumerate()
+                            .filter(|(s, _)| *s != j)
+                            .map(|(_, v)| v[i])
+                            .sum::<f64>()
+                            / 4.0
+                    })
+                    .collect();
+                fit_loglog(&xs, &means).unwrap().slope
+            })
+            .collect();
+        let m = loo.iter().sum::<f64>() / 5.0;
+        let se = (0.8 * loo.iter().map(|x| (x - m).powi(2)).sum::<f64>()).sqrt();
+        assert!((f.slope_se - se).abs() < 1e-12);
+        assert!((f.ci95.1 - f.slope - 2.776 * se).abs() < 1e-9);
+        assert!((f.slope - 0.5).abs() < 0.1);
+    }
+
+    #[test]
+    fn degenerate_inputs_give_none() {
+        assert!(fit_line(&[1.0], &[1.0]).is_none());
+        assert!(fit_line(&[1.0, 1.0], &[1.0, 2.0]).is_none());
+        assert!(fit_loglog(&[1.0, 2.0], &[0.0, 1.0]).is_none());
+        assert!(fit_loglog(&[1.0, 2.0], &[f64::NAN, 1.0]).is_none());
+    }
+}

@@ -1,0 +1,851 @@
+//! Width scans: the probe over widths × seeds, log–log fits, predictions, verdicts.
+//!
+//! For each (quantity, layer) the seed means at each width are fitted by least
+//! squares in log–log space ([`crate::fit`]); the slope is compared with the width
+//! exponent predicted for the parameterization by [`crate::param::diagnose`] (which
+//! gives theory.md §4 on the scale), and passes when |slope − predicted| ≤ tolerance.
+//! The criteria of theory.md §2 are named rows:
+//!
+//! | criterion | passes when |
+//! |---|---|
+//! | stable init | every hidden `h_rms` slope within tolerance of 0, and the `f_norm` slope ≤ tolerance |
+//! | NTC | `df_norm` slope within tolerance of 0 |
+//! | UUC ℓ | `uuc` slope of layer ℓ within tolerance of 0 |
+//! | MAX ℓ (ℓ ≥ 2) | `layer_share` (layer term / ‖Δh‖) slope within tolerance of 0 |
+//!
+//! r itself is estimated as the mean `dh_norm` slope of the read-in and hidden layers.
+//! Independent (width, seed) probes run in parallel, each single-threaded, so the
+//! results do not depend on the thread count: the same configuration writes
+//! identical files.
+
+use super::{probe, Measurement, ProbeSpec};
+use crate::error::{Error, Result};
+use crate::fit::{fit_loglog, mean_std, LineFit};
+use crate::linalg::Compute;
+use crate::nn::{Loss, Model};
+use crate::optim::OptimConfig;
+use crate::param::{diagnose, Diagnosis, Exponents, OptimizerKind, Parameterization, ScaleChoice};
+use crate::report::plot::{power_line, Figure, Series, Style};
+use crate::tensor::{Dtype, Mat, Scalar};
+use crate::train::ModelConfig;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Everything that defines a scan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Architecture (its width is replaced by each scan width).
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub param: ScaleChoice,
+    #[serde(default)]
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub loss: Loss,
+    #[serde(default)]
+    pub dtype: Dtype,
+    /// Data spec; the probe batch is the first `batch` training examples.
+    #[serde(default = "default_data")]
+    pub data: String,
+    #[serde(default = "default_widths")]
+    pub widths: Vec<usize>,
+    /// Seeds 0..seeds.
+    #[serde(default = "default_seeds")]
+    pub seeds: usize,
+    /// Optimizer steps between the two measurements.
+    #[serde(default = "one")]
+    pub steps: usize,
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Measure spectral norms.
+    #[serde(default = "yes")]
+    pub spectral: bool,
+    /// Largest |measured − predicted| slope that passes.
+    #[serde(default = "default_tol")]
+    pub tolerance: f64,
+    /// A width-dependent base rate η₀(n) = base_lr · n^{−lr_exponent} (0: fixed).
+    #[serde(default)]
+    pub lr_exponent: f64,
+}
+
+fn default_data() -> String {
+    "digits".into()
+}
+fn default_widths() -> Vec<usize> {
+    vec![128, 256, 512, 1024, 2048, 4096]
+}
+fn default_seeds() -> usize {
+    8
+}
+fn one() -> usize {
+    1
+}
+fn default_batch() -> usize {
+    256
+}
+fn yes() -> bool {
+    true
+}
+fn default_tol() -> f64 {
+    0.05
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            model: ModelConfig {
+                arch: "mlp3".into(),
+                ..ModelConfig::default()
+            },
+            param: ScaleChoice::default(),
+            optim: OptimConfig::default(),
+            loss: Loss::Mse,
+            dtype: Dtype::F32,
+            data: default_data(),
+            widths: default_widths(),
+            seeds: default_seeds(),
+            steps: 1,
+            batch: default_batch(),
+            spectral: true,
+            tolerance: default_tol(),
+            lr_exponent: 0.0,
+        }
+    }
+}
+
+/// One raw measurement of the scan (a row of `check.csv`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScanRow {
+    pub width: usize,
+    pub seed: usize,
+    pub layer: usize,
+    pub quantity: String,
+    pub value: f64,
+}
+
+/// A fitted slope with its prediction and verdict (a row of the printed table).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    pub quantity: String,
+    /// 1..L, or 0 for network-level quantities.
+    pub layer: usize,
+    pub role: String,
+    pub fit: Option<LineFit>,
+    pub predicted: Option<f64>,
+    /// The n → ∞ exponent, when `predicted` carries a finite-size correction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asymptotic: Option<f64>,
+    /// `pass`, `fail`, or `-` (nothing predicted / not enough widths).
+    pub verdict: String,
+}
+
+/// A criterion of theory.md §2 with its verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Criterion {
+    pub name: String,
+    /// What was measured (slopes), in words.
+    pub measured: String,
+    /// `pass`, `fail` or `unclear` (as for claims).
+    pub verdict: String,
+}
+
+/// The whole result of a check (also `check.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub config: CheckConfig,
+    /// The parameterization at the largest width.
+    pub parameterization: Parameterization,
+    /// The analytic prediction (SGD calculus; for Adam, of the SGD point with the same r).
+    pub diagnosis: Option<Diagnosis>,
+    pub claims: Vec<Claim>,
+    pub criteria: Vec<Criterion>,
+    /// r estimated from the read-in and hidden `dh_norm` slopes (mean, spread).
+    pub estimated_r: Option<(f64, f64)>,
+    /// (width, seed, reason) of probes that diverged.
+    pub diverged: Vec<(usize, usize, String)>,
+    pub spectral_method: String,
+    /// How slopes and intervals are computed.
+    pub fit_method: String,
+    pub pass: bool,
+}
+
+/// Quantities the printed table reports, in order (network-level ones use layer 0).
+pub const CLAIMS: [&str; 15] = [
+    "h_rms",
+    "f_norm",
+    "dh_norm",
+    "dh_rel",
+    "df_norm",
+    "layer_term",
+    "passthrough_term",
+    "interaction_ratio",
+    "grad_norm",
+    "uuc",
+    "dW_op_rel",
+    "dW_fro_rel",
+    "align",
+    "loss_decrease",
+    "dh_rms",
+];
+
+/// The architecture at one width.
+fn arch_at(
+    model: &ModelConfig,
+    width: usize,
+    n_in: usize,
+    n_out: usize,
+) -> Result<crate::nn::Arch> {
+    let mut m = model.clone();
+    if m.dims.is_some() {
+        return Err(Error::config(
+            "a width scan sets the widths itself: give the architecture without `dims`",
+        ));
+    }
+    m.width = Some(width);
+    m.resolve(n_in, n_out)
+}
+
+/// The parameterization at one width (with the width-dependent base rate, if any).
+fn param_at(
+    cfg: &CheckConfig,
+    arch: &crate::nn::Arch,
+    optimizer: OptimizerKind,
+) -> Result<Parameterization> {
+    let mut choice = cfg.param.clone();
+    choice.base_lr = cfg.param.base_lr * (arch.width() as f64).powf(-cfg.lr_exponent);
+    Parameterization::resolve(&arch.layer_shapes(), &choice, optimizer)
+}
+
+/// The prediction for this configuration, if the calculus covers it.
+pub fn prediction(cfg: &CheckConfig, arch: &crate::nn::Arch) -> Result<Option<Diagnosis>> {
+    let sgd = param_at(cfg, arch, OptimizerKind::Sgd)?;
+    Ok(match cfg.optim.kind {
+        OptimizerKind::Sgd => Some(diagnose(&Exponents::from_param(&sgd, cfg.lr_exponent))),
+        // theory.md §3.4: Adam's rates keep ‖Δh‖ = α, so on the scale its exponents are
+        // those of SGD at the same r (an extension this check tests).
+        OptimizerKind::Adam if sgd.on_scale => {
+            Some(diagnose(&Exponents::from_param(&sgd, cfg.lr_exponent)))
+        }
+        OptimizerKind::Adam => None,
+    })
+}
+
+/// Run the scan (no fitting): raw rows and divergences.
+pub fn scan(
+    cfg: &CheckConfig,
+    threads: usize,
+    progress: bool,
+) -> Result<(Vec<ScanRow>, Vec<(usize, usize, String)>)> {
+    match cfg.dtype {
+        Dtype::F32 => scan_typed::<f32>(cfg, threads, progress),
+        Dtype::F64 => scan_typed::<f64>(cfg, threads, progress),
+    }
+}
+
+fn validate(cfg: &CheckConfig) -> Result<()> {
+    if cfg.widths.len() < 2 {
+        return Err(Error::config("a scan needs at least two widths"));
+    }
+    if cfg.widths.contains(&0) {
+        return Err(Error::config("widths must be positive"));
+    }
+    if cfg.seeds == 0 || cfg.steps == 0 || cfg.batch == 0 {
+        return Err(Error::config("seeds, steps and batch must be at least 1"));
+    }
+    if !(cfg.tolerance.is_finite() && cfg.tolerance > 0.0) {
+        return Err(Error::config("tolerance must be a positive number"));
+    }
+    cfg.optim.validate()
+}
+
+fn scan_typed<T: Scalar>(
+    cfg: &CheckConfig,
+    threads: usize,
+    progress: bool,
+) -> Result<(Vec<ScanRow>, Vec<(usize, usize, String)>)> {
+    validate(cfg)?;
+    let split = crate::data::DataConfig {
+        dataset: cfg.data.clone(),
+        ..Default::default()
+    }
+    .load()?;
+    let b = cfg.batch.min(split.train.len());
+    let (x, y) = split.train.head(b).cast::<T>();
+    let (n_in, n_out) = (x.cols(), y.cols());
+    let mut widths = cfg.widths.clone();
+    widths.sort_unstable();
+    widths.dedup();
+    let mut jobs: Vec<(usize, usize)> = widths
+        .iter()
+        .flat_map(|&w| (0..cfg.seeds).map(move |s| (w, s)))
+        .collect();
+    // Largest first: better load balance.
+    jobs.sort_by_key(|&(w, s)| (std::cmp::Reverse(w), s));
+    // Resolve every architecture up front so bad configs fail before any work.
+    for &w in &widths {
+        let arch = arch_at(&cfg.model, w, n_in, n_out)?;
+        param_at(cfg, &arch, cfg.optim.kind)?;
+    }
+    let bar = crate::progress::bar(jobs.len() as u64, "probes", progress);
+    let run_one =
+        |&(w, s): &(usize, usize)| -> Result<(usize, usize, Vec<Measurement>, Option<String>)> {
+            let arch = arch_at(&cfg.model, w, n_in, n_out)?;
+            let param = param_at(cfg, &arch, cfg.optim.kind)?;
+            let model = Model::<T>::init_with(&arch, param, s as u64)?;
+            let spec = ProbeSpec {
+                steps: cfg.steps,
+                spectral: cfg.spectral,
+                seed: s as u64,
+            };
+            let p = probe(&model, &cfg.optim, cfg.loss, &x, &y, &spec, Compute::new(1));
+            bar.inc(1);
+            Ok((w, s, p.values, p.diverged))
+        };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| Error::config(e.to_string()))?;
+    let results: Vec<Result<_>> = pool.install(|| jobs.par_iter().map(run_one).collect());
+    bar.finish_and_clear();
+    let mut rows = Vec::new();
+    let mut diverged = Vec::new();
+    for r in results {
+        let (w, s, values, div) = r?;
+        if let Some(reason) = div {
+            diverged.push((w, s, reason));
+        }
+        rows.extend(values.into_iter().map(|m| ScanRow {
+            width: w,
+            seed: s,
+            layer: m.layer,
+            quantity: m.quantity,
+            value: m.value,
+        }));
+    }
+    rows.sort_by(|a, b| {
+        (a.width, a.seed, a.layer, &a.quantity).cmp(&(b.width, b.seed, b.layer, &b.quantity))
+    });
+    diverged.sort();
+    Ok((rows, diverged))
+}
+
+/// Seed statistics at each width of one (quantity, layer): (width, mean, min, max, n).
+pub fn per_width(
+    rows: &[ScanRow],
+    quantity: &str,
+    layer: usize,
+    skip: &[(usize, usize, String)],
+) -> Vec<(f64, f64, f64, f64, usize)> {
+    let mut widths: Vec<usize> = rows.iter().map(|r| r.width).collect();
+    widths.sort_unstable();
+    widths.dedup();
+    widths
+        .into_iter()
+        .filter_map(|w| {
+            // A width with any diverged seed is excluded from fits.
+            if skip.iter().any(|d| d.0 == w) {
+                return None;
+            }
+            let vals: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.width == w && r.layer == layer && r.quantity == quantity)
+                .map(|r| r.value)
+                .filter(|v| v.is_finite())
+                .collect();
+            if vals.is_empty() {
+                return None;
+            }
+            let (m, _) = mean_std(&vals);
+            let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            Some((w as f64, m, lo, hi, vals.len()))
+        })
+        .collect()
+}
+
+/// The finite-width bias of the ‖W̃_ℓ‖_op exponent over the scanned widths.
+///
+/// ‖W̃‖_op of a Gaussian rows × cols matrix grows as n^{1/2} only when both sides
+/// grow; a fixed side (the input or output dimension) bends the law at finite n
+/// (≈ √rows + √cols for two large sides, exactly √n for a single row). We measure
+/// E‖G‖_op of standard Gaussian matrices of the layer's shapes (16 draws per width,
+/// fixed seeds) and return the fitted slope minus 1/2; zero when both sides scale.
+fn op_norm_finite_size(
+    model: &ModelConfig,
+    widths: &[usize],
+    layer: usize,
+    n_in: usize,
+    n_out: usize,
+) -> Option<f64> {
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for &w in widths {
+        let arch = arch_at(model, w, n_in, n_out).ok()?;
+        let (rows, cols) = (*arch.dims.get(layer)?, *arch.dims.get(layer - 1)?);
+        if layer > 1 && layer < arch.depth() {
+            return Some(0.0);
+        }
+        let draws = 16;
+        let mean = (0..draws)
+            .map(|d| {
+                let g = Mat::from_vec(
+                    rows,
+                    cols,
+                    crate::rng::normal_vec(
+                        d,
+                        "finite-size",
+                        (rows * 31 + cols) as u64,
+                        rows * cols,
+                        1.0,
+                    ),
+                );
+                crate::linalg::spectral::op_norm(&g, 1e-9, d).value
+            })
+            .sum::<f64>()
+            / draws as f64;
+        xs.push(w as f64);
+        ys.push(mean);
+    }
+    fit_loglog(&xs, &ys).map(|f| f.slope - 0.5)
+}
+
+/// pass: |slope − predicted| ≤ tolerance; unclear: a larger miss, but the 95%
+/// interval still contains the prediction (more seeds would tell); fail otherwise.
+pub fn verdict(fit: &LineFit, predicted: f64, tol: f64) -> &'static str {
+    if (fit.slope - predicted).abs() <= tol {
+        "pass"
+    } else if fit.ci95.0 <= predicted && predicted <= fit.ci95.1 {
+        "unclear"
+    } else {
+        "fail"
+    }
+}
+
+/// Fit one (quantity, layer): least squares on log seed means, with a delete-one-seed
+/// jackknife 95% interval ([`crate::fit::fit_loglog_jackknife`]). Widths where a seed
+/// diverged or a value is missing are left out.
+pub fn fit(
+    rows: &[ScanRow],
+    quantity: &str,
+    layer: usize,
+    skip: &[(usize, usize, String)],
+) -> Option<LineFit> {
+    let mut widths: Vec<usize> = rows.iter().map(|r| r.width).collect();
+    widths.sort_unstable();
+    widths.dedup();
+    let mut seeds: Vec<usize> = rows.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let mut table: std::collections::BTreeMap<(usize, usize), f64> =
+        std::collections::BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.quantity == quantity && r.layer == layer && r.value.is_finite())
+    {
+        table.insert((r.width, r.seed), r.value);
+    }
+    let usable: Vec<usize> = widths
+        .into_iter()
+        .filter(|w| {
+            !skip.iter().any(|d| d.0 == *w) && seeds.iter().all(|s| table.contains_key(&(*w, *s)))
+        })
+        .collect();
+    let xs: Vec<f64> = usable.iter().map(|&w| w as f64).collect();
+    let values: Vec<Vec<f64>> = seeds
+        .iter()
+        .map(|s| usable.iter().map(|w| table[&(*w, *s)]).collect())
+        .collect();
+    crate::fit::fit_loglog_jackknife(&xs, &values)
+}
+
+/// Run a check: scan, fit, compare, judge.
+pub fn run(
+    cfg: &CheckConfig,
+    threads: usize,
+    progress: bool,
+) -> Result<(CheckReport, Vec<ScanRow>)> {
+    let (rows, diverged) = scan(cfg, threads, progress)?;
+    let report = judge(cfg, &rows, diverged)?;
+    Ok((report, rows))
+}
+
+/// Fits, predictions and verdicts for scan rows.
+pub fn judge(
+    cfg: &CheckConfig,
+    rows: &[ScanRow],
+    diverged: Vec<(usize, usize, String)>,
+) -> Result<CheckReport> {
+    let split = crate::data::DataConfig {
+        dataset: cfg.data.clone(),
+        ..Default::default()
+    }
+    .load()?;
+    let wmax = *cfg.widths.iter().max().unwrap_or(&1);
+    let arch = arch_at(
+        &cfg.model,
+        wmax,
+        split.train.input_dim(),
+        split.train.output_dim(),
+    )?;
+    let param = param_at(cfg, &arch, cfg.optim.kind)?;
+    let diagnosis = prediction(cfg, &arch)?;
+    let depth = arch.depth();
+    let tol = cfg.tolerance;
+    let role = |l: usize| {
+        if l == 0 {
+            "net".to_string()
+        } else {
+            param.layers[l - 1].role.name().to_string()
+        }
+    };
+    let r = param.richness;
+    let mut claims = Vec::new();
+    for q in CLAIMS {
+        let layers: Vec<usize> = match q {
+            "f_norm" | "df_norm" | "loss_decrease" => vec![0],
+            "h_rms" | "dh_rel" | "dh_norm" | "dh_rms" => (1..depth).collect(),
+            "passthrough_term" | "interaction_ratio" => (2..=depth).collect(),
+            _ => (1..=depth).collect(),
+        };
+        for l in layers {
+            let f = fit(rows, q, l, &diverged);
+            let mut predicted = diagnosis.as_ref().and_then(|d| match q {
+                "f_norm" => Some(d.output_init),
+                "df_norm" => Some(d.delta_f),
+                "loss_decrease" => Some(d.loss_decrease),
+                _ => d.predicted(q, l),
+            });
+            let mut asymptotic = None;
+            if q == "dW_op_rel" || q == "W_op" {
+                // ‖W̃‖_op of a Gaussian rows × cols matrix is σ(√rows + √cols) to leading
+                // order; a fixed side (input or output dimension) bends the n^{1/2} law at
+                // finite n. Predict the slope over the scanned widths.
+                let bias = op_norm_finite_size(
+                    &cfg.model,
+                    &cfg.widths,
+                    l,
+                    split.train.input_dim(),
+                    split.train.output_dim(),
+                );
+                if let (Some(p), Some(b)) = (predicted, bias) {
+                    if b.abs() > 1e-3 {
+                        asymptotic = Some(p);
+                        predicted = Some(if q == "W_op" { p + b } else { p - b });
+                    }
+                }
+            }
+            let verdict = match (q, &f, predicted) {
+                // theory.md §4: interaction / layer term → 0 for r < 1/2 (no exponent given).
+                ("interaction_ratio", Some(f), _) if r.is_some_and(|r| r < 0.5 - 1e-12) => {
+                    if f.slope < 0.0 { "pass" } else { "fail" }.to_string()
+                }
+                (_, Some(f), Some(p)) => verdict(f, p, tol).to_string(),
+                _ => "-".to_string(),
+            };
+            claims.push(Claim {
+                quantity: q.to_string(),
+                layer: l,
+                role: role(l),
+                fit: f,
+                predicted,
+                asymptotic,
+                verdict,
+            });
+        }
+    }
+    let slope = |q: &str, l: usize| fit(rows, q, l, &diverged).map(|f| f.slope);
+    let judge0 = |q: &str, l: usize| match fit(rows, q, l, &diverged) {
+        Some(f) => verdict(&f, 0.0, tol).to_string(),
+        None => "fail".to_string(),
+    };
+    let fmt = |s: Option<f64>| {
+        s.map(|v| format!("{v:+.3}"))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let mut criteria = Vec::new();
+    let hidden: Vec<Option<f64>> = (1..depth).map(|l| slope("h_rms", l)).collect();
+    let f_slope = slope("f_norm", 0);
+    criteria.push(Criterion {
+        name: "stable init".into(),
+        measured: format!(
+            "h_rms slopes {} (want 0), f_norm slope {} (want ≤ 0)",
+            hidden
+                .iter()
+                .map(|s| fmt(*s))
+                .collect::<Vec<_>>()
+                .join(", "),
+            fmt(f_slope)
+        ),
+        verdict: if hidden.iter().all(|s| s.is_some_and(|s| s.abs() <= tol))
+            && f_slope.is_some_and(|s| s <= tol)
+        {
+            "pass"
+        } else {
+            "fail"
+        }
+        .into(),
+    });
+    let df = slope("df_norm", 0);
+    criteria.push(Criterion {
+        name: "NTC".into(),
+        measured: format!("‖Δf‖ slope {} (want 0)", fmt(df)),
+        verdict: judge0("df_norm", 0),
+    });
+    for l in 1..=depth {
+        let u = slope("uuc", l);
+        criteria.push(Criterion {
+            name: format!("UUC layer {l} ({})", role(l)),
+            measured: format!("⟨∂L/∂h, Δh⟩ slope {} (want 0)", fmt(u)),
+            verdict: judge0("uuc", l),
+        });
+    }
+    for l in 2..=depth {
+        let m = slope("layer_share", l);
+        criteria.push(Criterion {
+            name: format!("MAX layer {l} ({})", role(l)),
+            measured: format!("layer term / ‖Δh‖ slope {} (want 0)", fmt(m)),
+            verdict: judge0("layer_share", l),
+        });
+    }
+    let rs: Vec<f64> = (1..depth).filter_map(|l| slope("dh_norm", l)).collect();
+    let estimated_r = (!rs.is_empty()).then(|| {
+        let (m, s) = mean_std(&rs);
+        (m, s)
+    });
+    let pass = claims
+        .iter()
+        .all(|c| c.verdict == "pass" || c.verdict == "-")
+        && criteria.iter().all(|c| c.verdict == "pass")
+        && diverged.is_empty();
+    Ok(CheckReport {
+        config: cfg.clone(),
+        parameterization: param,
+        diagnosis,
+        claims,
+        criteria,
+        estimated_r,
+        diverged,
+        spectral_method: crate::linalg::spectral::METHOD.into(),
+        fit_method: "least squares of ln(seed mean) on ln(width); 95% interval from a delete-one-seed jackknife (Student t, seeds − 1 degrees of freedom)".into(),
+        pass,
+    })
+}
+
+impl CheckReport {
+    /// The printed table.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "# check: {} | widths {:?} | {} seeds | {} step(s) | {} | tolerance ±{}\n",
+            self.parameterization.summary(),
+            self.config.widths,
+            self.config.seeds,
+            self.config.steps,
+            self.config.dtype.name(),
+            self.config.tolerance
+        ));
+        let mut rows = vec![vec![
+            "quantity".to_string(),
+            "layer".into(),
+            "measured slope ± 95% CI".into(),
+            "predicted".into(),
+            "verdict".into(),
+        ]];
+        for c in &self.claims {
+            let layer = if c.layer == 0 {
+                "net".to_string()
+            } else {
+                format!("{} {}", c.layer, c.role)
+            };
+            let m = match &c.fit {
+                Some(f) => format!(
+                    "{:+.3} ± {:.3}",
+                    f.slope,
+                    (f.ci95.1 - f.slope).abs().min(9.999)
+                ),
+                None => "n/a".into(),
+            };
+            let p = match (c.quantity.as_str(), c.predicted, c.asymptotic) {
+                ("interaction_ratio", _, _) => "→ 0 (< 0)".to_string(),
+                (_, Some(p), Some(a)) => format!("{p:+.3} (n→∞: {a:+.3})"),
+                (_, Some(p), None) => format!("{p:+.3}"),
+                _ => "-".into(),
+            };
+            rows.push(vec![c.quantity.clone(), layer, m, p, c.verdict.clone()]);
+        }
+        s.push_str(&crate::param::align(&rows));
+        s.push('\n');
+        let mut crit = vec![vec![
+            "criterion".to_string(),
+            "measured".into(),
+            "verdict".into(),
+        ]];
+        for c in &self.criteria {
+            crit.push(vec![c.name.clone(), c.measured.clone(), c.verdict.clone()]);
+        }
+        s.push_str(&crate::param::align(&crit));
+        if let Some((r, spread)) = self.estimated_r {
+            let set = self
+                .parameterization
+                .richness
+                .map(|r| format!(" (set: {r})"))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "\nestimated r = {r:.3} (spread over layers {spread:.3}){set}\n"
+            ));
+        }
+        for (w, seed, why) in &self.diverged {
+            s.push_str(&format!("diverged at width {w}, seed {seed}: {why}\n"));
+        }
+        if self.claims.iter().any(|c| c.verdict == "unclear")
+            || self.criteria.iter().any(|c| c.verdict == "unclear")
+        {
+            s.push_str("(unclear: the miss exceeds the tolerance but the 95% interval contains the prediction; more seeds would decide)\n");
+        }
+        s.push_str(&format!(
+            "overall: {}\n",
+            if self.pass { "PASS" } else { "FAIL" }
+        ));
+        s
+    }
+
+    /// Write `check.json`, `check.csv` (raw rows), `fits.csv` and plots into `dir`.
+    pub fn write(&self, dir: &Path, rows: &[ScanRow]) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::io::write_atomic(
+            &dir.join("check.json"),
+            serde_json::to_string_pretty(self).expect("json").as_bytes(),
+        )?;
+        let mut csv = String::from("width,seed,layer,quantity,value\n");
+        for r in rows {
+            csv.push_str(&format!(
+                "{},{},{},{},{:e}\n",
+                r.width, r.seed, r.layer, r.quantity, r.value
+            ));
+        }
+        crate::io::write_atomic(&dir.join("check.csv"), csv.as_bytes())?;
+        let mut fits = String::from(
+            "quantity,layer,role,slope,slope_se,ci_lo,ci_hi,predicted,asymptotic,verdict\n",
+        );
+        for c in &self.claims {
+            let f = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+            fits.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{}\n",
+                c.quantity,
+                c.layer,
+                c.role,
+                f(c.fit.map(|f| f.slope)),
+                f(c.fit.map(|f| f.slope_se)),
+                f(c.fit.map(|f| f.ci95.0)),
+                f(c.fit.map(|f| f.ci95.1)),
+                f(c.predicted),
+                f(c.asymptotic),
+                c.verdict
+            ));
+        }
+        crate::io::write_atomic(&dir.join("fits.csv"), fits.as_bytes())?;
+        let plots = dir.join("plots");
+        std::fs::create_dir_all(&plots).map_err(|e| Error::io(&plots, e))?;
+        for q in CLAIMS {
+            let fig = self.figure(rows, q);
+            if !fig.series.is_empty() {
+                fig.save_all(&plots, q)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Log–log figure of one quantity: seed means with min–max bands per layer,
+    /// fitted lines, and the predicted slope through the fit's middle.
+    pub fn figure(&self, rows: &[ScanRow], quantity: &str) -> Figure {
+        let mut fig = Figure::loglog(
+            format!(
+                "{quantity} against width ({})",
+                self.parameterization.summary()
+            ),
+            "width n",
+            quantity,
+        );
+        let mut color = 0;
+        for c in self.claims.iter().filter(|c| c.quantity == quantity) {
+            let pts = per_width(rows, quantity, c.layer, &self.diverged);
+            if pts.len() < 2 {
+                continue;
+            }
+            let xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
+            let name = if c.layer == 0 {
+                "network".to_string()
+            } else {
+                format!("layer {} ({})", c.layer, c.role)
+            };
+            fig.series.push(
+                Series::new(&name, xs.clone(), pts.iter().map(|p| p.1).collect())
+                    .style(Style::Points)
+                    .band(
+                        pts.iter().map(|p| p.2).collect(),
+                        pts.iter().map(|p| p.3).collect(),
+                    )
+                    .color(color),
+            );
+            if let Some(f) = c.fit {
+                let ys = xs
+                    .iter()
+                    .map(|x| (f.intercept + f.slope * x.ln()).exp())
+                    .collect();
+                fig.series.push(
+                    Series::new(format!("fit {:+.3}", f.slope), xs.clone(), ys)
+                        .style(Style::Line)
+                        .color(color),
+                );
+                if let Some(p) = c.predicted {
+                    let mid = (xs[0] * xs[xs.len() - 1]).sqrt();
+                    let ymid = (f.intercept + f.slope * mid.ln()).exp();
+                    fig.series.push(
+                        power_line(
+                            &format!("theory {p:+.2}"),
+                            xs[0],
+                            xs[xs.len() - 1],
+                            mid,
+                            ymid,
+                            p,
+                        )
+                        .color(color),
+                    );
+                }
+            }
+            color += 1;
+        }
+        fig
+    }
+}
+
+impl CheckConfig {
+    /// Read a scan config (TOML); errors name the file, line and key.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| {
+            Error::config(crate::train::toml_error(
+                &path.display().to_string(),
+                &text,
+                &e,
+            ))
+        })
+    }
+}
+
+/// The probe batch of a config, for callers that want it (first `batch` examples).
+pub fn probe_batch<T: Scalar>(cfg: &CheckConfig) -> Result<(Mat<T>, Mat<T>)> {
+    let split = crate::data::DataConfig {
+        dataset: cfg.data.clone(),
+        ..Default::default()
+    }
+    .load()?;
+    Ok(split
+        .train
+        .head(cfg.batch.min(split.train.len()))
+        .cast::<T>())
+}

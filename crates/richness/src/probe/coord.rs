@@ -1,0 +1,323 @@
+//! The coordinate check (as in Microsoft's `mup`): coordinate sizes over training
+//! steps and widths.
+//!
+//! For each width and seed, train t = 1…T steps on the probe batch and record, at
+//! every t = 0…T and for every layer, the mean absolute coordinate `mean|h_ℓ|` and
+//! the RMS coordinate of the pre-activations (the output for ℓ = L). A well-scaled
+//! network has no coordinate that grows with width: the verdict is `stable` when
+//! every log–log slope of `mean_abs` against width is at most the tolerance (it
+//! lists which are flat, |slope| ≤ tolerance; on the scale the output at init
+//! shrinks like n^{−r}, by design).
+
+use super::check::CheckConfig;
+use crate::error::{Error, Result};
+use crate::fit::{fit_loglog, mean_std, LineFit};
+use crate::linalg::Compute;
+use crate::nn::Model;
+use crate::param::Parameterization;
+use crate::report::plot::{Figure, Grid, Series, Style};
+use crate::tensor::{Dtype, Scalar};
+use crate::train::Trainer;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One coordinate statistic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoordRow {
+    pub width: usize,
+    pub seed: usize,
+    pub step: usize,
+    pub layer: usize,
+    /// `mean_abs` or `rms`.
+    pub quantity: String,
+    pub value: f64,
+}
+
+/// Slope of `mean_abs` against width at one (step, layer).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoordSlope {
+    pub step: usize,
+    pub layer: usize,
+    pub fit: Option<LineFit>,
+    pub flat: bool,
+    pub grows: bool,
+}
+
+/// The coordinate check's result (also `coord.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoordReport {
+    pub config: CheckConfig,
+    pub parameterization: Parameterization,
+    pub slopes: Vec<CoordSlope>,
+    /// (width, seed, step) where a coordinate became non-finite.
+    pub diverged: Vec<(usize, usize, usize)>,
+    pub stable: bool,
+}
+
+/// Run the coordinate check with `cfg.steps` steps.
+pub fn run(
+    cfg: &CheckConfig,
+    threads: usize,
+    progress: bool,
+) -> Result<(CoordReport, Vec<CoordRow>)> {
+    match cfg.dtype {
+        Dtype::F32 => run_typed::<f32>(cfg, threads, progress),
+        Dtype::F64 => run_typed::<f64>(cfg, threads, progress),
+    }
+}
+
+fn run_typed<T: Scalar>(
+    cfg: &CheckConfig,
+    threads: usize,
+    progress: bool,
+) -> Result<(CoordReport, Vec<CoordRow>)> {
+    if cfg.widths.len() < 2 || cfg.seeds == 0 {
+        return Err(Error::config(
+            "a coordinate check needs at least two widths and one seed",
+        ));
+    }
+    let (x, y) = super::check::probe_batch::<T>(cfg)?;
+    let b = x.rows();
+    let mut jobs: Vec<(usize, usize)> = cfg
+        .widths
+        .iter()
+        .flat_map(|&w| (0..cfg.seeds).map(move |s| (w, s)))
+        .collect();
+    jobs.sort_by_key(|&(w, s)| (std::cmp::Reverse(w), s));
+    let bar = crate::progress::bar(jobs.len() as u64, "coord", progress);
+    let one = |&(w, s): &(usize, usize)| -> Result<(Vec<CoordRow>, Option<(usize, usize, usize)>)> {
+        let mut m = cfg.model.clone();
+        m.width = Some(w);
+        let arch = m.resolve(x.cols(), y.cols())?;
+        let mut choice = cfg.param.clone();
+        choice.base_lr = cfg.param.base_lr * (arch.width() as f64).powf(-cfg.lr_exponent);
+        let param = Parameterization::resolve(&arch.layer_shapes(), &choice, cfg.optim.kind)?;
+        let model = Model::<T>::init_with(&arch, param, s as u64)?;
+        let mut t = Trainer::new(model, &cfg.optim, Compute::new(1), cfg.loss, b);
+        let mut rows = Vec::new();
+        let mut div = None;
+        for step in 0..=cfg.steps {
+            t.model.forward(&t.cx, x.as_slice(), b, &mut t.trace);
+            for (l, z) in t.trace.z.iter().enumerate() {
+                let v = z.as_slice();
+                let n = v.len() as f64;
+                let mean_abs = v.iter().map(|c| c.f64().abs()).sum::<f64>() / n;
+                let rms = (v.iter().map(|c| c.f64().powi(2)).sum::<f64>() / n).sqrt();
+                if !mean_abs.is_finite() && div.is_none() {
+                    div = Some((w, s, step));
+                }
+                for (q, val) in [("mean_abs", mean_abs), ("rms", rms)] {
+                    rows.push(CoordRow {
+                        width: w,
+                        seed: s,
+                        step,
+                        layer: l + 1,
+                        quantity: q.into(),
+                        value: val,
+                    });
+                }
+            }
+            if step < cfg.steps {
+                t.step(x.as_slice(), y.as_slice(), b);
+            }
+        }
+        bar.inc(1);
+        Ok((rows, div))
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| Error::config(e.to_string()))?;
+    let results: Vec<Result<_>> = pool.install(|| jobs.par_iter().map(one).collect());
+    bar.finish_and_clear();
+    let mut rows = Vec::new();
+    let mut diverged = Vec::new();
+    for r in results {
+        let (rs, d) = r?;
+        rows.extend(rs);
+        diverged.extend(d);
+    }
+    rows.sort_by(|a, b| {
+        (a.width, a.seed, a.step, a.layer, &a.quantity).cmp(&(
+            b.width,
+            b.seed,
+            b.step,
+            b.layer,
+            &b.quantity,
+        ))
+    });
+    diverged.sort();
+    let wmax = *cfg.widths.iter().max().unwrap();
+    let mut m = cfg.model.clone();
+    m.width = Some(wmax);
+    let arch = m.resolve(x.cols(), y.cols())?;
+    let parameterization =
+        Parameterization::resolve(&arch.layer_shapes(), &cfg.param, cfg.optim.kind)?;
+    let depth = arch.depth();
+    let tol = cfg.tolerance;
+    let mut slopes = Vec::new();
+    for step in 0..=cfg.steps {
+        for layer in 1..=depth {
+            let (xs, ys): (Vec<f64>, Vec<f64>) = stats(&rows, step, layer)
+                .into_iter()
+                .map(|p| (p.0, p.1))
+                .unzip();
+            let fit = fit_loglog(&xs, &ys);
+            let (flat, grows) = match fit {
+                Some(f) => (f.slope.abs() <= tol, f.slope > tol),
+                None => (false, true),
+            };
+            slopes.push(CoordSlope {
+                step,
+                layer,
+                fit,
+                flat,
+                grows,
+            });
+        }
+    }
+    let stable = diverged.is_empty() && slopes.iter().all(|s| !s.grows);
+    Ok((
+        CoordReport {
+            config: cfg.clone(),
+            parameterization,
+            slopes,
+            diverged,
+            stable,
+        },
+        rows,
+    ))
+}
+
+/// (width, mean, min, max) of `mean_abs` over seeds at one (step, layer).
+fn stats(rows: &[CoordRow], step: usize, layer: usize) -> Vec<(f64, f64, f64, f64)> {
+    let mut widths: Vec<usize> = rows.iter().map(|r| r.width).collect();
+    widths.sort_unstable();
+    widths.dedup();
+    widths
+        .into_iter()
+        .filter_map(|w| {
+            let v: Vec<f64> = rows
+                .iter()
+                .filter(|r| {
+                    r.width == w && r.step == step && r.layer == layer && r.quantity == "mean_abs"
+                })
+                .map(|r| r.value)
+                .filter(|v| v.is_finite())
+                .collect();
+            if v.is_empty() {
+                return None;
+            }
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            Some((w as f64, mean_std(&v).0, lo, hi))
+        })
+        .collect()
+}
+
+impl CoordReport {
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "# coordinate check: {} | widths {:?} | {} seeds\n",
+            self.parameterization.summary(),
+            self.config.widths,
+            self.config.seeds
+        );
+        let depth = self.parameterization.layers.len();
+        let mut rows = vec![std::iter::once("step".to_string())
+            .chain((1..=depth).map(|l| format!("layer {l} slope")))
+            .collect::<Vec<_>>()];
+        for step in 0..=self.config.steps {
+            let mut r = vec![step.to_string()];
+            for l in 1..=depth {
+                let c = self
+                    .slopes
+                    .iter()
+                    .find(|c| c.step == step && c.layer == l)
+                    .unwrap();
+                r.push(match c.fit {
+                    Some(f) => format!(
+                        "{:+.3}{}",
+                        f.slope,
+                        if c.grows {
+                            " GROWS"
+                        } else if c.flat {
+                            ""
+                        } else {
+                            " (shrinks)"
+                        }
+                    ),
+                    None => "n/a".into(),
+                });
+            }
+            rows.push(r);
+        }
+        s.push_str("slopes of mean|h_ℓ| against width (log–log):\n");
+        s.push_str(&crate::param::align(&rows));
+        for (w, seed, step) in &self.diverged {
+            s.push_str(&format!(
+                "diverged at width {w}, seed {seed}, step {step}\n"
+            ));
+        }
+        s.push_str(&format!(
+            "verdict: {}\n",
+            if self.stable {
+                "stable (no coordinate grows with width)"
+            } else {
+                "UNSTABLE (some coordinate grows with width)"
+            }
+        ));
+        s
+    }
+
+    /// `coord.json`, `coord.csv` and the plot (one panel per step).
+    pub fn write(&self, dir: &Path, rows: &[CoordRow]) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::io::write_atomic(
+            &dir.join("coord.json"),
+            serde_json::to_string_pretty(self).expect("json").as_bytes(),
+        )?;
+        let mut csv = String::from("width,seed,step,layer,quantity,value\n");
+        for r in rows {
+            csv.push_str(&format!(
+                "{},{},{},{},{},{:e}\n",
+                r.width, r.seed, r.step, r.layer, r.quantity, r.value
+            ));
+        }
+        crate::io::write_atomic(&dir.join("coord.csv"), csv.as_bytes())?;
+        let figs = self.figures(rows);
+        Grid {
+            figures: &figs,
+            cols: figs.len().min(4),
+        }
+        .save_all(dir, "coord")
+    }
+
+    /// One log–log panel per step, one line per layer, seed band.
+    pub fn figures(&self, rows: &[CoordRow]) -> Vec<Figure> {
+        let depth = self.parameterization.layers.len();
+        (0..=self.config.steps)
+            .map(|step| {
+                let mut f = Figure::loglog(format!("t = {step}"), "width n", "mean |h|");
+                f.size = (420, 340);
+                for l in 1..=depth {
+                    let p = stats(rows, step, l);
+                    f.series.push(
+                        Series::new(
+                            format!("layer {l}"),
+                            p.iter().map(|p| p.0).collect(),
+                            p.iter().map(|p| p.1).collect(),
+                        )
+                        .style(Style::LinePoints)
+                        .band(
+                            p.iter().map(|p| p.2).collect(),
+                            p.iter().map(|p| p.3).collect(),
+                        ),
+                    );
+                }
+                f
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,288 @@
+//! Probes: every quantity of theory.md §2–§4, measured before and after k steps.
+//!
+//! On a fixed probe batch X (B rows), with h_ℓ = z_ℓ the pre-activation of weight
+//! layer ℓ = 1..L (f = h_L), a_ℓ its post-activation (a_0 = X), W̃ = g·W the effective
+//! weights and Δ the change over k optimizer steps (default 1, on the probe batch):
+//!
+//! ```text
+//! Δh_ℓ = g ΔW a_{ℓ−1}      (layer term)
+//!      + g W Δa_{ℓ−1}      (passthrough term)
+//!      + g ΔW Δa_{ℓ−1}     (interaction term)       + g_b Δb (bias term, if any)
+//! ```
+//!
+//! exactly, and this module measures (norms are Frobenius over batch × width):
+//!
+//! | quantity | meaning |
+//! |---|---|
+//! | `h_norm`, `h_rms` | ‖h_ℓ‖ at init and its RMS coordinate ‖h‖/√(B·n_ℓ) |
+//! | `a_rms` | RMS coordinate of the post-activation a_ℓ (ℓ < L) |
+//! | `dh_norm`, `dh_rms`, `dh_rel` | ‖Δh_ℓ‖, its RMS coordinate, ‖Δh_ℓ‖/‖h_ℓ‖ |
+//! | `da_rel` | ‖Δa_ℓ‖/‖a_ℓ‖ (post-activation; experiments.md T2) |
+//! | `layer_term`, `passthrough_term`, `interaction_term` | norms of the three terms (passthrough and interaction for ℓ ≥ 2) |
+//! | `interaction_ratio` | interaction / layer term |
+//! | `layer_share` | layer term / ‖Δh_ℓ‖ (MAX wants Θ(1)) |
+//! | `decomp_residual` | ‖Δh − (sum of terms)‖/‖Δh‖ (a self-check: rounding error) |
+//! | `grad_norm` | ‖∂L/∂h_ℓ‖ at init |
+//! | `uuc` | \|⟨∂L/∂h_ℓ, Δh_ℓ⟩\| (the useful-update product) |
+//! | `W_op`, `dW_op`, `dW_op_rel` | ‖W̃‖_op, ‖ΔW̃‖_op and their ratio (spectral norms, see [`crate::linalg::spectral`]) |
+//! | `W_fro`, `dW_fro`, `dW_fro_rel` | the same in Frobenius norm |
+//! | `align` | ‖ΔW̃ a_{ℓ−1}‖ / (‖ΔW̃‖_op ‖a_{ℓ−1}‖): ≈ 1 when the update is aligned with its input |
+//! | `align_passthrough` | ‖W̃ Δa_{ℓ−1}‖ / (‖W̃‖_op ‖Δa_{ℓ−1}‖): the same ratio for the (random) init weights |
+//!
+//! and, for the network (layer 0): `f_norm` = ‖f‖ at init, `df_norm` = ‖Δf‖,
+//! `loss_before`, `loss_after`, `loss_decrease`.
+//!
+//! ```
+//! use richness::prelude::*;
+//! use richness::probe::{probe, ProbeSpec};
+//! let arch = Arch::linear3(4, 64, 1);
+//! let choice = ScaleChoice { base_lr: 0.1, ..ScaleChoice::preset(Preset::Mup) };
+//! let model = Model::<f64>::init(&arch, &choice, OptimizerKind::Sgd, 0).unwrap();
+//! let x = Mat::from_fn(8, 4, |i, j| ((i + j) % 3) as f64 - 1.0);
+//! let y = Mat::from_fn(8, 1, |i, _| i as f64 / 8.0);
+//! let opt = OptimConfig::sgd(0.0);
+//! let p = probe(&model, &opt, Loss::Mse, &x, &y, &ProbeSpec::default(), Compute::new(1));
+//! assert!(p.get("decomp_residual", 2).unwrap() < 1e-12);
+//! assert!(p.get("loss_decrease", 0).unwrap() > 0.0);
+//! ```
+
+pub mod check;
+pub mod coord;
+
+use crate::linalg::spectral::{op_norm, TOL};
+use crate::linalg::Compute;
+use crate::nn::{Loss, Model};
+use crate::optim::OptimConfig;
+use crate::tensor::{dot, norm, Mat, MatRef, Scalar};
+use crate::train::Trainer;
+use serde::{Deserialize, Serialize};
+
+/// What to probe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeSpec {
+    /// Optimizer steps between "before" and "after" (all on the probe batch).
+    pub steps: usize,
+    /// Measure spectral norms (the costliest part at large width).
+    pub spectral: bool,
+    /// Seed of the spectral solver's start vectors.
+    pub seed: u64,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        ProbeSpec {
+            steps: 1,
+            spectral: true,
+            seed: 0,
+        }
+    }
+}
+
+/// One measured value: `layer` is 1..L, or 0 for network-level quantities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub layer: usize,
+    pub quantity: String,
+    pub value: f64,
+}
+
+/// Everything one probe measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    pub values: Vec<Measurement>,
+    /// Why the run is unusable (non-finite values after the steps), if it is.
+    pub diverged: Option<String>,
+}
+
+impl Probe {
+    /// The value of `quantity` at `layer`.
+    pub fn get(&self, quantity: &str, layer: usize) -> Option<f64> {
+        self.values
+            .iter()
+            .find(|m| m.quantity == quantity && m.layer == layer)
+            .map(|m| m.value)
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        f64::NAN
+    } else {
+        a / b
+    }
+}
+
+fn sub<T: Scalar>(a: &[T], b: &[T]) -> Vec<T> {
+    a.iter().zip(b).map(|(&x, &y)| x - y).collect()
+}
+
+/// `out = inp · Mᵀ` for inp [B, d_in] and M [d_out, d_in], as a new matrix.
+fn apply<T: Scalar>(cx: &Compute, inp: &[T], batch: usize, m: &Mat<T>) -> Mat<T> {
+    let mut out = Mat::zeros(batch, m.rows());
+    cx.matmul(
+        out.view_mut(),
+        MatRef::new(inp, batch, m.cols()),
+        m.view().t(),
+        T::one(),
+        T::zero(),
+    );
+    out
+}
+
+/// Probe `model` on (`x`, `y`): measure, take `spec.steps` optimizer steps on the
+/// same batch (with `optim`; the base rate is the parameterization's), measure again.
+/// The model itself is not changed.
+pub fn probe<T: Scalar>(
+    model: &Model<T>,
+    optim: &OptimConfig,
+    loss: Loss,
+    x: &Mat<T>,
+    y: &Mat<T>,
+    spec: &ProbeSpec,
+    cx: Compute,
+) -> Probe {
+    let b = x.rows();
+    let depth = model.depth();
+    let mut t = Trainer::new(model.clone(), optim, cx, loss, b).unfused();
+    // Before: forward, loss gradient, backward on the probe batch.
+    let loss_before = t.gradient(x.as_slice(), y.as_slice(), b);
+    let z0 = t.trace.z.clone();
+    let a0 = t.trace.a.clone();
+    let dz0 = t.trace.dz.clone();
+    t.opt.step(&t.cx, &mut t.model, &t.grads);
+    for _ in 1..spec.steps {
+        t.step(x.as_slice(), y.as_slice(), b);
+    }
+    // After.
+    t.model.forward(&cx, x.as_slice(), b, &mut t.trace);
+    let k = model.output_dim();
+    let loss_after = loss.value_and_grad(t.trace.output().as_slice(), y.as_slice(), b, k, None);
+    let after = &t.trace;
+    let mut out = Vec::new();
+    let mut put = |layer: usize, q: &str, v: f64| {
+        out.push(Measurement {
+            layer,
+            quantity: q.to_string(),
+            value: v,
+        })
+    };
+    let mut diverged = None;
+    if !loss_after.is_finite()
+        || after
+            .z
+            .iter()
+            .any(|z| z.as_slice().iter().any(|v| !v.is_finite()))
+    {
+        diverged = Some(format!(
+            "non-finite outputs after {} step(s) (loss {loss_after})",
+            spec.steps
+        ));
+    }
+    put(0, "loss_before", loss_before);
+    put(0, "loss_after", loss_after);
+    put(0, "loss_decrease", loss_before - loss_after);
+    if diverged.is_some() {
+        return Probe {
+            values: out,
+            diverged,
+        };
+    }
+    for l in 0..depth {
+        let layer = l + 1;
+        let lp = &model.param.layers[l];
+        let n_l = z0[l].cols();
+        let h = z0[l].as_slice();
+        let dh = sub(after.z[l].as_slice(), h);
+        let h_norm = norm(h);
+        let dh_norm = norm(&dh);
+        let coords = (b * n_l) as f64;
+        put(layer, "h_norm", h_norm);
+        put(layer, "h_rms", h_norm / coords.sqrt());
+        put(layer, "dh_norm", dh_norm);
+        put(layer, "dh_rms", dh_norm / coords.sqrt());
+        put(layer, "dh_rel", ratio(dh_norm, h_norm));
+        if l + 1 < depth {
+            let a = a0[l].as_slice();
+            let da = sub(after.a[l].as_slice(), a);
+            put(layer, "a_rms", norm(a) / coords.sqrt());
+            put(layer, "da_rel", ratio(norm(&da), norm(a)));
+        }
+        let grad = dz0[l].as_slice();
+        put(layer, "grad_norm", norm(grad));
+        put(layer, "uuc", dot(grad, &dh).abs());
+        // Effective weights and their change.
+        let w0 = model.effective_weight(l);
+        let w1 = t.model.effective_weight(l);
+        let dw = Mat::from_vec(w0.rows(), w0.cols(), sub(w1.as_slice(), w0.as_slice()));
+        let inp0: &[T] = if l == 0 {
+            x.as_slice()
+        } else {
+            a0[l - 1].as_slice()
+        };
+        let inp1: &[T] = if l == 0 {
+            x.as_slice()
+        } else {
+            after.a[l - 1].as_slice()
+        };
+        let dinp = sub(inp1, inp0);
+        let w_op = if spec.spectral {
+            op_norm(&w0, TOL, spec.seed ^ (l as u64 + 1)).value
+        } else {
+            f64::NAN
+        };
+        let layer_term = apply(&cx, inp0, b, &dw);
+        let lt = norm(layer_term.as_slice());
+        put(layer, "layer_term", lt);
+        put(layer, "layer_share", ratio(lt, dh_norm));
+        let mut sum = layer_term.into_vec();
+        if l > 0 {
+            let pass = apply(&cx, &dinp, b, &w0);
+            let inter = apply(&cx, &dinp, b, &dw);
+            let (pt, it) = (norm(pass.as_slice()), norm(inter.as_slice()));
+            put(layer, "passthrough_term", pt);
+            put(layer, "interaction_term", it);
+            put(layer, "interaction_ratio", ratio(it, lt));
+            sum.iter_mut()
+                .zip(pass.as_slice().iter().zip(inter.as_slice()))
+                .for_each(|(s, (&p, &i))| *s += p + i);
+            if spec.spectral {
+                put(layer, "align_passthrough", ratio(pt, w_op * norm(&dinp)));
+            }
+        }
+        if let (Some(b0), Some(b1), Some(bs)) = (&model.biases[l], &t.model.biases[l], lp.bias) {
+            let gb = T::of(bs.multiplier);
+            for row in sum.chunks_exact_mut(n_l) {
+                row.iter_mut()
+                    .zip(b0.iter().zip(b1))
+                    .for_each(|(s, (&p, &q))| *s += gb * (q - p));
+            }
+        }
+        put(
+            layer,
+            "decomp_residual",
+            ratio(crate::tensor::dist(&sum, &dh), dh_norm),
+        );
+        let (w_fro, dw_fro) = (w0.norm(), dw.norm());
+        put(layer, "W_fro", w_fro);
+        put(layer, "dW_fro", dw_fro);
+        put(layer, "dW_fro_rel", ratio(dw_fro, w_fro));
+        if spec.spectral {
+            let dw_op = op_norm(&dw, TOL, spec.seed ^ (l as u64 + 101)).value;
+            put(layer, "W_op", w_op);
+            put(layer, "dW_op", dw_op);
+            put(layer, "dW_op_rel", ratio(dw_op, w_op));
+            put(layer, "align", ratio(lt, dw_op * norm(inp0)));
+        }
+    }
+    let f = z0[depth - 1].as_slice();
+    put(0, "f_norm", norm(f));
+    put(
+        0,
+        "df_norm",
+        crate::tensor::dist(after.z[depth - 1].as_slice(), f),
+    );
+    Probe {
+        values: out,
+        diverged,
+    }
+}

@@ -1,0 +1,201 @@
+//! Probe measurements against independent computation.
+
+use richness::linalg::spectral::op_norm;
+use richness::prelude::*;
+use richness::probe::check::{self, CheckConfig};
+use richness::probe::{probe, ProbeSpec};
+use richness::rng::normal_vec;
+use richness::train::ModelConfig;
+
+fn data(b: usize, d: usize, k: usize) -> (Mat<f64>, Mat<f64>) {
+    (
+        Mat::from_vec(b, d, normal_vec(1, "x", 0, b * d, 1.0)),
+        Mat::from_vec(b, k, normal_vec(2, "y", 0, b * k, 1.0)),
+    )
+}
+
+#[test]
+fn the_three_terms_sum_to_the_representation_update() {
+    for (act, bias) in [
+        (Activation::Linear, false),
+        (Activation::Relu, true),
+        (Activation::Tanh, true),
+    ] {
+        let mut arch = Arch::mlp(vec![5, 48, 40, 36, 3], act);
+        arch.bias = bias;
+        arch.bias_init = richness::nn::BiasInit::Normal;
+        let (x, y) = data(12, 5, 3);
+        for steps in [1, 3] {
+            let model = Model::<f64>::init(
+                &arch,
+                &ScaleChoice::preset(Preset::Mup),
+                OptimizerKind::Sgd,
+                4,
+            )
+            .unwrap();
+            let spec = ProbeSpec {
+                steps,
+                spectral: false,
+                seed: 0,
+            };
+            let p = probe(
+                &model,
+                &OptimConfig::sgd(0.9),
+                Loss::Mse,
+                &x,
+                &y,
+                &spec,
+                Compute::new(1),
+            );
+            assert!(p.diverged.is_none());
+            for l in 1..=4 {
+                let r = p.get("decomp_residual", l).unwrap();
+                assert!(
+                    r < 1e-12,
+                    "{act:?} bias={bias} steps={steps} layer {l}: residual {r:e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn probe_values_match_a_direct_computation() {
+    let arch = Arch::mlp(vec![4, 32, 32, 2], Activation::Relu);
+    let (x, y) = data(6, 4, 2);
+    let model = Model::<f64>::init(
+        &arch,
+        &ScaleChoice::scale(0.25, Gauge::Layerwise),
+        OptimizerKind::Sgd,
+        9,
+    )
+    .unwrap();
+    let p = probe(
+        &model,
+        &OptimConfig::sgd(0.0),
+        Loss::Mse,
+        &x,
+        &y,
+        &ProbeSpec::default(),
+        Compute::new(1),
+    );
+    // Independent: train one step with a separate trainer and compare pre-activations.
+    let cx = Compute::new(1);
+    let mut t = Trainer::new(model.clone(), &OptimConfig::sgd(0.0), cx, Loss::Mse, 6).unfused();
+    let loss0 = t.gradient(x.as_slice(), y.as_slice(), 6);
+    let z0 = t.trace.z.clone();
+    let g0 = t.trace.dz.clone();
+    t.opt.step(&cx, &mut t.model, &t.grads);
+    t.model.forward(&cx, x.as_slice(), 6, &mut t.trace);
+    for l in 0..3 {
+        let dh: Vec<f64> = t.trace.z[l]
+            .as_slice()
+            .iter()
+            .zip(z0[l].as_slice())
+            .map(|(a, b)| a - b)
+            .collect();
+        let n = dh.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!((p.get("dh_norm", l + 1).unwrap() - n).abs() < 1e-12 * n.max(1.0));
+        let uuc: f64 = dh
+            .iter()
+            .zip(g0[l].as_slice())
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+            .abs();
+        assert!((p.get("uuc", l + 1).unwrap() - uuc).abs() < 1e-12 * uuc.max(1e-300));
+        // ‖W̃‖_op against a dense SVD.
+        let w = model.effective_weight(l);
+        let m = faer::Mat::<f64>::from_fn(w.rows(), w.cols(), |i, j| w[(i, j)]);
+        let s = m.singular_values().unwrap().into_iter().fold(0.0, f64::max);
+        assert!((p.get("W_op", l + 1).unwrap() - s).abs() < 1e-6 * s);
+    }
+    assert!((p.get("loss_before", 0).unwrap() - loss0).abs() < 1e-15);
+    assert!(p.get("loss_decrease", 0).unwrap() > 0.0);
+}
+
+#[test]
+fn a_single_example_update_is_perfectly_aligned() {
+    // With one example, ΔW̃ = −λ δ aᵀ is rank one, so ‖ΔW̃ a‖ = ‖ΔW̃‖_op ‖a‖.
+    let arch = Arch::linear3(6, 64, 1);
+    let (x, y) = data(1, 6, 1);
+    let model = Model::<f64>::init(
+        &arch,
+        &ScaleChoice::preset(Preset::Ntp),
+        OptimizerKind::Sgd,
+        1,
+    )
+    .unwrap();
+    let p = probe(
+        &model,
+        &OptimConfig::sgd(0.0),
+        Loss::Mse,
+        &x,
+        &y,
+        &ProbeSpec::default(),
+        Compute::new(1),
+    );
+    for l in 1..=3 {
+        let a = p.get("align", l).unwrap();
+        assert!((a - 1.0).abs() < 1e-6, "layer {l}: {a}");
+    }
+    let w = model.effective_weight(1);
+    assert!((op_norm(&w, 1e-9, 3).value - p.get("W_op", 2).unwrap()).abs() < 1e-6);
+}
+
+fn small_scan(r: f64) -> CheckConfig {
+    CheckConfig {
+        model: ModelConfig {
+            arch: "linear3".into(),
+            ..ModelConfig::default()
+        },
+        param: ScaleChoice::scale(r, Gauge::Mup),
+        dtype: Dtype::F64,
+        data: "synthetic:teacher=linear,d=8,k=1,n=64,n_test=0".into(),
+        widths: vec![128, 256, 512, 1024],
+        seeds: 4,
+        batch: 64,
+        spectral: false,
+        tolerance: 0.1,
+        ..CheckConfig::default()
+    }
+}
+
+#[test]
+fn a_small_scan_recovers_r_and_the_criteria() {
+    for r in [0.25, 0.5] {
+        let (report, rows) = check::run(&small_scan(r), 2, false).unwrap();
+        let (est, _) = report.estimated_r.unwrap();
+        assert!((est - r).abs() < 0.08, "r = {r}: estimated {est}");
+        assert!(
+            report.criteria.iter().all(|c| c.verdict == "pass"),
+            "{}",
+            report.to_text()
+        );
+        assert_eq!(
+            rows.iter().filter(|x| x.quantity == "dh_norm").count(),
+            4 * 4 * 3
+        );
+    }
+}
+
+#[test]
+fn scans_are_reproducible_and_thread_independent() {
+    let cfg = small_scan(0.5);
+    let (a, ra) = check::run(&cfg, 1, false).unwrap();
+    let (b, rb) = check::run(&cfg, 2, false).unwrap();
+    assert_eq!(ra, rb);
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+}
+
+#[test]
+fn an_exploding_parameterization_is_reported_not_crashed() {
+    let mut cfg = small_scan(0.75);
+    cfg.param.base_lr = 50.0;
+    cfg.steps = 6;
+    let (report, _) = check::run(&cfg, 2, false).unwrap();
+    assert!(!report.diverged.is_empty(), "{}", report.to_text());
+    assert!(!report.pass);
+}
