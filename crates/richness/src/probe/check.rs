@@ -173,11 +173,12 @@ pub struct CheckReport {
 }
 
 /// Quantities the printed table reports, in order (network-level ones use layer 0).
-pub const CLAIMS: [&str; 15] = [
+pub const CLAIMS: [&str; 16] = [
     "h_rms",
     "f_norm",
     "dh_norm",
     "dh_rel",
+    "da_rel",
     "df_norm",
     "layer_term",
     "passthrough_term",
@@ -506,7 +507,7 @@ pub fn judge(
     for q in CLAIMS {
         let layers: Vec<usize> = match q {
             "f_norm" | "df_norm" | "loss_decrease" => vec![0],
-            "h_rms" | "dh_rel" | "dh_norm" | "dh_rms" => (1..depth).collect(),
+            "h_rms" | "dh_rel" | "da_rel" | "dh_norm" | "dh_rms" => (1..depth).collect(),
             "passthrough_term" | "interaction_ratio" => (2..=depth).collect(),
             _ => (1..=depth).collect(),
         };

@@ -57,6 +57,42 @@ use crate::tensor::{dot, norm, Mat, MatRef, Scalar};
 use crate::train::Trainer;
 use serde::{Deserialize, Serialize};
 
+/// A readable axis label for a probe quantity (norms are Frobenius over batch × width
+/// and dimensionless).
+pub fn describe(quantity: &str) -> &'static str {
+    match quantity {
+        "h_norm" => "‖h‖ at init",
+        "h_rms" => "RMS coordinate of h at init",
+        "a_rms" => "RMS coordinate of a = c·φ(h) at init",
+        "dh_norm" => "‖Δh‖",
+        "dh_rms" => "RMS coordinate of Δh",
+        "dh_rel" => "‖Δh‖ / ‖h‖",
+        "da_rel" => "‖Δa‖ / ‖a‖ (post-activation)",
+        "layer_term" => "‖g ΔW a_prev‖ (layer term)",
+        "passthrough_term" => "‖g W Δa_prev‖ (passthrough term)",
+        "interaction_term" => "‖g ΔW Δa_prev‖ (interaction term)",
+        "interaction_ratio" => "interaction / layer term",
+        "layer_share" => "layer term / ‖Δh‖",
+        "decomp_residual" => "decomposition residual (relative)",
+        "grad_norm" => "‖∂L/∂h‖ at init",
+        "uuc" => "|⟨∂L/∂h, Δh⟩| (useful update)",
+        "W_op" => "‖W̃‖ spectral",
+        "dW_op" => "‖ΔW̃‖ spectral",
+        "dW_op_rel" => "‖ΔW̃‖ / ‖W̃‖ (spectral)",
+        "W_fro" => "‖W̃‖ Frobenius",
+        "dW_fro" => "‖ΔW̃‖ Frobenius",
+        "dW_fro_rel" => "‖ΔW̃‖ / ‖W̃‖ (Frobenius)",
+        "align" => "‖ΔW̃ a‖ / (‖ΔW̃‖ ‖a‖)",
+        "align_passthrough" => "‖W̃ Δa‖ / (‖W̃‖ ‖Δa‖)",
+        "f_norm" => "‖f‖ at init",
+        "df_norm" => "‖Δf‖",
+        "loss_before" => "loss before",
+        "loss_after" => "loss after",
+        "loss_decrease" => "loss decrease",
+        _ => "value",
+    }
+}
+
 /// What to probe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProbeSpec {
