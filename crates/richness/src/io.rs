@@ -1,7 +1,8 @@
 //! Weights in `safetensors` (readable by PyTorch, JAX, numpy), plus small file helpers.
 //!
 //! Layer ℓ (0-based) is stored as `layers.{ℓ}.weight` with shape [fan_out, fan_in],
-//! as PyTorch's `nn.Linear` stores it, and `layers.{ℓ}.bias` [fan_out] when present.
+//! as PyTorch's `nn.Linear` stores it (a conv layer as [C_out, C_in, k, k], as
+//! `nn.Conv2d` stores it), and `layers.{ℓ}.bias` [fan_out] when present.
 //! These are the *raw* weights W; the multipliers g are not folded in. The file's
 //! metadata carries the parameterization (`richness.parameterization`, JSON) and the
 //! architecture (`richness.arch`, JSON), so a checkpoint never loses its scaling.
@@ -12,7 +13,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::nn::{Arch, Model};
+use crate::nn::{Arch, LayerKind, Model};
 use crate::param::Parameterization;
 use crate::tensor::{Dtype, Mat, Scalar};
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
@@ -96,6 +97,48 @@ pub fn weights_to_bytes<T: Scalar>(model: &Model<T>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A weight in PyTorch's layout: [fan_out, fan_in] for dense layers; for conv layers
+/// our [C_out, (ky, kx, c_in)] rows become [C_out, C_in, k, k].
+fn torch_layout<T: Scalar>(kind: LayerKind, w: &Mat<T>) -> (Vec<usize>, Vec<T>) {
+    match kind {
+        LayerKind::Dense { .. } => (vec![w.rows(), w.cols()], w.as_slice().to_vec()),
+        LayerKind::Conv(g) => {
+            let (co, ci, k) = (g.c_out, g.c_in, g.k);
+            let mut out = vec![T::zero(); co * ci * k * k];
+            for o in 0..co {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        for c in 0..ci {
+                            out[((o * ci + c) * k + ky) * k + kx] = w[(o, (ky * k + kx) * ci + c)];
+                        }
+                    }
+                }
+            }
+            (vec![co, ci, k, k], out)
+        }
+    }
+}
+
+/// The inverse of [`torch_layout`].
+fn from_torch_layout<T: Scalar>(kind: LayerKind, values: &[T], w: &mut Mat<T>) {
+    match kind {
+        LayerKind::Dense { .. } => w.as_mut_slice().copy_from_slice(values),
+        LayerKind::Conv(g) => {
+            let (ci, k) = (g.c_in, g.k);
+            for o in 0..g.c_out {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        for c in 0..ci {
+                            w[(o, (ky * k + kx) * ci + c)] =
+                                values[((o * ci + c) * k + ky) * k + kx];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Write `weights.safetensors`.
 pub fn save_weights<T: Scalar>(model: &Model<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
@@ -164,7 +207,10 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
         .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
     let mut expected = Vec::new();
     for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
-        expected.push((format!("layers.{l}.weight"), vec![w.rows(), w.cols()]));
+        expected.push((
+            format!("layers.{l}.weight"),
+            torch_layout(model.kind(l), w).0,
+        ));
         if let Some(b) = b {
             expected.push((format!("layers.{l}.bias"), vec![b.len()]));
         }
@@ -202,8 +248,17 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
         }
         loaded.push(read_values(&view, path, name)?);
     }
-    for (dst, src) in model.params_mut().into_iter().zip(loaded) {
-        dst.copy_from_slice(&src);
+    let mut it = loaded.into_iter();
+    for l in 0..model.depth() {
+        let kind = model.kind(l);
+        from_torch_layout(
+            kind,
+            &it.next().expect("one per tensor"),
+            &mut model.weights[l],
+        );
+        if let Some(b) = model.biases[l].as_mut() {
+            b.copy_from_slice(&it.next().expect("one per tensor"));
+        }
     }
     Ok(())
 }

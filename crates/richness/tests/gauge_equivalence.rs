@@ -260,3 +260,28 @@ fn fused_sgd_update_equals_separate_update() {
         assert!(rel(p, q) < 1e-12, "{}", rel(p, q));
     }
 }
+
+#[test]
+fn convolutional_networks_are_gauge_equivalent_too() {
+    let mut arch = Arch::myrtle5([1, 6, 6], 8, 3);
+    arch.bias = true;
+    arch.bias_init = BiasInit::Normal;
+    for r in [0.0, 0.5] {
+        let runs: Vec<_> = Gauge::ALL
+            .iter()
+            .map(|&g| {
+                train(
+                    &arch,
+                    &ScaleChoice::scale(r, g),
+                    &OptimConfig {
+                        momentum: 0.9,
+                        ..OptimConfig::default()
+                    },
+                    5,
+                )
+            })
+            .collect();
+        assert_same(&runs[0], &runs[1], 1e-10, "conv mup vs layerwise");
+        assert_same(&runs[0], &runs[2], 1e-10, "conv mup vs rescale");
+    }
+}

@@ -100,3 +100,24 @@ fn deeper_networks_and_single_hidden_layer_match_finite_differences() {
         assert!(err < 1e-6, "relative error {err:e}");
     }
 }
+
+#[test]
+fn conv_layers_and_pooling_match_finite_differences() {
+    // A small Myrtle-5 on 3-channel 6×6 images (CHW input), with biases.
+    for act in [Activation::Relu, Activation::Tanh] {
+        let mut arch = Arch::myrtle5([3, 6, 6], 4, 2);
+        arch.activation = act;
+        arch.gain = act.default_gain();
+        arch.bias = true;
+        arch.bias_init = BiasInit::Normal;
+        for loss in [Loss::Mse, Loss::CrossEntropy] {
+            let err = check(&arch, &ScaleChoice::preset(Preset::Mup), loss);
+            assert!(
+                err < 1e-6,
+                "{} {}: relative error {err:e}",
+                act.name(),
+                loss.name()
+            );
+        }
+    }
+}

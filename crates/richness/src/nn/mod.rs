@@ -2,14 +2,17 @@
 //!
 //! - [`activation`]: pointwise φ with gain c_φ;
 //! - [`dense`]: the fully connected layer (forward/backward pair);
+//! - [`conv`]: k × k convolutions and pooling (forward/backward pairs);
 //! - [`model`]: architectures, models, the [`Trace`] of one pass, gradients;
 //! - [`loss`]: MSE, cross-entropy, accuracy.
 
 pub mod activation;
+pub mod conv;
 pub mod dense;
 pub mod loss;
 pub mod model;
 
 pub use activation::Activation;
+pub use conv::Pool;
 pub use loss::{accuracy, Loss};
-pub use model::{Arch, BiasInit, Grads, Model, Trace};
+pub use model::{Arch, BiasInit, ConvSpec, Grads, LayerKind, Model, Trace};

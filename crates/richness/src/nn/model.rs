@@ -23,6 +23,10 @@
 //! ```
 
 use super::activation::Activation;
+use super::conv::{
+    conv_backward_input, conv_backward_weight, conv_forward, pool_backward, pool_forward, ConvGeom,
+    Pool,
+};
 use super::dense::{dense_backward_input, dense_backward_weight, dense_forward};
 use crate::error::{Error, Result};
 use crate::linalg::Compute;
@@ -57,12 +61,110 @@ pub struct Arch {
     pub bias: bool,
     #[serde(default)]
     pub bias_init: BiasInit,
+    /// A convolutional trunk: the first `conv.pools.len()` weight layers are k × k
+    /// convolutions whose channel counts are `dims[1..]`; `dims[0]` is C·H·W.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<ConvSpec>,
+}
+
+/// The convolutional part of an architecture.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvSpec {
+    /// Input image [C, H, W] (examples stored CHW, as image files are).
+    pub input: [usize; 3],
+    /// Kernel size k (odd) of every conv layer ("same" padding, stride 1).
+    pub kernel: usize,
+    /// Pooling after each conv layer's activation (one per conv layer; the last must
+    /// be `global`, so the dense head sees [B, C]).
+    pub pools: Vec<Pool>,
+}
+
+/// What weight layer ℓ is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    Dense { fan_in: usize, fan_out: usize },
+    Conv(ConvGeom),
+}
+
+impl LayerKind {
+    /// Values per example of the pre-activation z_ℓ.
+    pub fn out_len(&self) -> usize {
+        match self {
+            LayerKind::Dense { fan_out, .. } => *fan_out,
+            LayerKind::Conv(g) => g.out_len(),
+        }
+    }
+    /// Values per example after pooling, when the layer pools.
+    pub fn pooled_len(&self) -> Option<usize> {
+        match self {
+            LayerKind::Conv(g) if g.pool != Pool::None => Some(g.pooled_len()),
+            _ => None,
+        }
+    }
 }
 
 impl Arch {
+    /// Myrtle-5: conv3×3(C→w), ReLU; conv3×3(w→w), ReLU, avgpool 2; conv3×3, ReLU,
+    /// avgpool 2; conv3×3, ReLU, global average pool; linear(w → n_out).
+    pub fn myrtle5(input: [usize; 3], width: usize, n_out: usize) -> Self {
+        let [c, h, w] = input;
+        Arch {
+            conv: Some(ConvSpec {
+                input,
+                kernel: 3,
+                pools: vec![Pool::None, Pool::Avg2, Pool::Avg2, Pool::Global],
+            }),
+            ..Arch::mlp(
+                vec![c * h * w, width, width, width, width, n_out],
+                Activation::Relu,
+            )
+        }
+    }
+
+    /// The kind and shapes of every weight layer.
+    pub fn kinds(&self) -> Vec<LayerKind> {
+        let depth = self.depth();
+        let mut kinds = Vec::with_capacity(depth);
+        let (mut c, mut h, mut w, nc, k) = match &self.conv {
+            Some(cs) => (
+                cs.input[0],
+                cs.input[1],
+                cs.input[2],
+                cs.pools.len(),
+                cs.kernel,
+            ),
+            None => (0, 0, 0, 0, 0),
+        };
+        for l in 0..depth {
+            if l < nc {
+                let pool = self.conv.as_ref().unwrap().pools[l];
+                let g = ConvGeom {
+                    c_in: c,
+                    c_out: self.dims[l + 1],
+                    h,
+                    w,
+                    k,
+                    chw_input: l == 0,
+                    pool,
+                };
+                (h, w) = g.pooled_hw();
+                c = g.c_out;
+                kinds.push(LayerKind::Conv(g));
+            } else {
+                kinds.push(LayerKind::Dense {
+                    fan_in: self.dims[l],
+                    fan_out: self.dims[l + 1],
+                });
+            }
+        }
+        kinds
+    }
+
     /// A bias-free MLP with the activation's default gain.
     pub fn mlp(dims: Vec<usize>, activation: Activation) -> Self {
         Arch {
+            conv: None,
             dims,
             gain: activation.default_gain(),
             activation,
@@ -88,7 +190,22 @@ impl Arch {
 
     /// The shapes the parameterization needs.
     pub fn layer_shapes(&self) -> Vec<LayerShape> {
-        LayerShape::mlp(&self.dims, self.bias)
+        self.kinds()
+            .iter()
+            .enumerate()
+            .map(|(l, k)| {
+                let (fan_in, fan_out) = match k {
+                    LayerKind::Dense { fan_in, fan_out } => (*fan_in, *fan_out),
+                    LayerKind::Conv(g) => (g.patch(), g.c_out),
+                };
+                LayerShape {
+                    fan_in,
+                    fan_out,
+                    fan_in_scales: l > 0,
+                    bias: self.bias,
+                }
+            })
+            .collect()
     }
 
     /// Check sizes and gain.
@@ -110,10 +227,52 @@ impl Arch {
                 self.gain
             )));
         }
+        if let Some(cs) = &self.conv {
+            let [c, h, w] = cs.input;
+            if c * h * w != self.dims[0] {
+                return Err(Error::config(format!(
+                    "conv input {:?} has {} values but dims[0] = {}",
+                    cs.input,
+                    c * h * w,
+                    self.dims[0]
+                )));
+            }
+            if cs.kernel % 2 == 0 || cs.kernel == 0 {
+                return Err(Error::config(format!(
+                    "conv kernel must be odd, got {}",
+                    cs.kernel
+                )));
+            }
+            if cs.pools.is_empty() || cs.pools.len() >= self.depth() {
+                return Err(Error::config(
+                    "a conv trunk needs at least one conv layer and a dense read-out after it",
+                ));
+            }
+            if cs.pools.last() != Some(&Pool::Global) {
+                return Err(Error::config(
+                    "the last conv layer must end in a global average pool",
+                ));
+            }
+            for k in self.kinds() {
+                if let LayerKind::Conv(g) = k {
+                    if g.h == 0 || g.w == 0 || (g.pool == Pool::Avg2 && (g.h < 2 || g.w < 2)) {
+                        return Err(Error::config(format!(
+                            "the image ({}×{}) is too small for this many pooling layers",
+                            h, w
+                        )));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Largest hidden width.
+    /// Whether every weight layer is dense.
+    pub fn is_mlp(&self) -> bool {
+        self.conv.is_none()
+    }
+
+    /// Largest hidden width (channel count for conv layers).
     pub fn width(&self) -> usize {
         self.dims[1..self.dims.len() - 1]
             .iter()
@@ -132,6 +291,8 @@ pub struct Model<T> {
     pub weights: Vec<Mat<T>>,
     /// b_ℓ, [fan_out] each, when the architecture has biases.
     pub biases: Vec<Option<Vec<T>>>,
+    /// The layer kinds of `arch` (derived once).
+    kinds: Vec<LayerKind>,
 }
 
 impl<T: Scalar> Model<T> {
@@ -159,6 +320,7 @@ impl<T: Scalar> Model<T> {
             .map(|s| s.bias.then(|| vec![T::zero(); s.fan_out]))
             .collect();
         Ok(Model {
+            kinds: arch.kinds(),
             arch: arch.clone(),
             param,
             weights,
@@ -222,6 +384,11 @@ impl<T: Scalar> Model<T> {
         self.weights.len()
     }
 
+    /// The kind and shapes of weight layer ℓ.
+    pub fn kind(&self, l: usize) -> LayerKind {
+        self.kinds[l]
+    }
+
     pub fn input_dim(&self) -> usize {
         self.arch.dims[0]
     }
@@ -275,32 +442,53 @@ impl<T: Scalar> Model<T> {
         let gain = T::of(self.arch.gain);
         for l in 0..depth {
             let (g, gb) = self.multipliers(l);
-            let (fan_out, fan_in) = self.weights[l].shape();
+            let kind = self.kinds[l];
             let Trace {
-                x, z, a, scratch, ..
-            } = trace;
-            let inp = if l == 0 {
-                x.as_slice()
-            } else {
-                a[l - 1].as_slice()
-            };
-            dense_forward(
-                cx,
-                z[l].as_mut_slice(),
-                inp,
-                self.weights[l].as_slice(),
-                self.biases[l].as_deref(),
-                g,
-                gb,
-                batch,
-                fan_in,
-                fan_out,
+                x,
+                z,
+                a,
+                p,
                 scratch,
-            );
+                col,
+                ..
+            } = trace;
+            let inp = input(x, a, p, l);
+            match kind {
+                LayerKind::Dense { fan_in, fan_out } => dense_forward(
+                    cx,
+                    z[l].as_mut_slice(),
+                    inp,
+                    self.weights[l].as_slice(),
+                    self.biases[l].as_deref(),
+                    g,
+                    gb,
+                    batch,
+                    fan_in,
+                    fan_out,
+                    scratch,
+                ),
+                LayerKind::Conv(geom) => conv_forward(
+                    cx,
+                    &geom,
+                    z[l].as_mut_slice(),
+                    inp,
+                    self.weights[l].as_slice(),
+                    self.biases[l].as_deref(),
+                    g,
+                    gb,
+                    batch,
+                    col,
+                ),
+            }
             if l + 1 < depth {
                 self.arch
                     .activation
                     .forward(gain, z[l].as_slice(), a[l].as_mut_slice());
+                if let LayerKind::Conv(geom) = kind {
+                    if geom.pool != Pool::None {
+                        pool_forward(&geom, a[l].as_slice(), batch, p[l].as_mut_slice());
+                    }
+                }
             }
         }
     }
@@ -318,24 +506,8 @@ impl<T: Scalar> Model<T> {
         let keep = if accumulate { T::one() } else { T::zero() };
         for l in (0..self.depth()).rev() {
             self.backward_signal(cx, trace, l);
-            let (g, gb) = self.multipliers(l);
-            let (fan_out, fan_in) = self.weights[l].shape();
-            dense_backward_weight(
-                cx,
-                trace.dz[l].as_slice(),
-                trace.input_of(l).as_slice(),
-                g,
-                gb,
-                trace.batch,
-                fan_in,
-                fan_out,
-                grads.w[l].as_mut_slice(),
-                grads.b[l].as_deref_mut(),
-                T::one(),
-                keep,
-                keep,
-                T::one(),
-            );
+            let (dw, db) = (grads.w[l].as_mut_slice(), grads.b[l].as_deref_mut());
+            self.weight_gradient(cx, trace, l, dw, db, T::one(), keep, keep, T::one());
         }
     }
 
@@ -352,33 +524,94 @@ impl<T: Scalar> Model<T> {
     ) {
         for l in (0..self.depth()).rev() {
             self.backward_signal(cx, trace, l);
-            let (g, gb) = self.multipliers(l);
-            let (fan_out, fan_in) = self.weights[l].shape();
             let (lr, wd, lr_b, wd_b) = rates[l];
-            dense_backward_weight(
+            let mut w = std::mem::take(&mut self.weights[l]);
+            let mut b = self.biases[l].take();
+            self.weight_gradient(
                 cx,
-                trace.dz[l].as_slice(),
-                trace.input_of(l).as_slice(),
-                g,
-                gb,
-                trace.batch,
-                fan_in,
-                fan_out,
-                self.weights[l].as_mut_slice(),
-                self.biases[l].as_deref_mut(),
+                trace,
+                l,
+                w.as_mut_slice(),
+                b.as_deref_mut(),
                 -lr,
                 T::one() - lr * wd,
                 T::one() - lr_b * wd_b,
                 -lr_b,
             );
+            self.weights[l] = w;
+            self.biases[l] = b;
         }
     }
 
-    /// For layer ℓ: `∂L/∂z_ℓ` from `∂L/∂a_ℓ` (hidden layers), then `∂L/∂a_{ℓ−1}`.
+    /// `dw ← scale·∇W + keep·dw` (and the bias likewise) for layer ℓ.
+    #[allow(clippy::too_many_arguments)]
+    fn weight_gradient(
+        &self,
+        cx: &Compute,
+        trace: &mut Trace<T>,
+        l: usize,
+        dw: &mut [T],
+        db: Option<&mut [T]>,
+        scale: T,
+        keep: T,
+        keep_b: T,
+        scale_b: T,
+    ) {
+        let (g, gb) = self.multipliers(l);
+        let batch = trace.batch;
+        let Trace {
+            x, a, p, dz, col, ..
+        } = trace;
+        let inp = input(x, a, p, l);
+        match self.kinds[l] {
+            LayerKind::Dense { fan_in, fan_out } => dense_backward_weight(
+                cx,
+                dz[l].as_slice(),
+                inp,
+                g,
+                gb,
+                batch,
+                fan_in,
+                fan_out,
+                dw,
+                db,
+                scale,
+                keep,
+                keep_b,
+                scale_b,
+            ),
+            LayerKind::Conv(geom) => conv_backward_weight(
+                cx,
+                &geom,
+                dz[l].as_slice(),
+                inp,
+                g,
+                gb,
+                batch,
+                col,
+                dw,
+                db,
+                scale,
+                keep,
+                keep_b,
+                scale_b,
+            ),
+        }
+    }
+
+    /// For layer ℓ: `∂L/∂z_ℓ` from `∂L/∂a_ℓ` (hidden layers; through the pooling when
+    /// the layer pools), then the gradient of layer ℓ's input.
     fn backward_signal(&self, cx: &Compute, trace: &mut Trace<T>, l: usize) {
         let batch = trace.batch;
-        let Trace { z, dz, da, .. } = trace;
+        let Trace {
+            z, dz, da, dp, col, ..
+        } = trace;
         if l + 1 < self.depth() {
+            if let LayerKind::Conv(geom) = self.kinds[l] {
+                if geom.pool != Pool::None {
+                    pool_backward(&geom, dp[l].as_slice(), batch, da[l].as_mut_slice());
+                }
+            }
             self.arch.activation.backward(
                 T::of(self.arch.gain),
                 z[l].as_slice(),
@@ -388,17 +621,34 @@ impl<T: Scalar> Model<T> {
         }
         if l > 0 {
             let (g, _) = self.multipliers(l);
-            let (fan_out, fan_in) = self.weights[l].shape();
-            dense_backward_input(
-                cx,
-                dz[l].as_slice(),
-                self.weights[l].as_slice(),
-                g,
-                batch,
-                fan_in,
-                fan_out,
-                da[l - 1].as_mut_slice(),
-            );
+            // The input of layer ℓ is the pooled output of layer ℓ−1 when that pools.
+            let dinp = if self.kinds[l - 1].pooled_len().is_some() {
+                dp[l - 1].as_mut_slice()
+            } else {
+                da[l - 1].as_mut_slice()
+            };
+            match self.kinds[l] {
+                LayerKind::Dense { fan_in, fan_out } => dense_backward_input(
+                    cx,
+                    dz[l].as_slice(),
+                    self.weights[l].as_slice(),
+                    g,
+                    batch,
+                    fan_in,
+                    fan_out,
+                    dinp,
+                ),
+                LayerKind::Conv(geom) => conv_backward_input(
+                    cx,
+                    &geom,
+                    dz[l].as_slice(),
+                    self.weights[l].as_slice(),
+                    g,
+                    batch,
+                    col,
+                    dinp,
+                ),
+            }
         }
     }
 
@@ -450,6 +700,7 @@ impl<T: Scalar> Model<T> {
     /// The same network in another precision.
     pub fn cast<U: Scalar>(&self) -> Model<U> {
         Model {
+            kinds: self.kinds.clone(),
             arch: self.arch.clone(),
             param: self.param.clone(),
             weights: self.weights.iter().map(|w| w.cast()).collect(),
@@ -462,6 +713,17 @@ impl<T: Scalar> Model<T> {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The input of layer ℓ: the network input, or the previous layer's (pooled) output.
+fn input<'a, T>(x: &'a Mat<T>, a: &'a [Mat<T>], p: &'a [Mat<T>], l: usize) -> &'a [T] {
+    if l == 0 {
+        x.as_slice()
+    } else if p[l - 1].cols() > 0 {
+        p[l - 1].as_slice()
+    } else {
+        a[l - 1].as_slice()
     }
 }
 
@@ -480,33 +742,74 @@ pub struct Trace<T> {
     pub a: Vec<Mat<T>>,
     pub dz: Vec<Mat<T>>,
     pub da: Vec<Mat<T>>,
-    /// Working space of the layer kernels (batch × widest layer).
+    /// Pooled outputs of layers that pool (0 columns for the others).
+    pub p: Vec<Mat<T>>,
+    /// ∂L/∂(pooled output), for layers that pool.
+    pub dp: Vec<Mat<T>>,
+    /// Working space of the dense kernels (batch × widest dense layer).
     scratch: Vec<T>,
+    /// Patch matrices of the conv kernels (bounded; conv layers work in chunks).
+    col: Vec<T>,
 }
+
+/// Most values one chunk of conv patches may hold.
+const COL_CAP: usize = 1 << 23;
 
 impl<T: Scalar> Trace<T> {
     /// Buffers for up to `capacity` rows of this model.
     pub fn new(model: &Model<T>, capacity: usize) -> Self {
-        let dims = &model.arch.dims;
-        let depth = dims.len() - 1;
-        let hidden = |l: usize| if l + 1 < depth { dims[l + 1] } else { 0 };
+        let kinds = &model.kinds;
+        let depth = kinds.len();
+        let hidden = |l: usize| if l + 1 < depth { kinds[l].out_len() } else { 0 };
+        let pooled = |l: usize| {
+            if l + 1 < depth {
+                kinds[l].pooled_len().unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        let dense_max = kinds
+            .iter()
+            .map(|k| match k {
+                LayerKind::Dense { fan_out, .. } => *fan_out,
+                LayerKind::Conv(_) => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        let col_len = kinds
+            .iter()
+            .map(|k| match k {
+                LayerKind::Conv(g) => {
+                    (capacity * g.h * g.w * g.patch()).min(COL_CAP.max(g.h * g.w * g.patch()))
+                }
+                LayerKind::Dense { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0);
         let mut t = Trace {
             batch: capacity,
             capacity,
-            x: Mat::zeros(capacity, dims[0]),
+            x: Mat::zeros(capacity, model.input_dim()),
             z: (0..depth)
-                .map(|l| Mat::zeros(capacity, dims[l + 1]))
+                .map(|l| Mat::zeros(capacity, kinds[l].out_len()))
                 .collect(),
             a: (0..depth)
                 .map(|l| Mat::zeros(capacity, hidden(l)))
                 .collect(),
             dz: (0..depth)
-                .map(|l| Mat::zeros(capacity, dims[l + 1]))
+                .map(|l| Mat::zeros(capacity, kinds[l].out_len()))
                 .collect(),
             da: (0..depth)
                 .map(|l| Mat::zeros(capacity, hidden(l)))
                 .collect(),
-            scratch: vec![T::zero(); capacity * dims[1..].iter().copied().max().unwrap_or(0)],
+            p: (0..depth)
+                .map(|l| Mat::zeros(capacity, pooled(l)))
+                .collect(),
+            dp: (0..depth)
+                .map(|l| Mat::zeros(capacity, pooled(l)))
+                .collect(),
+            scratch: vec![T::zero(); capacity * dense_max],
+            col: vec![T::zero(); col_len],
         };
         t.set_batch(capacity);
         t
@@ -540,6 +843,8 @@ impl<T: Scalar> Trace<T> {
             .chain(&mut self.a)
             .chain(&mut self.dz)
             .chain(&mut self.da)
+            .chain(&mut self.p)
+            .chain(&mut self.dp)
         {
             m.set_rows(batch);
         }
@@ -555,10 +860,12 @@ impl<T: Scalar> Trace<T> {
         self.dz.last_mut().unwrap()
     }
 
-    /// The input a_{ℓ−1} of weight layer ℓ (0-based).
+    /// The input of weight layer ℓ (0-based): x, a_{ℓ−1}, or its pooled version.
     pub fn input_of(&self, l: usize) -> &Mat<T> {
         if l == 0 {
             &self.x
+        } else if self.p[l - 1].cols() > 0 {
+            &self.p[l - 1]
         } else {
             &self.a[l - 1]
         }

@@ -259,6 +259,9 @@ fn validate(cfg: &CheckConfig) -> Result<()> {
     if !(cfg.tolerance.is_finite() && cfg.tolerance > 0.0) {
         return Err(Error::config("tolerance must be a positive number"));
     }
+    if cfg.model.arch == "myrtle5" {
+        return Err(Error::config("width scans probe dense networks (linear3, mlp3, mlp); train CNNs with `richness train`"));
+    }
     cfg.optim.validate()
 }
 

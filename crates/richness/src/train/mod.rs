@@ -32,8 +32,8 @@ use std::time::Instant;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// `mlp` (any depth), `linear3` (the tutorial's 3-layer linear net) or `mlp3`
-    /// (the same with ReLU).
+    /// `mlp` (any depth), `linear3` (the tutorial's 3-layer linear net), `mlp3`
+    /// (the same with ReLU) or `myrtle5` (a 4-conv + linear CNN; `width` = channels).
     #[serde(default = "default_arch")]
     pub arch: String,
     /// Hidden width n (every hidden layer), when `dims` is not given.
@@ -84,6 +84,45 @@ pub const DEFAULT_WIDTH: usize = 512;
 impl ModelConfig {
     /// The architecture for data with `n_in` inputs and `n_out` outputs.
     pub fn resolve(&self, n_in: usize, n_out: usize) -> Result<Arch> {
+        self.resolve_for(n_in, n_out, None)
+    }
+
+    /// The architecture for data with `n_in` inputs, `n_out` outputs and, for
+    /// convolutional architectures, images of shape [C, H, W].
+    pub fn resolve_for(
+        &self,
+        n_in: usize,
+        n_out: usize,
+        image: Option<[usize; 3]>,
+    ) -> Result<Arch> {
+        if self.arch == "myrtle5" {
+            let image = image.ok_or_else(|| {
+                Error::config("arch `myrtle5` needs image data (digits, mnist, fashion-mnist, cifar10, or npy with [N, C, H, W] inputs)")
+            })?;
+            if self.dims.is_some() || self.depth.is_some_and(|d| d != 5) {
+                return Err(Error::config(
+                    "arch `myrtle5` has 5 weight layers: give its channel count as `width`",
+                ));
+            }
+            if self.activation.is_some_and(|a| a != Activation::Relu) {
+                return Err(Error::config("arch `myrtle5` uses ReLU"));
+            }
+            let width = self.width.unwrap_or(128);
+            if width == 0 {
+                return Err(Error::config("width must be positive"));
+            }
+            let mut arch = Arch::myrtle5(image, width, n_out);
+            if arch.dims[0] != n_in {
+                return Err(Error::Shape(format!(
+                    "image shape {image:?} does not match {n_in} input features"
+                )));
+            }
+            arch.gain = self.gain.unwrap_or(arch.gain);
+            arch.bias = self.bias;
+            arch.bias_init = self.bias_init;
+            arch.validate()?;
+            return Ok(arch);
+        }
         let (activation, fixed_depth) = match self.arch.as_str() {
             "mlp" => (self.activation.unwrap_or(Activation::Relu), None),
             "linear3" => {
@@ -97,7 +136,7 @@ impl ModelConfig {
             "mlp3" => (self.activation.unwrap_or(Activation::Relu), Some(3)),
             a => {
                 return Err(Error::config(format!(
-                    "unknown arch `{a}` (expected mlp, linear3 or mlp3)"
+                    "unknown arch `{a}` (expected mlp, linear3, mlp3 or myrtle5)"
                 )))
             }
         };
@@ -154,6 +193,7 @@ impl ModelConfig {
             }
         };
         let arch = Arch {
+            conv: None,
             dims,
             activation,
             gain: self.gain.unwrap_or(activation.default_gain()),
@@ -539,14 +579,20 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
         return Err(Error::config("give train.epochs or train.steps, not both"));
     }
     let split = config.data.load()?;
-    let arch = config
-        .model
-        .resolve(split.train.input_dim(), split.train.output_dim())?;
+    let arch = config.model.resolve_for(
+        split.train.input_dim(),
+        split.train.output_dim(),
+        split.train.image_shape,
+    )?;
     let param = Parameterization::resolve(&arch.layer_shapes(), &config.param, config.optim.kind)?;
     let mut resolved = config.clone();
-    resolved.model.dims = Some(arch.dims.clone());
-    resolved.model.width = None;
-    resolved.model.depth = None;
+    if arch.is_mlp() {
+        resolved.model.dims = Some(arch.dims.clone());
+        resolved.model.width = None;
+        resolved.model.depth = None;
+    } else {
+        resolved.model.width = Some(arch.width());
+    }
     resolved.model.activation = Some(arch.activation);
     resolved.model.gain = Some(arch.gain);
     if resolved.train.epochs.is_none() && resolved.train.steps.is_none() {
