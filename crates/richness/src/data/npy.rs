@@ -292,7 +292,10 @@ impl Lit<'_> {
         }
     }
     fn string(&mut self) -> std::result::Result<String, String> {
-        let q = self.peek().filter(|&q| q == b'\'' || q == b'"').ok_or_else(|| format!("expected a string at byte {}", self.i))?;
+        let q = self
+            .peek()
+            .filter(|&q| q == b'\'' || q == b'"')
+            .ok_or_else(|| format!("expected a string at byte {}", self.i))?;
         self.i += 1;
         let start = self.i;
         while let Some(c) = self.peek() {
@@ -418,7 +421,8 @@ mod tests {
         assert_eq!(parse_npy(&b, "a").unwrap().data, NpyData::F32(vec![1.5, -2.0, 0.25]));
         let a = parse_npy(&bytes("|u1", &[2, 2], &[0, 1, 254, 255]), "a").unwrap();
         assert_eq!(a.data, NpyData::U8(vec![0, 1, 254, 255]));
-        let a = parse_npy(&bytes("<i8", &[2], &[1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255]), "a").unwrap();
+        let a = parse_npy(&bytes("<i8", &[2], &[1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255]), "a")
+            .unwrap();
         assert_eq!(a.to_i64().unwrap(), vec![1, -1]);
         let a = parse_npy(&bytes(">f8", &[1], &2.5f64.to_be_bytes()), "a").unwrap();
         assert_eq!(a.to_f64(), vec![2.5]);

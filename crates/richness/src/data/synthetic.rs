@@ -54,7 +54,16 @@ pub struct SyntheticSpec {
 
 impl Default for SyntheticSpec {
     fn default() -> Self {
-        SyntheticSpec { teacher: Teacher::Linear, task: Task::Regression, n: 1000, n_test: 500, d: 32, k: 1, noise: 0.0, seed: 0 }
+        SyntheticSpec {
+            teacher: Teacher::Linear,
+            task: Task::Regression,
+            n: 1000,
+            n_test: 500,
+            d: 32,
+            k: 1,
+            noise: 0.0,
+            seed: 0,
+        }
     }
 }
 
@@ -110,7 +119,8 @@ impl SyntheticSpec {
                 Mat::from_fn(x.rows(), self.k, |i, j| {
                     (0..h)
                         .map(|m| {
-                            let pre: f64 = x.row(i).iter().zip(&u[m * self.d..(m + 1) * self.d]).map(|(a, b)| a * b).sum();
+                            let pre: f64 =
+                                x.row(i).iter().zip(&u[m * self.d..(m + 1) * self.d]).map(|(a, b)| a * b).sum();
                             v[j * h + m] * pre.max(0.0)
                         })
                         .sum()
@@ -125,7 +135,8 @@ impl FromStr for SyntheticSpec {
     fn from_str(s: &str) -> Result<Self> {
         let mut spec = SyntheticSpec::default();
         let num = |k: &str, v: &str| -> Result<usize> {
-            v.parse().map_err(|_| Error::config(format!("synthetic data: `{k}` must be a non-negative integer, got `{v}`")))
+            v.parse()
+                .map_err(|_| Error::config(format!("synthetic data: `{k}` must be a non-negative integer, got `{v}`")))
         };
         for (k, v) in parse_kv(s)? {
             match k.as_str() {
@@ -133,7 +144,9 @@ impl FromStr for SyntheticSpec {
                     spec.teacher = match v.as_str() {
                         "linear" => Teacher::Linear,
                         "mlp" => Teacher::Mlp,
-                        _ => return Err(Error::config(format!("synthetic data: unknown teacher `{v}` (linear or mlp)"))),
+                        _ => {
+                            return Err(Error::config(format!("synthetic data: unknown teacher `{v}` (linear or mlp)")))
+                        }
                     }
                 }
                 "task" => {
@@ -151,13 +164,13 @@ impl FromStr for SyntheticSpec {
                 "n_test" => spec.n_test = num(&k, &v)?,
                 "d" => spec.d = num(&k, &v)?,
                 "k" => spec.k = num(&k, &v)?,
-                "seed" => spec.seed = v.parse().map_err(|_| Error::config(format!("synthetic data: bad seed `{v}`")))?,
+                "seed" => {
+                    spec.seed = v.parse().map_err(|_| Error::config(format!("synthetic data: bad seed `{v}`")))?
+                }
                 "noise" => {
-                    spec.noise = v
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|x| x.is_finite() && *x >= 0.0)
-                        .ok_or_else(|| Error::config(format!("synthetic data: noise must be a non-negative number, got `{v}`")))?
+                    spec.noise = v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0).ok_or_else(|| {
+                        Error::config(format!("synthetic data: noise must be a non-negative number, got `{v}`"))
+                    })?
                 }
                 _ => {
                     return Err(Error::config(format!(
