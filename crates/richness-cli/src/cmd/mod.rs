@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod data;
 mod demo;
 mod table;
 mod train;
@@ -14,5 +15,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Table(a) => table::run(a),
         Command::Train(a) => train::run(a, threads, progress),
         Command::Demo(a) => demo::run(a, threads, progress),
+        Command::Data(a) => data::run(a),
     }
 }

@@ -127,6 +127,7 @@ fn io_msg(e: &std::io::Error) -> String {
         std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
             format!("corrupt gzip stream ({e})")
         }
+        std::io::ErrorKind::UnexpectedEof => format!("truncated gzip stream ({e})"),
         _ => e.to_string(),
     }
 }

@@ -342,7 +342,7 @@ type PairSpec = (PathBuf, PathBuf, Option<PathBuf>, Option<PathBuf>);
 fn parse_pair(kind: &str, rest: &str) -> Result<PairSpec> {
     let (mut x, mut y, mut xt, mut yt) = (None, None, None, None);
     if !rest.contains('=') {
-        let parts: Vec<&str> = rest.split(',').collect();
+        let parts: Vec<&str> = rest.split(',').map(str::trim).collect();
         match parts.as_slice() {
             [a, b] => (x, y) = (Some(a.into()), Some(b.into())),
             [a, b, c, d] => (x, y, xt, yt) = (Some(a.into()), Some(b.into()), Some(c.into()), Some(d.into())),
@@ -364,7 +364,7 @@ fn parse_pair(kind: &str, rest: &str) -> Result<PairSpec> {
     }
     let missing = |w: &str| Error::config(format!("{kind} data: missing {w}"));
     let nonempty = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
-    Ok((nonempty(x).ok_or_else(|| missing("x"))?, nonempty(y).ok_or_else(|| missing("y"))?, xt, yt))
+    Ok((nonempty(x).ok_or_else(|| missing("x"))?, nonempty(y).ok_or_else(|| missing("y"))?, nonempty(xt), nonempty(yt)))
 }
 
 /// `DIR` or `dir=DIR` plus other keys, for folder specs.
