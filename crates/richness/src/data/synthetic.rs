@@ -166,6 +166,7 @@ impl FromStr for SyntheticSpec {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let mut spec = SyntheticSpec::default();
+        let mut k_given = false;
         let num = |k: &str, v: &str| -> Result<usize> {
             v.parse().map_err(|_| {
                 Error::config(format!(
@@ -179,7 +180,9 @@ impl FromStr for SyntheticSpec {
                     spec.teacher = match v.as_str() {
                         "linear" => Teacher::Linear,
                         "mlp" => Teacher::Mlp,
-                        _ => return Err(Error::config(format!("synthetic data: unknown teacher `{v}` (linear or mlp)"))),
+                        _ => {
+                            return Err(Error::config(format!("synthetic data: unknown teacher `{v}` (linear or mlp)")))
+                        }
                     }
                 }
                 "task" => {
@@ -196,14 +199,17 @@ impl FromStr for SyntheticSpec {
                 "n" => spec.n = num(&k, &v)?,
                 "n_test" => spec.n_test = num(&k, &v)?,
                 "d" => spec.d = num(&k, &v)?,
-                "k" => spec.k = num(&k, &v)?,
-                "seed" => spec.seed = v.parse().map_err(|_| Error::config(format!("synthetic data: bad seed `{v}`")))?,
+                "k" => {
+                    spec.k = num(&k, &v)?;
+                    k_given = true;
+                }
+                "seed" => {
+                    spec.seed = v.parse().map_err(|_| Error::config(format!("synthetic data: bad seed `{v}`")))?
+                }
                 "noise" => {
-                    spec.noise = v
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|x| x.is_finite() && *x >= 0.0)
-                        .ok_or_else(|| Error::config(format!("synthetic data: noise must be a non-negative number, got `{v}`")))?
+                    spec.noise = v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0).ok_or_else(|| {
+                        Error::config(format!("synthetic data: noise must be a non-negative number, got `{v}`"))
+                    })?
                 }
                 _ => {
                     return Err(Error::config(format!(
@@ -212,7 +218,9 @@ impl FromStr for SyntheticSpec {
                 }
             }
         }
-        if spec.task == Task::Classification && !s.contains("k=") {
+        // Classification defaults to 10 classes. (Testing the text for "k=" would
+        // find it inside "task=" itself.)
+        if spec.task == Task::Classification && !k_given {
             spec.k = 10;
         }
         Ok(spec)
@@ -239,5 +247,25 @@ impl std::fmt::Display for SyntheticSpec {
             self.noise,
             self.seed
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_defaults_to_ten_classes() {
+        let s: SyntheticSpec = "task=classification".parse().unwrap();
+        assert_eq!(s.k, 10);
+        let s: SyntheticSpec = "task=classification,k=3".parse().unwrap();
+        assert_eq!(s.k, 3);
+        assert_eq!(
+            s.to_string()
+                .trim_start_matches("synthetic:")
+                .parse::<SyntheticSpec>()
+                .unwrap(),
+            s
+        );
     }
 }
