@@ -47,6 +47,9 @@ pub enum Command {
     /// A quick tour: train a lazy (ntp) and a rich (mup) network on the embedded
     /// digits and compare them.
     Demo(DemoArgs),
+    /// Tangent kernels: empirical and infinite-width NTK/NNGP, linearised
+    /// predictions, and experiment T8 (network vs kernel across widths).
+    Ntk(crate::cmd::ntk::NtkArgs),
 }
 
 /// Where on the richness scale: a preset, or r (or α) with a gauge.

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod demo;
+pub mod ntk;
 mod table;
 mod train;
 
@@ -14,5 +15,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Table(a) => table::run(a),
         Command::Train(a) => train::run(a, threads, progress),
         Command::Demo(a) => demo::run(a, threads, progress),
+        Command::Ntk(a) => ntk::run(a, threads, progress),
     }
 }

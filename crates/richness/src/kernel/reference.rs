@@ -72,18 +72,19 @@ pub fn jacobian<T: Scalar>(model: &Model<T>, x: &Mat<T>, unit: usize) -> Mat<f64
 pub fn ntk_reference<T: Scalar>(model: &Model<T>, x1: &Mat<T>, x2: Option<&Mat<T>>, outputs: Outputs) -> Vec<Mat<f64>> {
     let k = model.output_dim();
     let cx = Compute::new(1);
-    let x2 = x2.unwrap_or(x1);
+    let n2 = x2.map(|x| x.rows()).unwrap_or(x1.rows());
     let per_unit = |u: usize| {
-        let (j1, j2) = (jacobian(model, x1, u), jacobian(model, x2, u));
-        let mut kk = Mat::zeros(x1.rows(), x2.rows());
-        cx.matmul(kk.view_mut(), j1.view(), j2.view().t(), 1.0, 0.0);
+        let j1 = jacobian(model, x1, u);
+        let j2 = x2.map(|x2| jacobian(model, x2, u));
+        let mut kk = Mat::zeros(x1.rows(), n2);
+        cx.matmul(kk.view_mut(), j1.view(), j2.as_ref().unwrap_or(&j1).view().t(), 1.0, 0.0);
         kk
     };
     match outputs {
         Outputs::Index(u) => vec![per_unit(u)],
         Outputs::Each => (0..k).map(per_unit).collect(),
         Outputs::Mean => {
-            let mut acc = Mat::<f64>::zeros(x1.rows(), x2.rows());
+            let mut acc = Mat::<f64>::zeros(x1.rows(), n2);
             for u in 0..k {
                 let ku = per_unit(u);
                 acc.as_mut_slice().iter_mut().zip(ku.as_slice()).for_each(|(a, b)| *a += b / k as f64);
