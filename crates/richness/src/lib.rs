@@ -33,6 +33,7 @@ pub mod data;
 pub mod error;
 pub mod fit;
 pub mod io;
+pub mod kernel;
 pub mod linalg;
 pub mod nn;
 pub mod optim;

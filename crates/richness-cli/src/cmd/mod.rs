@@ -3,6 +3,7 @@
 mod check;
 pub mod data;
 mod demo;
+pub mod ntk;
 mod table;
 mod train;
 
@@ -20,5 +21,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Coord(a) => check::run_coord(a, threads, progress),
         Command::Diagnose(a) => check::run_diagnose(a, threads, progress),
         Command::Data(a) => data::run(a),
+        Command::Ntk(a) => ntk::run(a, threads, progress),
     }
 }

@@ -11,6 +11,7 @@
 //! | `metrics.csv` | `step,epoch,train_loss,test_loss,test_acc`: one row per step (train loss of that step's batch, before the update) plus evaluation rows (step 0 = init) |
 //! | `summary.json` | status (`completed` / `diverged`), final metrics, timing |
 //! | `weights.safetensors` | final raw weights (not written for a diverged run) |
+//! | `ntk_movement.csv` | with an `[ntk]` table only: empirical-NTK movement (see [`crate::kernel::movement`]) |
 //!
 //! Reproducibility: the same config, seed and thread count give bitwise-identical
 //! metrics and weights (all randomness comes from [`crate::rng`] streams).
@@ -275,6 +276,9 @@ pub struct TrainConfig {
     pub data: DataConfig,
     #[serde(default)]
     pub train: LoopConfig,
+    /// Record empirical-NTK movement (`[ntk] every = N, points = M`); absent = off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ntk: Option<crate::kernel::movement::NtkTrackConfig>,
 }
 
 impl Default for TrainConfig {
@@ -287,6 +291,7 @@ impl Default for TrainConfig {
             optim: OptimConfig::default(),
             data: DataConfig::default(),
             train: LoopConfig::default(),
+            ntk: None,
         }
     }
 }
@@ -644,6 +649,16 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         cfg.train.eval_every
     };
     let mut trainer = Trainer::new(model, &cfg.optim, cx, cfg.train.loss, batch);
+    let mut ntk_track = match &cfg.ntk {
+        Some(c) => Some(crate::kernel::movement::MovementTracker::new(
+            c,
+            &trainer.model,
+            &cx,
+            &x,
+            &y,
+        )?),
+        None => None,
+    };
 
     let mut csv = match &opts.out {
         Some(dir) => {
@@ -737,6 +752,9 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
                 &mut csv,
             )?;
             last_train = Some(loss);
+            if let (Some(t), None) = (ntk_track.as_mut(), &diverged) {
+                t.observe(step, &trainer.model, &cx, step == total_steps)?;
+            }
             bar.inc(1);
             if step % 50 == 0 {
                 bar.set_message(format!("loss {loss:.4}"));
@@ -750,6 +768,9 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     bar.finish_and_clear();
     if let Some((w, path)) = csv.as_mut() {
         w.flush().map_err(|e| Error::io(&*path, e))?;
+    }
+    if let (Some(t), Some(dir)) = (&ntk_track, &opts.out) {
+        t.write_csv(&dir.join("ntk_movement.csv"))?;
     }
     let outcome = Outcome {
         status: status.clone(),

@@ -1,0 +1,462 @@
+//! Experiment T8: trained networks against their kernel predictions, across width
+//! and r (experiments.md T8, theory.md §5).
+//!
+//! For each width n, richness exponent r and seed, a ReLU MLP 64 → n → … → n → 1
+//! on the embedded digits (scalar target: +1 for odd digits, −1 for even; the first
+//! `n_train` training and `n_test` test images) is
+//!
+//! 1. initialised (gauge `mup` by default) and its empirical NTK K₀ computed on the
+//!    training and test points, together with the infinite-width NTK K∞ (the same
+//!    for every n and r);
+//! 2. trained by full-batch gradient descent (no momentum) for `steps` steps at base
+//!    rate η₀ on the library's MSE;
+//! 3. compared on the test points with the linearised network of
+//!    [`super::regression`] after exactly the same number of GD steps
+//!    ([`Horizon::Steps`], so no time-discretisation error enters), using K₀
+//!    ("emp") and K∞ ("inf"), both started from the network's own f₀ (uncentred).
+//!
+//! Measured per run (tidy rows `width,r,seed,quantity,value` in `t8_runs.csv`):
+//!
+//! | quantity | definition | predicted width exponent |
+//! |---|---|---|
+//! | `gap_emp` | ‖f_net − f_lin,K₀‖ / ‖f_lin,K₀‖ on test points | r − 1/2 (r = 1/2: does not fall) |
+//! | `gap_inf` | ‖f_net − f_lin,K∞‖ / ‖f_lin,K∞‖ on test points | r − 1/2 (r = 1/2: does not fall) |
+//! | `movement` | ‖K_T − K₀‖_F / ‖K₀‖_F on the training points | r − 1/2 |
+//! | `k0_vs_inf` | ‖K₀ − K∞‖_F / ‖K∞‖_F on train ∪ test; `kernel_seeds` seeds, no training (r-independent, recorded at r = 0) | −1/2 |
+//! | `gap_emp_rel_change`, `gap_inf_rel_change` | the gaps divided by ‖f_lin − f₀‖ instead | (not fitted) |
+//! | `kernel_distance`, `alignment_0`, `alignment_T` | see [`super::movement`] | (not fitted) |
+//! | `train_mse_net`, `test_mse_net`, `test_mse_lin_emp`, `test_mse_lin_inf` | losses after training | (not fitted) |
+//!
+//! Each fitted quantity gets a log–log least-squares slope over all (width, seed)
+//! points per r, with standard error and 95% interval ([`crate::fit`]), and a
+//! verdict: `pass` when |slope − predicted| ≤ 0.1, except "does not fall" (r = 1/2
+//! gaps), which passes when slope > −0.1. Misses are reported, never hidden.
+
+use super::empirical::{empirical_ntk, NtkOptions};
+use super::infinite::InfiniteMlp;
+use super::movement::{kernel_distance, relative_change, target_alignment};
+use super::regression::{Horizon, LinearisedMse};
+use crate::data::DataSource;
+use crate::error::{Error, Result};
+use crate::fit::{fit_loglog, LineFit};
+use crate::linalg::Compute;
+use crate::nn::{Activation, Arch, Loss, Model, Trace};
+use crate::optim::OptimConfig;
+use crate::param::{Gauge, OptimizerKind, ScaleChoice};
+use crate::tensor::{Dtype, Mat, Scalar};
+use crate::train::Trainer;
+use serde::{Deserialize, Serialize};
+
+/// Settings of T8.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareConfig {
+    pub widths: Vec<usize>,
+    /// Richness exponents (gaps are judged at r = 0 and 1/2, movement at every r).
+    pub rs: Vec<f64>,
+    pub seeds: usize,
+    /// Seeds per width for `k0_vs_inf` (kernels at init only, no training: cheap, and
+    /// the Frobenius error is dominated by a few random modes, so it needs many).
+    pub kernel_seeds: usize,
+    /// Weight layers L (L − 1 hidden layers of width n).
+    pub depth: usize,
+    pub n_train: usize,
+    pub n_test: usize,
+    /// Full-batch GD steps.
+    pub steps: usize,
+    /// Base rate η₀.
+    pub base_lr: f64,
+    pub gauge: Gauge,
+    /// Training precision (kernels and predictions are f64).
+    pub dtype: Dtype,
+}
+
+impl CompareConfig {
+    /// The default: minutes on 2 cores.
+    pub fn small() -> Self {
+        CompareConfig {
+            widths: vec![256, 512, 1024, 2048],
+            rs: vec![0.0, 0.25, 0.5],
+            seeds: 3,
+            kernel_seeds: 24,
+            depth: 3,
+            n_train: 128,
+            n_test: 128,
+            steps: 150,
+            base_lr: 0.2,
+            gauge: Gauge::Mup,
+            dtype: Dtype::F32,
+        }
+    }
+
+    /// The original scale (widths 256…8192).
+    pub fn full() -> Self {
+        CompareConfig {
+            widths: vec![256, 512, 1024, 2048, 4096, 8192],
+            seeds: 5,
+            kernel_seeds: 32,
+            n_train: 500,
+            n_test: 250,
+            steps: 200,
+            ..Self::small()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.widths.len() < 2 || self.widths.iter().any(|&w| w == 0) {
+            return Err(Error::config(
+                "T8 needs at least two positive widths to fit a slope",
+            ));
+        }
+        if self.rs.is_empty()
+            || self.seeds == 0
+            || self.kernel_seeds == 0
+            || self.depth < 2
+            || self.n_train < 2
+            || self.n_test < 1
+        {
+            return Err(Error::config(
+                "T8 needs r values, at least one seed, depth ≥ 2, ≥ 2 training and ≥ 1 test points",
+            ));
+        }
+        if !(self.base_lr > 0.0 && self.base_lr.is_finite()) {
+            return Err(Error::config("base rate must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// One measurement: a row of `t8_runs.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub width: usize,
+    pub r: f64,
+    pub seed: u64,
+    pub quantity: String,
+    pub value: f64,
+}
+
+/// A fitted width exponent with its prediction and verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlopeVerdict {
+    pub quantity: String,
+    pub r: f64,
+    pub fit: LineFit,
+    /// Predicted exponent.
+    pub predicted: f64,
+    /// `"within 0.1"` or `"does not fall"`.
+    pub rule: String,
+    pub pass: bool,
+}
+
+/// Everything T8 produced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CompareReport {
+    pub config: CompareConfig,
+    pub measurements: Vec<Measurement>,
+    pub fits: Vec<SlopeVerdict>,
+    pub seconds: f64,
+}
+
+impl CompareReport {
+    /// Whether every verdict passed.
+    pub fn all_pass(&self) -> bool {
+        self.fits.iter().all(|f| f.pass)
+    }
+
+    /// Mean of a quantity at (width, r) over seeds.
+    pub fn mean(&self, quantity: &str, width: usize, r: f64) -> Option<f64> {
+        let v: Vec<f64> = self
+            .measurements
+            .iter()
+            .filter(|m| m.quantity == quantity && m.width == width && m.r == r)
+            .map(|m| m.value)
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    /// The tidy CSV `width,r,seed,quantity,value`.
+    pub fn runs_csv(&self) -> String {
+        let mut s = String::from("width,r,seed,quantity,value\n");
+        for m in &self.measurements {
+            s.push_str(&format!(
+                "{},{},{},{},{:e}\n",
+                m.width, m.r, m.seed, m.quantity, m.value
+            ));
+        }
+        s
+    }
+
+    /// The fits as CSV: `quantity,r,slope,slope_se,ci_lo,ci_hi,r2,n,predicted,rule,verdict`.
+    pub fn fits_csv(&self) -> String {
+        let mut s =
+            String::from("quantity,r,slope,slope_se,ci_lo,ci_hi,r2,n,predicted,rule,verdict\n");
+        for f in &self.fits {
+            s.push_str(&format!(
+                "{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{},{}\n",
+                f.quantity,
+                f.r,
+                f.fit.slope,
+                f.fit.slope_se,
+                f.fit.ci95.0,
+                f.fit.ci95.1,
+                f.fit.r2,
+                f.fit.points,
+                f.predicted,
+                f.rule,
+                if f.pass { "pass" } else { "miss" }
+            ));
+        }
+        s
+    }
+}
+
+/// The T8 data: digits, scalar parity target ±1.
+fn t8_data(cfg: &CompareConfig) -> Result<(Mat<f64>, Mat<f64>, Mat<f64>, Mat<f64>)> {
+    let split = DataSource::Digits
+        .load()?
+        .limit(Some(cfg.n_train), Some(cfg.n_test))?;
+    let test = split
+        .test
+        .ok_or_else(|| Error::config("digits without a test split"))?;
+    let target = |d: &crate::data::Dataset| {
+        let labels = d.labels.as_ref().expect("digits have labels");
+        Mat::from_vec(
+            labels.len(),
+            1,
+            labels
+                .iter()
+                .map(|&l| if l % 2 == 1 { 1.0 } else { -1.0 })
+                .collect(),
+        )
+    };
+    Ok((
+        split.train.x.clone(),
+        target(&split.train),
+        test.x.clone(),
+        target(&test),
+    ))
+}
+
+/// ‖a − b‖ / ‖b‖ over all entries.
+fn rel_dist(a: &Mat<f64>, b: &Mat<f64>) -> f64 {
+    crate::tensor::dist(a.as_slice(), b.as_slice()) / b.norm()
+}
+
+fn mse(f: &Mat<f64>, y: &Mat<f64>) -> f64 {
+    crate::tensor::dist(f.as_slice(), y.as_slice()).powi(2) / f.as_slice().len() as f64
+}
+
+/// Rows `lo..hi` and columns `clo..chi` of a matrix.
+fn sub(m: &Mat<f64>, lo: usize, hi: usize, clo: usize, chi: usize) -> Mat<f64> {
+    Mat::from_fn(hi - lo, chi - clo, |i, j| m[(lo + i, clo + j)])
+}
+
+/// Run T8. `progress` shows a bar on stderr.
+pub fn run_compare(cfg: &CompareConfig, cx: &Compute, progress: bool) -> Result<CompareReport> {
+    cfg.validate()?;
+    let start = std::time::Instant::now();
+    let (xtr, ytr, xte, yte) = t8_data(cfg)?;
+    let (b, nt) = (xtr.rows(), xte.rows());
+    let mut xall = Mat::<f64>::zeros(b + nt, xtr.cols());
+    xall.as_mut_slice()[..b * xtr.cols()].copy_from_slice(xtr.as_slice());
+    xall.as_mut_slice()[b * xtr.cols()..].copy_from_slice(xte.as_slice());
+    // K∞ does not depend on n or r (on the scale): compute it once.
+    let kinf_all = InfiniteMlp::on_scale(cfg.depth, Activation::Relu, 1.0, false)
+        .kernels_with(cx, &xall, None)?
+        .ntk;
+    let kinf_tr = sub(&kinf_all, 0, b, 0, b);
+    let kinf_cross = sub(&kinf_all, b, b + nt, 0, b);
+    let total = (cfg.widths.len() * (cfg.rs.len() * cfg.seeds + cfg.kernel_seeds)) as u64;
+    let bar = crate::progress::bar(total, "T8", progress);
+    let mut measurements = Vec::new();
+    for &width in &cfg.widths {
+        // K₀ at init does not depend on r (tests/kernels.rs checks it to 1e-10), so
+        // its distance to K∞ is measured once per (width, seed), recorded at r = 0.
+        for seed in 0..cfg.kernel_seeds as u64 {
+            let model = Model::<f64>::init(
+                &t8_arch(cfg, xall.cols(), width),
+                &t8_choice(cfg, 0.0),
+                OptimizerKind::Sgd,
+                seed,
+            )?;
+            let k0 = empirical_ntk(&model, cx, &xall, None, &NtkOptions::default())?.remove(0);
+            measurements.push(Measurement {
+                width,
+                r: 0.0,
+                seed,
+                quantity: "k0_vs_inf".into(),
+                value: rel_dist(&k0, &kinf_all),
+            });
+            bar.inc(1);
+        }
+        for &r in &cfg.rs {
+            for seed in 0..cfg.seeds as u64 {
+                let ctx = RunCtx {
+                    cfg,
+                    cx,
+                    xtr: &xtr,
+                    ytr: &ytr,
+                    xte: &xte,
+                    yte: &yte,
+                    xall: &xall,
+                    kinf_tr: &kinf_tr,
+                    kinf_cross: &kinf_cross,
+                };
+                let vals = match cfg.dtype {
+                    Dtype::F32 => one_run::<f32>(&ctx, width, r, seed)?,
+                    Dtype::F64 => one_run::<f64>(&ctx, width, r, seed)?,
+                };
+                for (q, v) in vals {
+                    measurements.push(Measurement {
+                        width,
+                        r,
+                        seed,
+                        quantity: q.to_string(),
+                        value: v,
+                    });
+                }
+                bar.inc(1);
+                bar.set_message(format!("n={width} r={r}"));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let mut fits = Vec::new();
+    for &r in &cfg.rs {
+        for q in ["gap_emp", "gap_inf", "movement", "k0_vs_inf"] {
+            if q == "k0_vs_inf" && r != cfg.rs[0] {
+                continue;
+            }
+            let r_rec = if q == "k0_vs_inf" { 0.0 } else { r };
+            let pts: Vec<(f64, f64)> = measurements
+                .iter()
+                .filter(|m| m.quantity == q && m.r == r_rec && m.value > 0.0 && m.value.is_finite())
+                .map(|m| (m.width as f64, m.value))
+                .collect();
+            if pts.len() < 3 {
+                continue;
+            }
+            let (xs, ys): (Vec<f64>, Vec<f64>) = pts.into_iter().unzip();
+            let Some(fit) = fit_loglog(&xs, &ys) else {
+                continue;
+            };
+            let (predicted, rule, pass) = match q {
+                "k0_vs_inf" => (-0.5, "within 0.1", (fit.slope + 0.5).abs() <= 0.1),
+                "gap_emp" | "gap_inf" if (r - 0.5).abs() < 1e-12 => {
+                    (0.0, "does not fall", fit.slope > -0.1)
+                }
+                _ => (r - 0.5, "within 0.1", (fit.slope - (r - 0.5)).abs() <= 0.1),
+            };
+            fits.push(SlopeVerdict {
+                quantity: q.to_string(),
+                r: r_rec,
+                fit,
+                predicted,
+                rule: rule.to_string(),
+                pass,
+            });
+        }
+    }
+    Ok(CompareReport {
+        config: cfg.clone(),
+        measurements,
+        fits,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+struct RunCtx<'a> {
+    cfg: &'a CompareConfig,
+    cx: &'a Compute,
+    xtr: &'a Mat<f64>,
+    ytr: &'a Mat<f64>,
+    xte: &'a Mat<f64>,
+    yte: &'a Mat<f64>,
+    xall: &'a Mat<f64>,
+    kinf_tr: &'a Mat<f64>,
+    kinf_cross: &'a Mat<f64>,
+}
+
+fn t8_arch(cfg: &CompareConfig, n_in: usize, width: usize) -> Arch {
+    let mut dims = vec![n_in];
+    dims.extend(std::iter::repeat(width).take(cfg.depth - 1));
+    dims.push(1);
+    Arch::mlp(dims, Activation::Relu)
+}
+
+fn t8_choice(cfg: &CompareConfig, r: f64) -> ScaleChoice {
+    ScaleChoice {
+        richness: Some(r),
+        gauge: Some(cfg.gauge),
+        base_lr: cfg.base_lr,
+        ..Default::default()
+    }
+}
+
+/// One (width, r, seed): returns (quantity, value) pairs.
+fn one_run<T: Scalar>(
+    c: &RunCtx<'_>,
+    width: usize,
+    r: f64,
+    seed: u64,
+) -> Result<Vec<(&'static str, f64)>> {
+    let cfg = c.cfg;
+    let cx = c.cx;
+    let (b, nt) = (c.xtr.rows(), c.xte.rows());
+    let model = Model::<T>::init(
+        &t8_arch(cfg, c.xtr.cols(), width),
+        &t8_choice(cfg, r),
+        OptimizerKind::Sgd,
+        seed,
+    )?;
+    let (xtr, ytr): (Mat<T>, Mat<T>) = (c.xtr.cast(), c.ytr.cast());
+    let (xte, xall): (Mat<T>, Mat<T>) = (c.xte.cast(), c.xall.cast());
+    let mut trace = Trace::new(&model, b.max(nt));
+    let f0_tr: Mat<f64> = model.predict(cx, &xtr, &mut trace).cast();
+    let f0_te: Mat<f64> = model.predict(cx, &xte, &mut trace).cast();
+    // K₀ on train ∪ test at once (one symmetric kernel), then its blocks.
+    let k0_all = empirical_ntk(&model, cx, &xall, None, &NtkOptions::default())?.remove(0);
+    let k0_tr = sub(&k0_all, 0, b, 0, b);
+    let k0_cross = sub(&k0_all, b, b + nt, 0, b);
+    let horizon = Horizon::Steps(cfg.steps);
+    let lin_emp = LinearisedMse::new(&k0_tr, c.ytr, Some(&f0_tr), cfg.base_lr, 0.0)?;
+    let pred_emp = lin_emp.predict(cx, &k0_cross, Some(&f0_te), horizon)?;
+    let lin_inf = LinearisedMse::new(c.kinf_tr, c.ytr, Some(&f0_tr), cfg.base_lr, 0.0)?;
+    let pred_inf = lin_inf.predict(cx, c.kinf_cross, Some(&f0_te), horizon)?;
+    // Train: full-batch GD, no momentum, the library's MSE.
+    let mut trainer = Trainer::new(model, &OptimConfig::sgd(0.0), *cx, Loss::Mse, b);
+    let mut last = 0.0;
+    for _ in 0..cfg.steps {
+        last = trainer.step(xtr.as_slice(), ytr.as_slice(), b);
+        if !last.is_finite() {
+            break;
+        }
+    }
+    let f_te: Mat<f64> = trainer.model.predict(cx, &xte, &mut trace).cast();
+    let f_tr: Mat<f64> = trainer.model.predict(cx, &xtr, &mut trace).cast();
+    let kt_tr = empirical_ntk(&trainer.model, cx, &xtr, None, &NtkOptions::default())?.remove(0);
+    let change = |pred: &Mat<f64>| {
+        let mut d = pred.clone();
+        d.as_mut_slice()
+            .iter_mut()
+            .zip(f0_te.as_slice())
+            .for_each(|(p, f)| *p -= f);
+        crate::tensor::dist(f_te.as_slice(), pred.as_slice()) / d.norm()
+    };
+    Ok(vec![
+        ("gap_emp", rel_dist(&f_te, &pred_emp)),
+        ("gap_inf", rel_dist(&f_te, &pred_inf)),
+        ("gap_emp_rel_change", change(&pred_emp)),
+        ("gap_inf_rel_change", change(&pred_inf)),
+        ("movement", relative_change(&k0_tr, &kt_tr)),
+        ("kernel_distance", kernel_distance(&k0_tr, &kt_tr)),
+        ("alignment_0", target_alignment(&k0_tr, c.ytr)),
+        ("alignment_T", target_alignment(&kt_tr, c.ytr)),
+        ("train_mse_net", mse(&f_tr, c.ytr)),
+        ("last_step_loss", last),
+        ("test_mse_net", mse(&f_te, c.yte)),
+        ("test_mse_lin_emp", mse(&pred_emp, c.yte)),
+        ("test_mse_lin_inf", mse(&pred_inf, c.yte)),
+        ("f0_rms", f0_te.norm() / (nt as f64).sqrt()),
+    ])
+}
