@@ -51,6 +51,9 @@ pub enum Command {
     /// A quick tour: train a lazy (ntp) and a rich (mup) network on the embedded
     /// digits and compare them.
     Demo(DemoArgs),
+    /// Run the tutorial's experiments T1–T8 and write an HTML report with the expected
+    /// result, our measurement and a verdict for every claim.
+    Reproduce(ReproduceArgs),
     /// Measure the tutorial's width-scaling claims (‖Δh‖ ~ n^r, NTC, UUC, MAX, weight
     /// alignment…) over a width grid and seeds; fit slopes; print verdicts. Exit 0 when
     /// every verdict passes, 1 otherwise.
@@ -338,6 +341,43 @@ pub struct TrainArgs {
     /// Print the resolved config and parameterization, then stop.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "Experiments (configs/reproduce/<scale>/tN.toml):
+  T1  Table 1 on the 3-layer linear model (every §4 exponent at r = 0, 1/4, 1/2)
+  T2  ‖Δh‖/‖h‖ against width, NTP (n^-1/2) vs μP (flat)
+  T3  gauge equivalence and lazy vs rich training curves (MLP)
+  T4  the same with the Myrtle-5 CNN
+  T5  learning-rate transfer across width
+  T6  weight alignment and gradient sizes
+  T7  the richness dial from r = -1/4 to 3/4 (explosions marked, not crashes)
+  T8  the lazy limit against kernel regression
+
+Exit status: 0 when every claim passes, 1 when one misses or an experiment could
+not run, 2 on bad input. The theory behind each claim: docs/theory.md.
+
+Examples:
+  richness reproduce                          (all, small scale: about 10 minutes on 2 cores)
+  richness reproduce T2 T3 --out out/r
+  richness reproduce --scale full --resume    (MNIST / Fashion-MNIST; fetch them first)
+  richness reproduce T1 --config-dir my-configs")]
+pub struct ReproduceArgs {
+    /// Experiments to run (T1 … T8); all when none is given.
+    #[arg(value_name = "EXPERIMENT")]
+    pub experiments: Vec<String>,
+    /// small (embedded digits and synthetic data) or full (original sizes, MNIST).
+    #[arg(long, default_value = "small")]
+    pub scale: String,
+    /// Output folder: index.html, report.json, one folder per experiment.
+    #[arg(long, short, default_value = "out/reproduce")]
+    pub out: PathBuf,
+    /// Read tN.toml from this folder instead of the built-in configs.
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Keep finished experiments (their result.json) and finished training runs.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 #[derive(Args)]

@@ -41,6 +41,7 @@ pub mod param;
 pub mod probe;
 pub mod progress;
 pub mod report;
+pub mod reproduce;
 pub mod rng;
 pub mod tensor;
 pub mod train;

@@ -4,6 +4,7 @@ mod check;
 pub mod data;
 mod demo;
 pub mod ntk;
+mod reproduce;
 mod table;
 mod train;
 
@@ -17,6 +18,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Table(a) => table::run(a),
         Command::Train(a) => train::run(a, threads, progress),
         Command::Demo(a) => demo::run(a, threads, progress),
+        Command::Reproduce(a) => reproduce::run(a, threads, progress),
         Command::Check(a) => check::run_check(a, threads, progress),
         Command::Coord(a) => check::run_coord(a, threads, progress),
         Command::Diagnose(a) => check::run_diagnose(a, threads, progress),

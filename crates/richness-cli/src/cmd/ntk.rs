@@ -243,7 +243,8 @@ gap ~ n^{r−1/2} at r = 0, not falling at r = 1/2, NTK movement ~ n^{r−1/2}, 
 ‖K₀ − K∞‖ ~ n^{−1/2}. Exit status 1 when a verdict misses.
 
 Files in --out: t8_runs.csv (width,r,seed,quantity,value), t8_fits.csv,
-t8_fits.json, t8_config.json.
+t8_fits.json, t8_config.json, and the figures t8_gap, t8_gap_inf, t8_movement,
+t8_k0 (.png, .svg, .csv).
 
 Examples:
   richness ntk compare                       (small default: minutes on 2 cores)
@@ -608,11 +609,9 @@ fn compare(a: CompareArgs, cx: &Compute, progress: bool) -> anyhow::Result<Exit>
     w("t8_fits.csv", report.fits_csv())?;
     w("t8_fits.json", serde_json::to_string_pretty(&report.fits)?)?;
     w("t8_config.json", serde_json::to_string_pretty(&cfg)?)?;
-    // PLOT INTEGRATION POINT (for the lead, once `richness::report::plot` is merged):
-    // draw from t8_runs.csv, log–log against width with mean ± spread over seeds,
-    // (1) gap_emp and gap_inf per r with n^{−1/2} and n^0 guide lines,
-    // (2) movement per r with guide lines n^{r−1/2}, (3) k0_vs_inf with n^{−1/2};
-    // fitted slopes and verdicts are in t8_fits.json.
+    for (stem, fig) in report.figures() {
+        fig.save_all(&a.out, stem)?;
+    }
 
     println!("\nmean over seeds:");
     let quantities = [

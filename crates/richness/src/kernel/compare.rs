@@ -43,6 +43,7 @@ use crate::linalg::Compute;
 use crate::nn::{Activation, Arch, Loss, Model, Trace};
 use crate::optim::OptimConfig;
 use crate::param::{Gauge, OptimizerKind, ScaleChoice};
+use crate::report::plot::{power_line, Figure, Series};
 use crate::tensor::{Dtype, Mat, Scalar};
 use crate::train::Trainer;
 use serde::{Deserialize, Serialize};
@@ -172,6 +173,102 @@ impl CompareReport {
             .map(|m| m.value)
             .collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    /// Values of a quantity at (width, r), one per seed.
+    fn values(&self, quantity: &str, width: usize, r: f64) -> Vec<f64> {
+        self.measurements
+            .iter()
+            .filter(|m| m.quantity == quantity && m.width == width && m.r == r)
+            .map(|m| m.value)
+            .collect()
+    }
+
+    /// One log–log series per r of `quantity`'s seed mean against width, with a
+    /// min–max band over seeds; `rs` picks the r values (k0_vs_inf lives at r = 0).
+    fn width_series(&self, quantity: &str, rs: &[f64]) -> Vec<Series> {
+        let mut out = Vec::new();
+        for (i, &r) in rs.iter().enumerate() {
+            let (mut x, mut y, mut lo, mut hi) = (vec![], vec![], vec![], vec![]);
+            for &w in &self.config.widths {
+                let v: Vec<f64> = self
+                    .values(quantity, w, r)
+                    .into_iter()
+                    .filter(|v| *v > 0.0 && v.is_finite())
+                    .collect();
+                if v.is_empty() {
+                    continue;
+                }
+                x.push(w as f64);
+                y.push(v.iter().sum::<f64>() / v.len() as f64);
+                lo.push(v.iter().cloned().fold(f64::INFINITY, f64::min));
+                hi.push(v.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+            }
+            if !x.is_empty() {
+                out.push(Series::new(format!("r = {r}"), x, y).band(lo, hi).color(i));
+            }
+        }
+        out
+    }
+
+    /// The T8 figures, log–log against width with theory guides through each
+    /// series' geometric middle: `t8_gap` (network vs linearised-network test
+    /// predictions, guide n^{r−1/2}), `t8_gap_inf` (vs the infinite-width kernel),
+    /// `t8_movement` (‖K_T − K₀‖/‖K₀‖, guide n^{r−1/2}) and `t8_k0` (‖K₀ − K∞‖/‖K∞‖,
+    /// guide n^{−1/2}).
+    pub fn figures(&self) -> Vec<(&'static str, Figure)> {
+        let panels: [(&str, &str, &str, bool); 4] = [
+            (
+                "t8_gap",
+                "gap_emp",
+                "network vs linearised network (empirical NTK at init)",
+                true,
+            ),
+            (
+                "t8_gap_inf",
+                "gap_inf",
+                "network vs infinite-width NTK prediction",
+                true,
+            ),
+            (
+                "t8_movement",
+                "movement",
+                "NTK movement ‖K_T − K₀‖/‖K₀‖",
+                true,
+            ),
+            ("t8_k0", "k0_vs_inf", "‖K₀ − K∞‖/‖K∞‖ at init", false),
+        ];
+        let mut figs = Vec::new();
+        for (stem, q, title, per_r) in panels {
+            let rs: Vec<f64> = if per_r {
+                self.config.rs.clone()
+            } else {
+                vec![0.0]
+            };
+            let series = self.width_series(q, &rs);
+            if series.is_empty() {
+                continue;
+            }
+            let mut fig = Figure::loglog(title, "width n", q);
+            let (x_lo, x_hi) = (
+                *self.config.widths.iter().min().unwrap() as f64,
+                *self.config.widths.iter().max().unwrap() as f64,
+            );
+            let mut guides = Vec::new();
+            for (s, &r) in series.iter().zip(&rs) {
+                let slope = if per_r { r - 0.5 } else { -0.5 };
+                let k = s.x.len() / 2;
+                let label = format!("theory n^{slope:+.2}");
+                guides.push(
+                    power_line(&label, x_lo, x_hi, s.x[k], s.y[k], slope)
+                        .color(s.color.unwrap_or(0)),
+                );
+            }
+            fig.series.extend(series);
+            fig.series.extend(guides);
+            figs.push((stem, fig));
+        }
+        figs
     }
 
     /// The tidy CSV `width,r,seed,quantity,value`.

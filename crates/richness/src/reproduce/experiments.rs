@@ -1,0 +1,963 @@
+//! The experiments T1–T8: each reads its config, runs library calls (check scans,
+//! training runs, the T8 comparison), and turns the numbers into claims with
+//! verdicts, figures and CSV files.
+
+use super::{ClaimResult, ExperimentId, ExperimentResult, Options, Table, Verdict};
+use crate::error::{Error, Result};
+use crate::fit::mean_std;
+use crate::kernel::compare::{run_compare, CompareConfig};
+use crate::linalg::Compute;
+use crate::param::{Preset, ScaleChoice};
+use crate::probe::check::{self, CheckConfig, CheckReport, ScanRow};
+use crate::report::plot::{power_line, Figure, Series, Style};
+use crate::train::{self, Outcome, RunOptions, Status, TrainConfig};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::Path;
+
+pub(super) fn run(
+    id: ExperimentId,
+    text: &str,
+    dir: &Path,
+    opts: &Options,
+    res: &mut ExperimentResult,
+) -> Result<()> {
+    match id {
+        ExperimentId::T1 => t1(&parse(text, id)?, dir, opts, res),
+        ExperimentId::T2 => t2(&parse(text, id)?, dir, opts, res),
+        ExperimentId::T3 => t3(&parse(text, id)?, dir, opts, res, "MLP"),
+        ExperimentId::T4 => t3(&parse(text, id)?, dir, opts, res, "Myrtle-5"),
+        ExperimentId::T5 => t5(text, dir, opts, res),
+        ExperimentId::T6 => t6(&parse(text, id)?, dir, opts, res),
+        ExperimentId::T7 => t7(&parse(text, id)?, dir, opts, res),
+        ExperimentId::T8 => t8(&parse(text, id)?, dir, opts, res),
+    }
+}
+
+fn parse<C: DeserializeOwned>(text: &str, id: ExperimentId) -> Result<C> {
+    toml::from_str(text).map_err(|e| {
+        Error::config(crate::train::toml_error(
+            &format!("{} config", id.name()),
+            text,
+            &e,
+        ))
+    })
+}
+
+fn csv_path(res: &ExperimentResult, name: &str) -> String {
+    format!("{}/{name}", res.id.stem())
+}
+
+/// Run a check scan at richness r (or a preset), writing its files under `dir/sub`.
+fn scan(
+    base: &CheckConfig,
+    choice: ScaleChoice,
+    sub: &str,
+    dir: &Path,
+    opts: &Options,
+    res: &mut ExperimentResult,
+) -> Result<(CheckReport, Vec<ScanRow>)> {
+    let mut cfg = base.clone();
+    let base_lr = cfg.param.base_lr;
+    cfg.param = ScaleChoice { base_lr, ..choice };
+    let (report, rows) = check::run(&cfg, opts.threads, opts.progress)?;
+    let out = dir.join(sub);
+    report.write(&out, &rows)?;
+    res.files.push(csv_path(res, &format!("{sub}/check.csv")));
+    res.files.push(csv_path(res, &format!("{sub}/fits.csv")));
+    Ok((report, rows))
+}
+
+fn richness(r: f64) -> ScaleChoice {
+    ScaleChoice {
+        richness: Some(r),
+        ..ScaleChoice::default()
+    }
+}
+
+fn claim<'a>(rep: &'a CheckReport, q: &str, layer: usize) -> Option<&'a check::Claim> {
+    rep.claims
+        .iter()
+        .find(|c| c.quantity == q && c.layer == layer)
+}
+
+fn slope_text(c: &check::Claim) -> String {
+    match c.fit {
+        Some(f) => format!("{:+.3} (95% [{:+.3}, {:+.3}])", f.slope, f.ci95.0, f.ci95.1),
+        None => "no fit".into(),
+    }
+}
+
+/// A headline claim from one fitted slope of a check.
+fn slope_claim(rep: &CheckReport, q: &str, layer: usize, what: &str) -> ClaimResult {
+    match claim(rep, q, layer) {
+        Some(c) => ClaimResult::new(
+            what,
+            c.predicted
+                .map(|p| format!("slope {p:+.3}"))
+                .unwrap_or_else(|| "-".into()),
+            format!("slope {}", slope_text(c)),
+            format!(
+                "|slope − predicted| ≤ {}; unclear when only the interval contains it",
+                rep.config.tolerance
+            ),
+            Verdict::from_check(&c.verdict),
+        ),
+        None => ClaimResult::new(what, "-", "not measured", "-", Verdict::Fail),
+    }
+}
+
+/// Every claim of a check as detail-table rows.
+fn claims_table(caption: &str, rep: &CheckReport) -> Table {
+    let mut t = Table {
+        caption: caption.to_string(),
+        header: [
+            "quantity",
+            "layer",
+            "measured slope (95%)",
+            "predicted",
+            "verdict",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: Vec::new(),
+    };
+    for c in &rep.claims {
+        t.rows.push(vec![
+            c.quantity.clone(),
+            if c.layer == 0 {
+                "net".into()
+            } else {
+                format!("{} {}", c.layer, c.role)
+            },
+            slope_text(c),
+            c.predicted
+                .map(|p| format!("{p:+.3}"))
+                .unwrap_or_else(|| "-".into()),
+            c.verdict.clone(),
+        ]);
+    }
+    for c in &rep.criteria {
+        t.rows.push(vec![
+            c.name.clone(),
+            String::new(),
+            c.measured.clone(),
+            String::new(),
+            c.verdict.clone(),
+        ]);
+    }
+    t
+}
+
+/// Counts of a check's claim verdicts as one claim: every predicted slope passes.
+fn all_claims(rep: &CheckReport, what: &str) -> ClaimResult {
+    let judged: Vec<&check::Claim> = rep.claims.iter().filter(|c| c.verdict != "-").collect();
+    let n = |v: &str| judged.iter().filter(|c| c.verdict == v).count();
+    let crit_fail = rep.criteria.iter().filter(|c| c.verdict != "pass").count();
+    let (p, u, f) = (n("pass"), n("unclear"), n("fail"));
+    let verdict = if f > 0 || crit_fail > 0 {
+        Verdict::Fail
+    } else if u > 0 {
+        Verdict::Unclear
+    } else {
+        Verdict::Pass
+    };
+    ClaimResult::new(
+        what,
+        format!("all {} slopes as theory §4", judged.len()),
+        format!(
+            "{p} pass, {u} unclear, {f} fail; criteria {}/{} pass",
+            rep.criteria.len() - crit_fail,
+            rep.criteria.len()
+        ),
+        format!("each slope within {}", rep.config.tolerance),
+        verdict,
+    )
+}
+
+/// Measured against predicted exponents (one series per label), with y = x.
+fn exponent_figure(title: &str, groups: &[(String, &CheckReport)]) -> Figure {
+    let mut fig = Figure::new(title, "predicted exponent", "measured exponent");
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (i, (label, rep)) in groups.iter().enumerate() {
+        let (mut x, mut y, mut l, mut h) = (vec![], vec![], vec![], vec![]);
+        for c in &rep.claims {
+            if let (Some(f), Some(p)) = (c.fit, c.predicted) {
+                if c.verdict == "-" || !f.slope.is_finite() {
+                    continue;
+                }
+                x.push(p);
+                y.push(f.slope);
+                l.push(f.ci95.0.max(f.slope - 1.0));
+                h.push(f.ci95.1.min(f.slope + 1.0));
+                lo = lo.min(p).min(f.slope);
+                hi = hi.max(p).max(f.slope);
+            }
+        }
+        fig.series.push(
+            Series::new(label.clone(), x, y)
+                .style(Style::Points)
+                .color(i),
+        );
+    }
+    if lo.is_finite() {
+        fig.series.push(
+            Series::new(
+                "measured = predicted",
+                vec![lo - 0.1, hi + 0.1],
+                vec![lo - 0.1, hi + 0.1],
+            )
+            .style(Style::Dashed)
+            .color(7),
+        );
+    }
+    fig
+}
+
+// ---------------------------------------------------------------- T1
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct T1Config {
+    /// Richness exponents to scan.
+    rs: Vec<f64>,
+    check: CheckConfig,
+}
+
+fn t1(cfg: &T1Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Result<()> {
+    let c = &cfg.check;
+    res.setup = format!(
+        "{} on `{}`, widths {:?}, {} seeds, {} step(s) at η₀ = {}, {}; every quantity of theory §4 per layer, log–log slopes with jackknife intervals.",
+        c.model.arch, c.data, c.widths, c.seeds, c.steps, c.param.base_lr, c.dtype.name()
+    );
+    let mut groups = Vec::new();
+    let mut reports = Vec::new();
+    for &r in &cfg.rs {
+        let (rep, rows) = scan(c, richness(r), &format!("r{r}"), dir, opts, res)?;
+        res.claims.push(slope_claim(
+            &rep,
+            "dh_norm",
+            2,
+            &format!("r = {r}: ‖Δh₂‖ ~ n^r (hidden)"),
+        ));
+        if let Some((m, s)) = rep.estimated_r {
+            res.claims.push(ClaimResult::new(
+                format!("r = {r}: estimated r"),
+                format!("{r}"),
+                format!("{m:.3} (spread {s:.3})"),
+                format!("within {}", c.tolerance),
+                Verdict::from_bool((m - r).abs() <= c.tolerance),
+            ));
+        }
+        res.claims
+            .push(all_claims(&rep, &format!("r = {r}: every Table-1 slope")));
+        res.tables.push(claims_table(
+            &format!("Every fitted slope at r = {r}"),
+            &rep,
+        ));
+        let fig = rep.figure(&rows, "dh_norm");
+        res.add_figure(
+            dir,
+            &format!("dh_norm_r{r}"),
+            &format!("‖Δh_ℓ‖ against width at r = {r}: seed means, min–max bands, fits and theory slopes"),
+            &fig,
+        )?;
+        reports.push((r, rep));
+    }
+    for (r, rep) in &reports {
+        groups.push((format!("r = {r}"), rep));
+    }
+    let fig = exponent_figure("T1: measured against predicted width exponents", &groups);
+    res.add_figure(
+        dir,
+        "exponents",
+        "Every fitted slope of Table 1 against its prediction (one point per quantity and layer); on the dashed line the measurement equals theory.",
+        &fig,
+    )?;
+    res.notes.push(
+        "Original (a simulation of the same model): slopes 0.47–0.52 for r = 1/2, −0.04…0.05 for r = 0, 0.30 for r = 1/4."
+            .into(),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- T2
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct T2Config {
+    presets: Vec<Preset>,
+    check: CheckConfig,
+}
+
+fn t2(cfg: &T2Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Result<()> {
+    let c = &cfg.check;
+    res.setup = format!(
+        "{} on `{}` (probe batch {}), widths {:?}, {} seeds, one SGD step at η₀ = {}; ‖Δa₂‖/‖a₂‖ (post-ReLU, over batch × width) on the same batch.",
+        c.model.arch, c.data, c.batch, c.widths, c.seeds, c.param.base_lr
+    );
+    let mut fig = Figure::loglog(
+        "T2: relative update of the second hidden representation",
+        "width n",
+        "‖Δa₂‖/‖a₂‖",
+    );
+    let mut csv = String::from("preset,width,mean,min,max\n");
+    for (i, p) in cfg.presets.iter().enumerate() {
+        let (rep, rows) = scan(c, ScaleChoice::preset(*p), p.name(), dir, opts, res)?;
+        let expected = match p {
+            Preset::Ntp | Preset::NtpLr => {
+                "NTP: ≈ 4e−3 at n = 256 falling as n^−1/2 to ≈ 1e−3 at 4096 (MNIST)"
+            }
+            _ => "μP: flat at ≈ 0.02 (MNIST)",
+        };
+        let mut cl = slope_claim(
+            &rep,
+            "da_rel",
+            2,
+            &format!("{}: ‖Δa₂‖/‖a₂‖ ~ n^(r−1/2)", p.name()),
+        );
+        let pts = check::per_width(&rows, "da_rel", 2, &rep.diverged);
+        if let (Some(first), Some(last)) = (pts.first(), pts.last()) {
+            cl.measured = format!(
+                "{}; {:.2e} at n = {} → {:.2e} at n = {}",
+                cl.measured, first.1, first.0, last.1, last.0
+            );
+        }
+        cl.expected = format!("{} — {expected}", cl.expected);
+        res.claims.push(cl);
+        for pt in &pts {
+            csv.push_str(&format!(
+                "{},{},{:e},{:e},{:e}\n",
+                p.name(),
+                pt.0,
+                pt.1,
+                pt.2,
+                pt.3
+            ));
+        }
+        if !pts.is_empty() {
+            let xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
+            fig.series.push(
+                Series::new(p.name(), xs.clone(), pts.iter().map(|p| p.1).collect())
+                    .band(
+                        pts.iter().map(|p| p.2).collect(),
+                        pts.iter().map(|p| p.3).collect(),
+                    )
+                    .color(i),
+            );
+            if let Some(pred) = claim(&rep, "da_rel", 2).and_then(|c| c.predicted) {
+                let k = pts.len() / 2;
+                fig.series.push(
+                    power_line(
+                        &format!("n^{pred:+.1}"),
+                        xs[0],
+                        xs[xs.len() - 1],
+                        pts[k].0,
+                        pts[k].1,
+                        pred,
+                    )
+                    .color(i),
+                );
+            }
+        }
+        res.tables.push(claims_table(
+            &format!("Every fitted slope, {}", p.name()),
+            &rep,
+        ));
+    }
+    crate::io::write_atomic(&dir.join("da_rel.csv"), csv.as_bytes())?;
+    res.files.push(csv_path(res, "da_rel.csv"));
+    fig.save_all(dir, "t2")?;
+    res.figures.push(super::FigureRef {
+        stem: "t2".into(),
+        caption: "‖Δa₂‖/‖a₂‖ after one step against width: seed means with min–max bands, guide lines n^−1/2 (NTP) and n^0 (μP) through the middle point.".into(),
+        svg: fig.to_svg()?,
+    });
+    res.notes.push("The original used MNIST (5000 images, batch 512); the small scale uses the embedded 8×8 digits, so absolute sizes differ; the exponents are the claim.".into());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- T3 / T4
+
+/// T3 and T4: train every preset on the same seeds and data order; compare curves.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct T3Config {
+    pub presets: Vec<Preset>,
+    pub seeds: usize,
+    /// Presets that should coincide (a bundle), e.g. [["ntp", "ntp-lr"], ["mup", "mup-lr", "mfp"]].
+    pub bundles: Vec<Vec<Preset>>,
+    /// Largest relative difference of test losses within a bundle that counts as
+    /// "rounding error".
+    pub coincide_tol: f64,
+    pub train: TrainConfig,
+}
+
+/// A training run cached in `dir/outcome.json` (so an interrupted `full` run resumes).
+fn cached_train(cfg: &TrainConfig, dir: &Path, opts: &Options) -> Result<Outcome> {
+    #[derive(Serialize, Deserialize)]
+    struct Cached {
+        config: TrainConfig,
+        outcome: Outcome,
+        metrics: Vec<train::MetricRow>,
+    }
+    let path = dir.join("outcome.json");
+    if opts.resume {
+        if let Some(c) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Cached>(&t).ok())
+            .filter(|c| &c.config == cfg)
+        {
+            let mut o = c.outcome;
+            o.metrics = c.metrics;
+            return Ok(o);
+        }
+    }
+    let threads = opts.threads.max(1);
+    let o = train::run(
+        cfg,
+        &RunOptions {
+            out: Some(dir.to_path_buf()),
+            progress: false,
+            compute: Some(Compute::new(threads)),
+            ..RunOptions::default()
+        },
+    )?;
+    let c = Cached {
+        config: cfg.clone(),
+        outcome: o.clone(),
+        metrics: o.metrics.clone(),
+    };
+    let json = serde_json::to_string(&c).map_err(|e| Error::config(e.to_string()))?;
+    crate::io::write_atomic(&path, json.as_bytes())?;
+    Ok(o)
+}
+
+fn t3(
+    cfg: &T3Config,
+    dir: &Path,
+    opts: &Options,
+    res: &mut ExperimentResult,
+    model: &str,
+) -> Result<()> {
+    let t = &cfg.train;
+    res.setup = format!(
+        "{model} ({}, width {}) on `{}`, batch {}, {} epochs, SGD momentum {}, η₀ = {}, {} seeds, {}; presets {}. Every preset sees the same initial weights (up to its gauge) and the same data order.",
+        t.model.arch,
+        t.model.width.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+        t.data.dataset,
+        t.train.batch_size,
+        t.train.epochs.unwrap_or(0),
+        t.optim.momentum,
+        t.param.base_lr,
+        cfg.seeds,
+        t.dtype.name(),
+        cfg.presets.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+    );
+    // curves[preset][seed] = test loss per evaluation (epoch).
+    let mut curves: Vec<Vec<Vec<f64>>> = Vec::new();
+    let mut epochs: Vec<f64> = Vec::new();
+    let mut csv = String::from("preset,seed,epoch,test_loss,test_acc\n");
+    let total = cfg.presets.len() * cfg.seeds;
+    let bar = crate::progress::bar(total as u64, res.id.name(), opts.progress);
+    for p in &cfg.presets {
+        let mut per_seed = Vec::new();
+        for s in 0..cfg.seeds {
+            let mut c = t.clone();
+            c.param = ScaleChoice {
+                base_lr: t.param.base_lr,
+                ..ScaleChoice::preset(*p)
+            };
+            c.seed = s as u64;
+            let o = cached_train(
+                &c,
+                &dir.join("runs").join(format!("{}-s{s}", p.name())),
+                opts,
+            )?;
+            if let Status::Diverged { step, reason } = &o.status {
+                res.notes.push(format!(
+                    "{} seed {s} diverged at step {step}: {reason}",
+                    p.name()
+                ));
+            }
+            let evals: Vec<&train::MetricRow> =
+                o.metrics.iter().filter(|m| m.test_loss.is_some()).collect();
+            epochs = evals.iter().map(|m| m.epoch as f64).collect();
+            for m in &evals {
+                csv.push_str(&format!(
+                    "{},{s},{},{:e},{}\n",
+                    p.name(),
+                    m.epoch,
+                    m.test_loss.unwrap(),
+                    m.test_acc.map(|a| format!("{a:e}")).unwrap_or_default()
+                ));
+            }
+            per_seed.push(evals.iter().map(|m| m.test_loss.unwrap()).collect());
+            bar.inc(1);
+        }
+        curves.push(per_seed);
+    }
+    bar.finish_and_clear();
+    crate::io::write_atomic(&dir.join("curves.csv"), csv.as_bytes())?;
+    res.files.push(csv_path(res, "curves.csv"));
+    let idx = |p: &Preset| cfg.presets.iter().position(|q| q == p);
+    // Within-bundle agreement: max over seeds and epochs of |L_a − L_b| / L_b.
+    let mut finals = Vec::new();
+    for b in &cfg.bundles {
+        let members: Vec<usize> = b.iter().filter_map(idx).collect();
+        if members.len() < b.len() {
+            return Err(Error::config(format!(
+                "{}: a bundle names a preset that is not in `presets`",
+                res.id.name()
+            )));
+        }
+        let mut maxdiff: f64 = 0.0;
+        for &m in &members[1..] {
+            for (sa, sb) in curves[m].iter().zip(&curves[members[0]]) {
+                for (a, b) in sa.iter().zip(sb) {
+                    maxdiff = maxdiff.max((a - b).abs() / b.abs().max(1e-300));
+                }
+            }
+        }
+        let names = b.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+        res.claims.push(ClaimResult::new(
+            format!("{{{names}}} coincide under identical seeds and data order"),
+            "equal to rounding error (gauge equivalence)",
+            format!("max relative test-loss difference {maxdiff:.2e}"),
+            format!("≤ {:.0e}", cfg.coincide_tol),
+            Verdict::from_bool(maxdiff <= cfg.coincide_tol),
+        ));
+        let last: Vec<f64> = curves[members[0]]
+            .iter()
+            .filter_map(|c| c.last().copied())
+            .collect();
+        let (m, s) = mean_std(&last);
+        finals.push((names, m, s));
+    }
+    if finals.len() == 2 {
+        let (lazy, rich) = (&finals[0], &finals[1]);
+        let (expected_lazy, expected_rich) = if res.id == ExperimentId::T3 {
+            ("≈ 0.04", "≈ 0.015–0.02")
+        } else {
+            ("≈ 0.08", "≈ 0.065–0.07")
+        };
+        res.claims.push(ClaimResult::new(
+            "two bundles: the rich one ends lower",
+            format!(
+                "lazy {{{}}} {expected_lazy}, rich {{{}}} {expected_rich} (original data)",
+                lazy.0, rich.0
+            ),
+            format!(
+                "final test MSE lazy {:.4} ± {:.4}, rich {:.4} ± {:.4}",
+                lazy.1, lazy.2, rich.1, rich.2
+            ),
+            "rich mean + 2 std < lazy mean − 2 std",
+            Verdict::from_bool(rich.1 + 2.0 * rich.2 < lazy.1 - 2.0 * lazy.2),
+        ));
+    }
+    let mut fig = Figure::new(
+        format!(
+            "{}: test MSE per epoch (mean ± std over seeds)",
+            res.id.name()
+        ),
+        "epoch",
+        "test MSE",
+    );
+    fig.y_log = true;
+    for (i, p) in cfg.presets.iter().enumerate() {
+        let n = curves[i].iter().map(|c| c.len()).min().unwrap_or(0);
+        let (mut y, mut lo, mut hi) = (vec![], vec![], vec![]);
+        for k in 0..n {
+            let v: Vec<f64> = curves[i].iter().map(|c| c[k]).collect();
+            let (m, s) = mean_std(&v);
+            y.push(m);
+            lo.push((m - s).max(m * 0.5));
+            hi.push(m + s);
+        }
+        let style = if i % 2 == 0 {
+            Style::Line
+        } else {
+            Style::Dashed
+        };
+        fig.series.push(
+            Series::new(p.name(), epochs[..n].to_vec(), y)
+                .band(lo, hi)
+                .style(style)
+                .color(i),
+        );
+    }
+    res.add_figure(
+        dir,
+        "curves",
+        "Test MSE per epoch for each preset (mean ± std band over seeds; log scale). Curves of one bundle lie on top of each other.",
+        &fig,
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- T5
+
+fn t5(_text: &str, _dir: &Path, _opts: &Options, _res: &mut ExperimentResult) -> Result<()> {
+    Err(Error::config(
+        "T5 needs the rate-transfer analysis (`richness transfer`), which this build does not have",
+    ))
+}
+
+// ---------------------------------------------------------------- T6
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct T6Config {
+    rs: Vec<f64>,
+    /// The quantities on weights and gradients to report.
+    quantities: Vec<String>,
+    /// One scan config per architecture.
+    checks: Vec<CheckConfig>,
+}
+
+fn t6(cfg: &T6Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Result<()> {
+    res.setup = format!(
+        "{} at r ∈ {:?}: {} against width.",
+        cfg.checks
+            .iter()
+            .map(|c| format!(
+                "{} on `{}` (widths {:?}, {} seeds)",
+                c.model.arch, c.data, c.widths, c.seeds
+            ))
+            .collect::<Vec<_>>()
+            .join("; "),
+        cfg.rs,
+        cfg.quantities.join(", ")
+    );
+    let mut groups_owned = Vec::new();
+    for c in &cfg.checks {
+        for &r in &cfg.rs {
+            let sub = format!("{}-r{r}", c.model.arch);
+            let (rep, rows) = scan(c, richness(r), &sub, dir, opts, res)?;
+            let mut t = claims_table(&format!("{} at r = {r}", c.model.arch), &rep);
+            t.rows.retain(|row| cfg.quantities.contains(&row[0]));
+            res.tables.push(t);
+            for q in &cfg.quantities {
+                let judged: Vec<&check::Claim> = rep
+                    .claims
+                    .iter()
+                    .filter(|k| &k.quantity == q && k.verdict != "-")
+                    .collect();
+                if judged.is_empty() {
+                    continue;
+                }
+                let n = |v: &str| judged.iter().filter(|k| k.verdict == v).count();
+                let per_layer = judged
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "ℓ{} {:+.2} (pred {:+.2})",
+                            k.layer,
+                            k.fit.map(|f| f.slope).unwrap_or(f64::NAN),
+                            k.predicted.unwrap_or(f64::NAN)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let verdict = if n("fail") > 0 {
+                    Verdict::Fail
+                } else if n("unclear") > 0 {
+                    Verdict::Unclear
+                } else {
+                    Verdict::Pass
+                };
+                res.claims.push(ClaimResult::new(
+                    format!("{} r = {r}: {q}", c.model.arch),
+                    "slopes as theory §4 (finite-size corrected for op norms)",
+                    per_layer,
+                    format!("each within {}", c.tolerance),
+                    verdict,
+                ));
+            }
+            let fig = rep.figure(&rows, "dW_op_rel");
+            res.add_figure(
+                dir,
+                &format!("dW_op_rel_{sub}"),
+                &format!("‖ΔW̃‖_op/‖W̃‖_op against width, {} at r = {r}", c.model.arch),
+                &fig,
+            )?;
+            groups_owned.push((format!("{} r = {r}", c.model.arch), rep));
+        }
+    }
+    let groups: Vec<(String, &CheckReport)> =
+        groups_owned.iter().map(|(l, r)| (l.clone(), r)).collect();
+    let fig = exponent_figure(
+        "T6: weight and gradient exponents, measured against predicted",
+        &groups,
+    );
+    res.add_figure(
+        dir,
+        "exponents",
+        "Every fitted slope of the scans against its prediction.",
+        &fig,
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- T7
+
+/// The richness dial: exponents over r (a width scan per r) and a training run
+/// per r at one width.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct T7Config {
+    pub rs: Vec<f64>,
+    /// Width scan per r (no spectral norms needed).
+    pub check: CheckConfig,
+    /// Training run per r (its `param.richness` is set to each r).
+    pub train: TrainConfig,
+}
+
+fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Result<()> {
+    let c = &cfg.check;
+    let t = &cfg.train;
+    let steps = t.train.steps.unwrap_or(0);
+    res.setup = format!(
+        "r from {} to {}: a width scan ({} on `{}`, widths {:?}, {} seeds) for the exponents of the output at init and of ‖Δh‖/‖h‖, and a training run per r at width {} ({} steps, η₀ = {}) for the loss and divergence.",
+        cfg.rs.first().unwrap_or(&0.0),
+        cfg.rs.last().unwrap_or(&0.0),
+        c.model.arch,
+        c.data,
+        c.widths,
+        c.seeds,
+        t.model.width.unwrap_or(0),
+        steps,
+        t.param.base_lr
+    );
+    let mut csv =
+        String::from("r,f_norm_slope,dh_rel_slope,init_output_rms,final_train_loss,status\n");
+    let (mut rs, mut fslope, mut dslope) = (vec![], vec![], vec![]);
+    let (mut ok_r, mut ok_loss, mut div_r) = (vec![], vec![], vec![]);
+    let mut f_ok = true;
+    let mut worst_f: f64 = 0.0;
+    let mut dh_hi_ok = true;
+    let mut inside: Vec<(f64, f64, Verdict)> = Vec::new();
+    for &r in &cfg.rs {
+        let (rep, _) = scan(c, richness(r), &format!("r{r}"), dir, opts, res)?;
+        let fs = claim(&rep, "f_norm", 0)
+            .and_then(|k| k.fit)
+            .map(|f| f.slope);
+        let dk = claim(&rep, "dh_rel", 2);
+        let ds = dk.and_then(|k| k.fit).map(|f| f.slope);
+        if (-1e-9..=0.5 + 1e-9).contains(&r) {
+            let v = dk.map(|k| Verdict::from_check(&k.verdict));
+            inside.push((r, ds.unwrap_or(f64::NAN), v.unwrap_or(Verdict::Fail)));
+        }
+        if let Some(s) = fs {
+            worst_f = worst_f.max((s + r).abs());
+            f_ok &= (s + r).abs() <= 0.1;
+        } else {
+            f_ok = false;
+        }
+        if r > 0.5 + 1e-9 {
+            dh_hi_ok &= ds.is_some_and(|s| s > 0.0);
+        }
+        let mut tc = t.clone();
+        tc.param = ScaleChoice {
+            base_lr: t.param.base_lr,
+            gamma0: t.param.gamma0,
+            gauge: t.param.gauge,
+            ..richness(r)
+        };
+        let o = cached_train(&tc, &dir.join("runs").join(format!("r{r}")), opts)?;
+        let init = o
+            .metrics
+            .iter()
+            .find(|m| m.step == 0 && m.test_loss.is_some())
+            .and_then(|m| m.test_loss);
+        let (loss, status) = match &o.status {
+            Status::Completed => (o.final_train_loss, "completed".to_string()),
+            Status::Diverged { step, .. } => (None, format!("diverged at step {step}")),
+        };
+        csv.push_str(&format!(
+            "{r},{},{},{},{},{status}\n",
+            fs.map(|v| v.to_string()).unwrap_or_default(),
+            ds.map(|v| v.to_string()).unwrap_or_default(),
+            init.map(|v| v.to_string()).unwrap_or_default(),
+            loss.map(|v| v.to_string()).unwrap_or_default(),
+        ));
+        rs.push(r);
+        fslope.push(fs.unwrap_or(f64::NAN));
+        dslope.push(ds.unwrap_or(f64::NAN));
+        match loss {
+            Some(l) if l.is_finite() => {
+                ok_r.push(r);
+                ok_loss.push(l);
+            }
+            _ => div_r.push(r),
+        }
+    }
+    crate::io::write_atomic(&dir.join("dial.csv"), csv.as_bytes())?;
+    res.files.push(csv_path(res, "dial.csv"));
+    res.claims.push(ClaimResult::new(
+        "output at init ~ n^−r (explodes for r < 0)",
+        "f_norm slope = −r at every r",
+        format!("largest |slope + r| = {worst_f:.3}"),
+        "≤ 0.1 at every r",
+        Verdict::from_bool(f_ok),
+    ));
+    let above: Vec<String> = rs
+        .iter()
+        .zip(&dslope)
+        .filter(|(r, _)| **r > 0.5 + 1e-9)
+        .map(|(r, s)| format!("r = {r}: {s:+.2}"))
+        .collect();
+    if !above.is_empty() {
+        res.claims.push(ClaimResult::new(
+            "updates outgrow representations for r > 1/2",
+            "‖Δh‖/‖h‖ slope r − 1/2 > 0",
+            above.join(", "),
+            "slope > 0 for every r > 1/2",
+            Verdict::from_bool(dh_hi_ok),
+        ));
+    }
+    if !inside.is_empty() {
+        let worst = if inside.iter().any(|x| x.2 == Verdict::Fail) {
+            Verdict::Fail
+        } else if inside.iter().any(|x| x.2 == Verdict::Unclear) {
+            Verdict::Unclear
+        } else {
+            Verdict::Pass
+        };
+        res.claims.push(ClaimResult::new(
+            "lazy → rich: ‖Δh₂‖/‖h₂‖ ~ n^(r−1/2) across 0 ≤ r ≤ 1/2",
+            "slope = r − 1/2",
+            inside
+                .iter()
+                .map(|(r, s, v)| format!("r = {r}: {s:+.2} ({})", v.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            format!(
+                "each within {}; unclear when only the 95% interval contains it",
+                c.tolerance
+            ),
+            worst,
+        ));
+    }
+    res.claims.push(ClaimResult::new(
+        "divergence is marked, not a crash",
+        "every r gives a result",
+        if div_r.is_empty() {
+            "no run diverged".to_string()
+        } else {
+            format!("diverged at r ∈ {div_r:?}; the rest completed")
+        },
+        "a result (completed or diverged) for every r",
+        Verdict::Pass,
+    ));
+    let mut fig = Figure::new(
+        "T7: width exponents along the richness dial",
+        "richness r",
+        "width exponent",
+    );
+    fig.series.push(
+        Series::new("output at init (f_norm)", rs.clone(), fslope)
+            .style(Style::Points)
+            .color(0),
+    );
+    fig.series.push(
+        Series::new("‖Δh₂‖/‖h₂‖ (dh_rel)", rs.clone(), dslope)
+            .style(Style::Points)
+            .color(1),
+    );
+    let (r0, r1) = (rs[0], rs[rs.len() - 1]);
+    fig.series.push(
+        Series::new("theory −r", vec![r0, r1], vec![-r0, -r1])
+            .style(Style::Dashed)
+            .color(0),
+    );
+    fig.series.push(
+        Series::new("theory r − 1/2", vec![r0, r1], vec![r0 - 0.5, r1 - 0.5])
+            .style(Style::Dashed)
+            .color(1),
+    );
+    res.add_figure(dir, "dial_exponents", "Measured width exponents against r, with theory (dashed). Left of 0 the output at init grows with width; right of 1/2 the updates outgrow the representations.", &fig)?;
+    let mut fig = Figure::new(
+        format!(
+            "T7: train loss after {steps} steps at width {}",
+            t.model.width.unwrap_or(0)
+        ),
+        "richness r",
+        "train loss",
+    );
+    fig.y_log = true;
+    if !ok_r.is_empty() {
+        fig.series
+            .push(Series::new("completed", ok_r, ok_loss.clone()).color(0));
+    }
+    if !div_r.is_empty() {
+        let top = ok_loss.iter().cloned().fold(1.0, f64::max) * 2.0;
+        let n = div_r.len();
+        fig.series.push(
+            Series::new("diverged", div_r, vec![top; n])
+                .style(Style::Markers)
+                .color(3),
+        );
+    }
+    res.add_figure(
+        dir,
+        "dial_loss",
+        "Train loss after the run per r; diverged runs are marked at the top.",
+        &fig,
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- T8
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct T8Config {
+    compare: CompareConfig,
+}
+
+fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Result<()> {
+    let c = &cfg.compare;
+    res.setup = format!(
+        "ReLU MLP with {} weight layers on digits (±1 parity target), {} train / {} test points, full-batch GD {} steps at η₀ = {}, widths {:?}, r ∈ {:?}, {} seeds; network test predictions against the linearised network (empirical NTK at init) and the infinite-width NTK.",
+        c.depth, c.n_train, c.n_test, c.steps, c.base_lr, c.widths, c.rs, c.seeds
+    );
+    let cx = Compute::new(opts.threads.max(1));
+    let report = run_compare(c, &cx, opts.progress)?;
+    crate::io::write_atomic(&dir.join("t8_runs.csv"), report.runs_csv().as_bytes())?;
+    crate::io::write_atomic(&dir.join("t8_fits.csv"), report.fits_csv().as_bytes())?;
+    res.files.push(csv_path(res, "t8_runs.csv"));
+    res.files.push(csv_path(res, "t8_fits.csv"));
+    for f in &report.fits {
+        let what = match f.quantity.as_str() {
+            "gap_emp" => "network vs linearised network",
+            "gap_inf" => "network vs infinite-width NTK",
+            "movement" => "NTK movement ‖K_T − K₀‖/‖K₀‖",
+            "k0_vs_inf" => "‖K₀ − K∞‖/‖K∞‖ at init",
+            q => q,
+        };
+        let fit = &f.fit;
+        res.claims.push(ClaimResult::new(
+            format!("r = {}: {what}", f.r),
+            format!("width slope {:+.2} ({})", f.predicted, f.rule),
+            format!(
+                "{:+.3} (95% [{:+.3}, {:+.3}])",
+                fit.slope, fit.ci95.0, fit.ci95.1
+            ),
+            f.rule.clone(),
+            if f.pass {
+                Verdict::Pass
+            } else if fit.ci95.0 <= f.predicted
+                && f.predicted <= fit.ci95.1
+                && f.rule != "does not fall"
+            {
+                Verdict::Unclear
+            } else {
+                Verdict::Fail
+            },
+        ));
+    }
+    for (stem, fig) in report.figures() {
+        res.add_figure(dir, stem, &fig.title.clone(), &fig)?;
+    }
+    Ok(())
+}

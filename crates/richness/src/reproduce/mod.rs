@@ -1,0 +1,502 @@
+//! `richness reproduce`: the tutorial's experiments T1–T8 as one call, each with
+//! its expected result, our measurement and a verdict, and a self-contained HTML
+//! report.
+//!
+//! Every experiment is a checked-in TOML config (`configs/reproduce/<scale>/tN.toml`,
+//! compiled into the binary so `reproduce` works from any folder; `config_dir`
+//! reads edited copies instead). Each writes its raw data (CSV) under `out/tN/`,
+//! and its result to `out/tN/result.json`; with `resume`, an experiment whose result
+//! is already there is not run again, and training runs inside T3/T4 are cached
+//! one by one (`out/tN/runs/NAME/outcome.json`), so an interrupted `full` run
+//! loses at most the run in progress.
+//!
+//! ```no_run
+//! use richness::reproduce::{reproduce, ExperimentId, Options, Scale};
+//! let opts = Options { scale: Scale::Small, out: "out/reproduce".into(), ..Options::default() };
+//! let report = reproduce(&[ExperimentId::T2], &opts).unwrap();
+//! println!("{}", report.overview_text());
+//! report.write_html(&opts.out).unwrap();
+//! ```
+
+mod experiments;
+mod html;
+
+use crate::error::{Error, Result};
+use crate::report::plot::Figure;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+pub use experiments::{T3Config, T7Config};
+
+/// Which size of the experiments to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// Embedded digits and synthetic data; about 10 minutes on 2 cores.
+    #[default]
+    Small,
+    /// The original sizes, MNIST / Fashion-MNIST (fetched with `richness data fetch`).
+    Full,
+}
+
+impl Scale {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Small => "small",
+            Scale::Full => "full",
+        }
+    }
+}
+
+impl FromStr for Scale {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "small" => Ok(Scale::Small),
+            "full" => Ok(Scale::Full),
+            _ => Err(Error::config(format!(
+                "unknown scale `{s}` (expected small or full)"
+            ))),
+        }
+    }
+}
+
+/// The experiments of experiments.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ExperimentId {
+    T1,
+    T2,
+    T3,
+    T4,
+    T5,
+    T6,
+    T7,
+    T8,
+}
+
+impl ExperimentId {
+    pub const ALL: [ExperimentId; 8] = [
+        ExperimentId::T1,
+        ExperimentId::T2,
+        ExperimentId::T3,
+        ExperimentId::T4,
+        ExperimentId::T5,
+        ExperimentId::T6,
+        ExperimentId::T7,
+        ExperimentId::T8,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExperimentId::T1 => "T1",
+            ExperimentId::T2 => "T2",
+            ExperimentId::T3 => "T3",
+            ExperimentId::T4 => "T4",
+            ExperimentId::T5 => "T5",
+            ExperimentId::T6 => "T6",
+            ExperimentId::T7 => "T7",
+            ExperimentId::T8 => "T8",
+        }
+    }
+
+    /// Lower-case stem used for files and folders (`t1`).
+    pub fn stem(self) -> String {
+        self.name().to_ascii_lowercase()
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ExperimentId::T1 => "Table 1 on the 3-layer linear model",
+            ExperimentId::T2 => "Scaling of representation updates (ReLU MLP)",
+            ExperimentId::T3 => "Gauge equivalence and lazy vs rich (MLP)",
+            ExperimentId::T4 => "CNN: Myrtle-5 lazy vs rich",
+            ExperimentId::T5 => "Hyperparameter transfer across width",
+            ExperimentId::T6 => "Weight alignment and gradient sizes",
+            ExperimentId::T7 => "The richness dial",
+            ExperimentId::T8 => "Lazy limit against kernel regression",
+        }
+    }
+
+    /// The embedded config of this experiment at a scale.
+    pub fn embedded_config(self, scale: Scale) -> &'static str {
+        use ExperimentId::*;
+        macro_rules! cfg {
+            ($s:literal, $t:literal) => {
+                include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../configs/reproduce/",
+                    $s,
+                    "/",
+                    $t,
+                    ".toml"
+                ))
+            };
+        }
+        match (scale, self) {
+            (Scale::Small, T1) => cfg!("small", "t1"),
+            (Scale::Small, T2) => cfg!("small", "t2"),
+            (Scale::Small, T3) => cfg!("small", "t3"),
+            (Scale::Small, T4) => cfg!("small", "t4"),
+            (Scale::Small, T5) => cfg!("small", "t5"),
+            (Scale::Small, T6) => cfg!("small", "t6"),
+            (Scale::Small, T7) => cfg!("small", "t7"),
+            (Scale::Small, T8) => cfg!("small", "t8"),
+            (Scale::Full, T1) => cfg!("full", "t1"),
+            (Scale::Full, T2) => cfg!("full", "t2"),
+            (Scale::Full, T3) => cfg!("full", "t3"),
+            (Scale::Full, T4) => cfg!("full", "t4"),
+            (Scale::Full, T5) => cfg!("full", "t5"),
+            (Scale::Full, T6) => cfg!("full", "t6"),
+            (Scale::Full, T7) => cfg!("full", "t7"),
+            (Scale::Full, T8) => cfg!("full", "t8"),
+        }
+    }
+}
+
+impl FromStr for ExperimentId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        ExperimentId::ALL
+            .into_iter()
+            .find(|e| e.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                Error::config(format!("unknown experiment `{s}` (expected one of T1…T8)"))
+            })
+    }
+}
+
+/// pass / fail / unclear (interval contains the prediction but the point misses
+/// the tolerance) / error (the experiment could not run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Unclear,
+    Error,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Unclear => "unclear",
+            Verdict::Error => "error",
+        }
+    }
+    pub fn from_bool(ok: bool) -> Self {
+        if ok {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
+    }
+    /// The check module's verdict strings.
+    pub fn from_check(s: &str) -> Self {
+        match s {
+            "pass" => Verdict::Pass,
+            "unclear" => Verdict::Unclear,
+            _ => Verdict::Fail,
+        }
+    }
+}
+
+/// One claim of the tutorial with our measurement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClaimResult {
+    pub claim: String,
+    /// What the tutorial (or theory) expects.
+    pub expected: String,
+    /// What we measured.
+    pub measured: String,
+    /// The rule that decides the verdict.
+    pub tolerance: String,
+    pub verdict: Verdict,
+}
+
+impl ClaimResult {
+    pub fn new(
+        claim: impl Into<String>,
+        expected: impl Into<String>,
+        measured: impl Into<String>,
+        tolerance: impl Into<String>,
+        verdict: Verdict,
+    ) -> Self {
+        ClaimResult {
+            claim: claim.into(),
+            expected: expected.into(),
+            measured: measured.into(),
+            tolerance: tolerance.into(),
+            verdict,
+        }
+    }
+}
+
+/// A detail table (e.g. every fitted slope of a scan).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub caption: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// A figure of an experiment, kept as SVG (inlined into the report).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FigureRef {
+    pub stem: String,
+    pub caption: String,
+    pub svg: String,
+}
+
+/// Everything one experiment produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentResult {
+    pub id: ExperimentId,
+    pub title: String,
+    pub scale: Scale,
+    /// What was run, in a sentence or two (data, model, sizes).
+    pub setup: String,
+    /// The command that reruns exactly this experiment.
+    pub command: String,
+    /// The config text used (also written to `out/configs/tN.toml`).
+    pub config: String,
+    pub claims: Vec<ClaimResult>,
+    pub tables: Vec<Table>,
+    pub figures: Vec<FigureRef>,
+    /// Data files, relative to the report folder.
+    pub files: Vec<String>,
+    /// Notes (deviations from the original, honest misses explained).
+    pub notes: Vec<String>,
+    pub seconds: f64,
+    /// Set when the experiment could not run (missing data, bad config).
+    pub error: Option<String>,
+}
+
+impl ExperimentResult {
+    fn new(id: ExperimentId, scale: Scale, config: &str) -> Self {
+        ExperimentResult {
+            id,
+            title: id.title().to_string(),
+            scale,
+            setup: String::new(),
+            command: format!("richness reproduce {} --scale {}", id.name(), scale.name()),
+            config: config.to_string(),
+            claims: Vec::new(),
+            tables: Vec::new(),
+            figures: Vec::new(),
+            files: Vec::new(),
+            notes: Vec::new(),
+            seconds: 0.0,
+            error: None,
+        }
+    }
+
+    /// pass only when every claim passes (an error or no claim at all is not a pass).
+    pub fn verdict(&self) -> Verdict {
+        if self.error.is_some() || self.claims.is_empty() {
+            return Verdict::Error;
+        }
+        if self.claims.iter().any(|c| c.verdict == Verdict::Fail) {
+            Verdict::Fail
+        } else if self.claims.iter().any(|c| c.verdict == Verdict::Unclear) {
+            Verdict::Unclear
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    /// Save a figure: PNG, SVG and CSV under `dir`, SVG kept for the report.
+    fn add_figure(&mut self, dir: &Path, stem: &str, caption: &str, fig: &Figure) -> Result<()> {
+        fig.save_all(dir, stem)?;
+        self.figures.push(FigureRef {
+            stem: stem.to_string(),
+            caption: caption.to_string(),
+            svg: fig.to_svg()?,
+        });
+        self.files.push(format!("{}/{stem}.csv", self.id.stem()));
+        Ok(())
+    }
+}
+
+/// Options of [`reproduce`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub scale: Scale,
+    pub out: PathBuf,
+    /// Read `tN.toml` from here instead of the embedded configs.
+    pub config_dir: Option<PathBuf>,
+    /// Skip experiments whose `result.json` exists; reuse cached training runs.
+    pub resume: bool,
+    pub threads: usize,
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            scale: Scale::Small,
+            out: PathBuf::from("out/reproduce"),
+            config_dir: None,
+            resume: false,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            progress: false,
+        }
+    }
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub scale: Scale,
+    pub experiments: Vec<ExperimentResult>,
+    pub seconds: f64,
+    pub version: String,
+    /// `threads` the run used.
+    pub threads: usize,
+}
+
+impl Report {
+    /// Every claim passed in every experiment.
+    pub fn all_pass(&self) -> bool {
+        self.experiments
+            .iter()
+            .all(|e| e.verdict() == Verdict::Pass)
+    }
+
+    /// Plain-text overview: one line per claim.
+    pub fn overview_text(&self) -> String {
+        let mut s = String::new();
+        for e in &self.experiments {
+            s.push_str(&format!(
+                "{}  {}  [{}]  {:.0}s\n",
+                e.id.name(),
+                e.title,
+                e.verdict().name(),
+                e.seconds
+            ));
+            if let Some(err) = &e.error {
+                s.push_str(&format!("    error: {err}\n"));
+            }
+            for c in &e.claims {
+                s.push_str(&format!(
+                    "    {:<7} {}: expected {}; measured {} ({})\n",
+                    c.verdict.name(),
+                    c.claim,
+                    c.expected,
+                    c.measured,
+                    c.tolerance
+                ));
+            }
+        }
+        s
+    }
+
+    /// Write `index.html` and `report.json` into `dir`.
+    pub fn write_html(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::io::write_atomic(&dir.join("index.html"), html::render(self).as_bytes())?;
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::config(format!("serialising the report: {e}")))?;
+        crate::io::write_atomic(&dir.join("report.json"), json.as_bytes())
+    }
+}
+
+/// The config text of an experiment: the user's copy in `config_dir`, or the embedded one.
+pub fn config_text(id: ExperimentId, opts: &Options) -> Result<String> {
+    match &opts.config_dir {
+        Some(dir) => {
+            let p = dir.join(format!("{}.toml", id.stem()));
+            std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))
+        }
+        None => Ok(id.embedded_config(opts.scale).to_string()),
+    }
+}
+
+/// Run one experiment; failures become an `error` in the result, never a panic.
+pub fn run_experiment(id: ExperimentId, opts: &Options) -> ExperimentResult {
+    let start = Instant::now();
+    let text = match config_text(id, opts) {
+        Ok(t) => t,
+        Err(e) => {
+            let mut r = ExperimentResult::new(id, opts.scale, "");
+            r.error = Some(e.to_string());
+            return r;
+        }
+    };
+    let mut res = ExperimentResult::new(id, opts.scale, &text);
+    if let Some(d) = &opts.config_dir {
+        res.command
+            .push_str(&format!(" --config-dir {}", d.display()));
+    }
+    let dir = opts.out.join(id.stem());
+    let outcome = std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(&dir, e))
+        .and_then(|_| experiments::run(id, &text, &dir, opts, &mut res));
+    if let Err(e) = outcome {
+        res.error = Some(e.to_string());
+    }
+    res.seconds = start.elapsed().as_secs_f64();
+    res
+}
+
+/// Run the experiments `ids` (all when empty), writing under `opts.out`, and return
+/// the report (also written as `index.html` and `report.json`).
+pub fn reproduce(ids: &[ExperimentId], opts: &Options) -> Result<Report> {
+    let start = Instant::now();
+    let ids: Vec<ExperimentId> = if ids.is_empty() {
+        ExperimentId::ALL.to_vec()
+    } else {
+        let mut v = ids.to_vec();
+        v.sort();
+        v.dedup();
+        v
+    };
+    std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
+    let cfg_dir = opts.out.join("configs");
+    std::fs::create_dir_all(&cfg_dir).map_err(|e| Error::io(&cfg_dir, e))?;
+    // Results of experiments not rerun this time stay in the report.
+    let mut experiments: Vec<ExperimentResult> = Vec::new();
+    for id in ExperimentId::ALL {
+        let saved = opts.out.join(id.stem()).join("result.json");
+        let cached: Option<ExperimentResult> = std::fs::read_to_string(&saved)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .filter(|r: &ExperimentResult| r.scale == opts.scale && r.error.is_none());
+        let rerun = ids.contains(&id) && !(opts.resume && cached.is_some());
+        if rerun {
+            if opts.progress {
+                eprintln!("{} {} …", id.name(), id.title());
+            }
+            let r = run_experiment(id, opts);
+            if opts.progress {
+                eprintln!("{} {} in {:.0}s", id.name(), r.verdict().name(), r.seconds);
+            }
+            if r.error.is_none() {
+                let json = serde_json::to_string_pretty(&r)
+                    .map_err(|e| Error::config(format!("serialising {}: {e}", id.name())))?;
+                crate::io::write_atomic(&saved, json.as_bytes())?;
+            }
+            crate::io::write_atomic(
+                &cfg_dir.join(format!("{}.toml", id.stem())),
+                r.config.as_bytes(),
+            )?;
+            experiments.push(r);
+        } else if let Some(r) = cached {
+            experiments.push(r);
+        }
+    }
+    let report = Report {
+        scale: opts.scale,
+        experiments,
+        seconds: start.elapsed().as_secs_f64(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        threads: opts.threads,
+    };
+    report.write_html(&opts.out)?;
+    Ok(report)
+}
