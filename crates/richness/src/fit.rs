@@ -31,6 +31,13 @@ pub struct LineFit {
     pub points: usize,
 }
 
+impl LineFit {
+    /// Whether the 95% interval of the slope contains `value`.
+    pub fn ci_contains(&self, value: f64) -> bool {
+        self.ci95.0 <= value && value <= self.ci95.1
+    }
+}
+
 /// 0.975 quantiles of Student's t for 1…30 degrees of freedom.
 const T975: [f64; 30] = [
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
