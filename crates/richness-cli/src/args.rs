@@ -378,6 +378,9 @@ pub struct ReproduceArgs {
     /// Keep finished experiments (their result.json) and finished training runs.
     #[arg(long)]
     pub resume: bool,
+    /// Also write the overview as a Markdown table to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
 }
 
 #[derive(Args)]

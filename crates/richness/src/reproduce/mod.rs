@@ -396,6 +396,40 @@ impl Report {
         s
     }
 
+    /// The overview as a Markdown table (for the README's results section).
+    pub fn markdown(&self) -> String {
+        let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
+        let mut s = format!(
+            "Scale `{}`, {} experiments, {:.0} s of compute on {} threads (richness {}).\n\n",
+            self.scale.name(),
+            self.experiments.len(),
+            self.experiments.iter().map(|e| e.seconds).sum::<f64>(),
+            self.threads,
+            self.version
+        );
+        s.push_str("| exp. | claim | expected | measured | verdict |\n|---|---|---|---|---|\n");
+        for e in &self.experiments {
+            if let Some(err) = &e.error {
+                s.push_str(&format!(
+                    "| {} | could not run | | {} | **error** |\n",
+                    e.id.name(),
+                    cell(err)
+                ));
+            }
+            for c in &e.claims {
+                s.push_str(&format!(
+                    "| {} | {} | {} | {} | **{}** |\n",
+                    e.id.name(),
+                    cell(&c.claim),
+                    cell(&c.expected),
+                    cell(&c.measured),
+                    c.verdict.name()
+                ));
+            }
+        }
+        s
+    }
+
     /// Write `index.html` and `report.json` into `dir`.
     pub fn write_html(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
