@@ -31,8 +31,8 @@ impl Error {
     /// A malformed file: `path: msg`.
     pub fn file(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
         Error::File {
-            path: path.as_ref().display().to_string(),
-            msg: msg.into(),
+            path: single_line(&path.as_ref().display().to_string()),
+            msg: single_line(&msg.into()),
         }
     }
 
@@ -46,8 +46,25 @@ impl Error {
 
     /// An invalid configuration value.
     pub fn config(msg: impl Into<String>) -> Self {
-        Error::Config(msg.into())
+        Error::Config(single_line(&msg.into()))
     }
+}
+
+/// Errors are one line: control characters that came from user input (a file's
+/// header, a config value) are shown escaped (`\n`, `\u{1b}`), never printed raw.
+fn single_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `Result` with [`Error`].

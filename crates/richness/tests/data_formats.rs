@@ -648,3 +648,13 @@ fn installs_verify_checksums_and_refuse_corrupted_copies() {
         .to_string();
     assert!(e.contains("checksum mismatch for mnist"), "{e}");
 }
+
+/// Found by the `npy` fuzz target (2026-11-28): a header key containing a newline
+/// made a two-line error. Errors are one line whatever bytes the file holds.
+#[test]
+fn npy_header_with_control_characters_gives_a_one_line_error() {
+    let bytes: &[u8] = &[147, 78, 85, 77, 80, 89, 1, 0, 118, 0, 123, 39, 100, 101, 115, 99, 114, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 10, 0, 1, 2, 3, 4, 5, 39, 58, 32, 70, 97, 108, 115, 101, 44, 32, 58, 115, 104, 97, 112, 101, 39, 58, 32, 40, 51, 44, 32, 51, 41, 44, 32, 32, 125, 32, 123, 39, 115, 39, 45, 100, 114, 99, 101, 58, 32, 39, 60, 105, 56, 39, 44, 32, 39, 102, 111, 114, 116, 114, 97, 110, 95, 111, 32, 32, 32, 32, 33, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 10, 0, 1, 2, 3, 4, 5];
+    let e = richness::data::npy::parse_npy(bytes, "fuzz.npy").unwrap_err().to_string();
+    assert!(!e.contains('\n') && !e.contains('\r'), "{e}");
+    assert!(e.contains("fuzz.npy") && e.contains("header"), "{e}");
+}
