@@ -233,6 +233,8 @@ impl Figure {
                     .y_desc(&self.y_label)
                     .label_style(("sans-serif", 13))
                     .axis_desc_style(("sans-serif", 15))
+                    .x_labels(10)
+                    .y_labels(10)
                     .x_label_formatter(&|v| tick(*v))
                     .y_label_formatter(&|v| tick(*v))
                     .light_line_style(WHITE.mix(0.0))
@@ -250,10 +252,15 @@ impl Figure {
                     .map_err(plot_err)?;
             }};
         }
+        // plotters' own log key points skip decades below 1; give 1-2-5 ticks ourselves.
+        let (xk, yk) = (log_ticks(x0, x1), log_ticks(y0, y1));
         match (self.x_log, self.y_log) {
-            (true, true) => with_chart!((x0..x1).log_scale(), (y0..y1).log_scale()),
-            (true, false) => with_chart!((x0..x1).log_scale(), y0..y1),
-            (false, true) => with_chart!(x0..x1, (y0..y1).log_scale()),
+            (true, true) => with_chart!(
+                (x0..x1).log_scale().with_key_points(xk),
+                (y0..y1).log_scale().with_key_points(yk)
+            ),
+            (true, false) => with_chart!((x0..x1).log_scale().with_key_points(xk), y0..y1),
+            (false, true) => with_chart!(x0..x1, (y0..y1).log_scale().with_key_points(yk)),
             (false, false) => with_chart!(x0..x1, y0..y1),
         }
         Ok(())
@@ -436,6 +443,27 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
+    }
+}
+
+/// Tick positions 1, 2, 5 × 10^k inside [lo, hi] (only 1 × 10^k when that already
+/// gives three or more).
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && lo.is_finite() && hi.is_finite()) {
+        return Vec::new();
+    }
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let pick = |mults: &[f64]| -> Vec<f64> {
+        (k0..=k1)
+            .flat_map(|k| mults.iter().map(move |m| m * 10f64.powi(k)))
+            .filter(|v| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9))
+            .collect()
+    };
+    let decades = pick(&[1.0]);
+    if decades.len() >= 3 {
+        decades
+    } else {
+        pick(&[1.0, 2.0, 5.0])
     }
 }
 
