@@ -658,3 +658,27 @@ fn npy_header_with_control_characters_gives_a_one_line_error() {
     assert!(!e.contains('\n') && !e.contains('\r'), "{e}");
     assert!(e.contains("fuzz.npy") && e.contains("header"), "{e}");
 }
+
+/// Found by the `config` fuzz target (2026-11-28): `idx:X,Y,X_TEST,` (an empty
+/// Y_TEST) parsed with a test input but no test labels, which was then ignored.
+#[test]
+fn a_test_set_needs_both_files() {
+    for spec in ["idx:a,b,ci,", "npy:a,b,,d", "npy:x=a,y=b,x_test=c"] {
+        let e = spec.parse::<richness::data::DataSource>().unwrap_err().to_string();
+        assert!(e.contains("both x_test and y_test"), "{spec}: {e}");
+    }
+}
+
+/// Found by the `csv` fuzz target (2026-11-28): a quoted field holding a newline made
+/// a two-line error.
+#[test]
+fn csv_errors_are_one_line() {
+    let dir = std::env::temp_dir().join(format!("richness-csv-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("fuzz.csv");
+    std::fs::write(&p, [49, 44, 34, 120, 50, 44, 48, 10, 255, 8, 44, 56, 44, 49, 0, 0, 51, 44, 52, 44, 104, 49, 0, 0, 10]).unwrap();
+    let spec = format!("csv:{}", p.display());
+    let src: richness::data::DataSource = spec.parse().unwrap();
+    let e = src.load().unwrap_err().to_string();
+    assert!(!e.contains('\n') && !e.contains('\r'), "{e}");
+}

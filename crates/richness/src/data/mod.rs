@@ -414,11 +414,18 @@ fn parse_pair(kind: &str, rest: &str) -> Result<PairSpec> {
     }
     let missing = |w: &str| Error::config(format!("{kind} data: missing {w}"));
     let nonempty = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    let (xt, yt) = (nonempty(xt), nonempty(yt));
+    // A test set needs both files; one alone would be silently ignored.
+    if xt.is_some() != yt.is_some() {
+        return Err(Error::config(format!(
+            "{kind} data: give both x_test and y_test, or neither"
+        )));
+    }
     Ok((
         nonempty(x).ok_or_else(|| missing("x"))?,
         nonempty(y).ok_or_else(|| missing("y"))?,
-        nonempty(xt),
-        nonempty(yt),
+        xt,
+        yt,
     ))
 }
 
