@@ -470,7 +470,8 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 /// Compact tick labels: 256, 0.01, 1e-4, 3.2e5.
 fn tick(v: f64) -> String {
     let a = v.abs();
-    if a == 0.0 {
+    // Linear axes put a tick at "0" computed as ±2e-16.
+    if a < 1e-13 {
         "0".into()
     } else if (1e-2..1e5).contains(&a) {
         let s = format!("{:.3}", v);
