@@ -42,6 +42,7 @@ pub mod probe;
 pub mod progress;
 pub mod report;
 pub mod rng;
+pub mod sweep;
 pub mod tensor;
 pub mod train;
 
