@@ -72,21 +72,29 @@ pub fn sweep_plot(store: &Store, req: &PlotRequest) -> Result<SweepPlot> {
     }
     for (k, _) in &req.filters {
         if !axes.contains(k) {
-            return Err(Error::config(format!("--where: no axis `{k}` (axes: {})", axes.join(", "))));
+            return Err(Error::config(format!(
+                "--where: no axis `{k}` (axes: {})",
+                axes.join(", ")
+            )));
         }
     }
     let by: Vec<String> = match &req.by {
         Some(b) => {
             for k in b {
                 if !axes.contains(k) {
-                    return Err(Error::config(format!("--by: no axis `{k}` (axes: {})", axes.join(", "))));
+                    return Err(Error::config(format!(
+                        "--by: no axis `{k}` (axes: {})",
+                        axes.join(", ")
+                    )));
                 }
             }
             b.clone()
         }
         None => axes
             .iter()
-            .filter(|k| **k != req.x && **k != req.seed_key && !req.filters.iter().any(|(f, _)| f == *k))
+            .filter(|k| {
+                **k != req.x && **k != req.seed_key && !req.filters.iter().any(|(f, _)| f == *k)
+            })
             .cloned()
             .collect(),
     };
@@ -171,11 +179,17 @@ pub fn sweep_plot(store: &Store, req: &PlotRequest) -> Result<SweepPlot> {
         .values()
         .flat_map(|(_, m)| m.keys().map(|k| f64::from_bits(*k as u64)))
         .collect();
-    let all_y: Vec<f64> = series.values().flat_map(|(_, m)| m.values().flatten().copied()).collect();
+    let all_y: Vec<f64> = series
+        .values()
+        .flat_map(|(_, m)| m.values().flatten().copied())
+        .collect();
     let x_log = req.x_log.unwrap_or_else(|| {
         let k = req.x.to_lowercase();
         all_x.iter().all(|&x| x > 0.0)
-            && (k.contains("width") || k.contains("lr") || k.contains("rate") || k.contains("gamma"))
+            && (k.contains("width")
+                || k.contains("lr")
+                || k.contains("rate")
+                || k.contains("gamma"))
     });
     let y_log = req
         .y_log
@@ -193,8 +207,10 @@ pub fn sweep_plot(store: &Store, req: &PlotRequest) -> Result<SweepPlot> {
     for (ci, (label, (_, points))) in ordered.into_iter().enumerate() {
         let mut xs = Vec::new();
         let (mut mean, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new());
-        let mut pts: Vec<(f64, Vec<f64>)> =
-            points.into_iter().map(|(k, v)| (f64::from_bits(k as u64), v)).collect();
+        let mut pts: Vec<(f64, Vec<f64>)> = points
+            .into_iter()
+            .map(|(k, v)| (f64::from_bits(k as u64), v))
+            .collect();
         pts.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
         for (x, v) in pts {
             xs.push(x);
@@ -202,17 +218,38 @@ pub fn sweep_plot(store: &Store, req: &PlotRequest) -> Result<SweepPlot> {
             lo.push(v.iter().cloned().fold(f64::INFINITY, f64::min));
             hi.push(v.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
         }
-        let fit = if x_log && y_log && !step_view { fit_loglog(&xs, &mean) } else { None };
-        let shown = if label.is_empty() { req.y.clone() } else { label.clone() };
+        let fit = if x_log && y_log && !step_view {
+            fit_loglog(&xs, &mean)
+        } else {
+            None
+        };
+        let shown = if label.is_empty() {
+            req.y.clone()
+        } else {
+            label.clone()
+        };
         let legend = match &fit {
             Some(f) => format!("{shown} (slope {:+.3})", f.slope),
             None => shown,
         };
-        let style = if step_view { Style::Line } else { Style::LinePoints };
-        fig.series.push(Series::new(legend, xs.clone(), mean).band(lo, hi).style(style).color(ci));
+        let style = if step_view {
+            Style::Line
+        } else {
+            Style::LinePoints
+        };
+        fig.series.push(
+            Series::new(legend, xs.clone(), mean)
+                .band(lo, hi)
+                .style(style)
+                .color(ci),
+        );
         if let Some(f) = &fit {
-            let ys = xs.iter().map(|x| (f.intercept + f.slope * x.ln()).exp()).collect();
-            fig.series.push(Series::new("", xs, ys).style(Style::Dashed).color(ci));
+            let ys = xs
+                .iter()
+                .map(|x| (f.intercept + f.slope * x.ln()).exp())
+                .collect();
+            fig.series
+                .push(Series::new("", xs, ys).style(Style::Dashed).color(ci));
         }
         if !step_view {
             fits.push((label, fit));

@@ -131,7 +131,10 @@ pub fn run_sweep(spec: &SweepSpec, store: &mut Store, opts: &RunnerOptions) -> R
     store.set_meta("spec", &spec.to_toml())?;
     store.set_meta(
         "shard",
-        &opts.shard.map(|s| s.to_string()).unwrap_or_else(|| "all".into()),
+        &opts
+            .shard
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "all".into()),
     )?;
     store.set_meta("richness_version", env!("CARGO_PKG_VERSION"))?;
     // Biggest first; ties in spec order.
@@ -171,13 +174,16 @@ pub fn run_sweep(spec: &SweepSpec, store: &mut Store, opts: &RunnerOptions) -> R
         let (cache, stop, shard) = (&cache, &stop, &shard);
         scope.spawn(move || {
             pool.install(|| {
-                pending.par_iter().with_max_len(1).for_each_with(tx, |tx, run| {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let result = execute(run, record, per_run, cache, shard.clone());
-                    let _ = tx.send(result);
-                });
+                pending
+                    .par_iter()
+                    .with_max_len(1)
+                    .for_each_with(tx, |tx, run| {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let result = execute(run, record, per_run, cache, shard.clone());
+                        let _ = tx.send(result);
+                    });
             })
         });
         for (row, metrics) in rx {
@@ -226,7 +232,10 @@ fn cost(cfg: &train::TrainConfig) -> f64 {
     let width = cfg.model.width.unwrap_or(train::DEFAULT_WIDTH) as f64;
     let weights = match &cfg.model.dims {
         Some(d) => d.windows(2).map(|w| (w[0] * w[1]) as f64).sum(),
-        None => width * width * cfg.model.depth.unwrap_or(3).saturating_sub(2).max(1) as f64 + width * 64.0,
+        None => {
+            width * width * cfg.model.depth.unwrap_or(3).saturating_sub(2).max(1) as f64
+                + width * 64.0
+        }
     };
     let steps = match (cfg.train.steps, cfg.train.epochs) {
         (Some(s), _) => s as f64,

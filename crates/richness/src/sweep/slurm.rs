@@ -80,7 +80,9 @@ impl Submission {
         }
         for a in &sbatch_args {
             if a.contains('\n') {
-                return Err(Error::config(format!("sbatch option `{a}` contains a newline")));
+                return Err(Error::config(format!(
+                    "sbatch option `{a}` contains a newline"
+                )));
             }
             if a.starts_with("--array") || a.starts_with("-a") {
                 return Err(Error::config(
@@ -149,7 +151,9 @@ impl Submission {
         };
         crate::io::write_atomic(
             &self.dir.join("sweep.json"),
-            serde_json::to_string_pretty(&manifest).expect("json").as_bytes(),
+            serde_json::to_string_pretty(&manifest)
+                .expect("json")
+                .as_bytes(),
         )?;
         let script = self.dir.join("sweep.sbatch");
         crate::io::write_atomic(&script, self.script(spec).as_bytes())?;
@@ -206,7 +210,11 @@ impl ShardState {
     /// One line for the report.
     pub fn describe(&self) -> String {
         if !self.present {
-            format!("shard {}: missing ({} not found)", self.shard, self.file.display())
+            format!(
+                "shard {}: missing ({} not found)",
+                self.shard,
+                self.file.display()
+            )
         } else if self.failed > 0 {
             format!(
                 "shard {}: {} of {} runs finished, {} failed",
@@ -254,7 +262,8 @@ pub fn collect(dir: &Path, merged: &Path) -> Result<CollectReport> {
     }
     let manifest_path = dir.join("sweep.json");
     let (spec, count) = if manifest_path.is_file() {
-        let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        let text =
+            std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
         let m: Manifest = serde_json::from_str(&text)
             .map_err(|e| Error::file(&manifest_path, format!("bad manifest: {e}")))?;
         if m.shards == 0 {
@@ -263,12 +272,12 @@ pub fn collect(dir: &Path, merged: &Path) -> Result<CollectReport> {
         (SweepSpec::from_file(dir.join(&m.spec))?, m.shards)
     } else {
         // No manifest: learn the spec and shard count from the shard files.
-        let first = shard_files(dir)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                Error::file(dir, "no sweep.json and no shard-*.sqlite files: not a sweep folder")
-            })?;
+        let first = shard_files(dir)?.into_iter().next().ok_or_else(|| {
+            Error::file(
+                dir,
+                "no sweep.json and no shard-*.sqlite files: not a sweep folder",
+            )
+        })?;
         let store = Store::open_read_only(&first)?;
         let text = store
             .meta("spec")?

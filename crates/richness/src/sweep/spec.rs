@@ -203,9 +203,8 @@ impl SweepSpec {
                     )));
                 }
                 seen.push(key.clone());
-                let values = axis_values(spec).map_err(|m| {
-                    Error::config(format!("{what}: `{key}`: {m}"))
-                })?;
+                let values = axis_values(spec)
+                    .map_err(|m| Error::config(format!("{what}: `{key}`: {m}")))?;
                 axes.push(Axis {
                     key: key.clone(),
                     values,
@@ -423,7 +422,9 @@ fn axis_values(spec: &toml::Value) -> std::result::Result<Vec<toml::Value>, Stri
                 _ => {
                     let v = nums("range")?;
                     if !(v.len() == 2 || v.len() == 3) || v.iter().any(|x| x.fract() != 0.0) {
-                        return Err("range = [start, stop] or [start, stop, step], whole numbers".into());
+                        return Err(
+                            "range = [start, stop] or [start, stop, step], whole numbers".into(),
+                        );
                     }
                     let step = if v.len() == 3 { v[2] as i64 } else { 1 };
                     if step == 0 {
@@ -559,8 +560,14 @@ mod tests {
         let runs = s.runs().unwrap();
         assert_eq!(runs.len(), 12);
         // Within a zip group, keys are listed alphabetically.
-        assert_eq!(runs[0].label, "model.width=8 param.base_lr=1 param.preset=ntp seed=0");
-        assert_eq!(runs[4].label, "model.width=8 param.base_lr=2 param.preset=mup seed=1");
+        assert_eq!(
+            runs[0].label,
+            "model.width=8 param.base_lr=1 param.preset=ntp seed=0"
+        );
+        assert_eq!(
+            runs[4].label,
+            "model.width=8 param.base_lr=2 param.preset=mup seed=1"
+        );
         assert_eq!(runs[11].config.model.width, Some(16));
         assert_eq!(runs[11].config.seed, 2);
         assert_eq!(runs[11].config.train.steps, Some(5));
@@ -588,7 +595,11 @@ mod tests {
         )
         .unwrap();
         let runs = s.runs().unwrap();
-        let widths: Vec<_> = runs.iter().step_by(3).map(|r| r.config.model.width.unwrap()).collect();
+        let widths: Vec<_> = runs
+            .iter()
+            .step_by(3)
+            .map(|r| r.config.model.width.unwrap())
+            .collect();
         assert_eq!(widths, vec![64, 128, 256, 512, 1024]);
         assert_eq!(runs[1].config.param.richness, Some(0.25));
     }
@@ -600,14 +611,20 @@ mod tests {
             ("[[axes]]\na = [1, 2]\nb = [1]", "equal lengths"),
             ("[[axes]]\n\"model.widht\" = [1]", "widht"),
             ("[[axes]]\nseed = { logspace = [0, 1, 3] }", "positive"),
-            ("[[axes]]\nseed = { spaced = [0, 1, 3] }", "unknown range form"),
+            (
+                "[[axes]]\nseed = { spaced = [0, 1, 3] }",
+                "unknown range form",
+            ),
             ("[[axes]]\nseed = [1, 1]", "same config"),
             ("axes = 3", "spec.toml"),
             ("base = \"/nonexistent.toml\"", "not found"),
             ("[[axes]]\nseed = [1]\n[[axes]]\nseed = [2]", "two axes"),
         ];
         for (text, want) in cases {
-            let err = spec(text).and_then(|s| s.runs().map(|_| ())).unwrap_err().to_string();
+            let err = spec(text)
+                .and_then(|s| s.runs().map(|_| ()))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{text}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }

@@ -143,7 +143,12 @@ pub struct Store {
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::file(path, format!("database error: {}", crate::train::one_line(&e.to_string())))
+    move |e| {
+        Error::file(
+            path,
+            format!("database error: {}", crate::train::one_line(&e.to_string())),
+        )
+    }
 }
 
 impl Store {
@@ -212,7 +217,9 @@ impl Store {
             .map_err(sql_err(p))?;
         // A file that is not SQLite fails here, on the first read.
         self.conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .map_err(sql_err(p))?;
         if create {
             self.conn
@@ -419,9 +426,16 @@ impl Store {
             let tx = self.conn.transaction()?;
             // Failed rows here that the shard has finished: replace them.
             let replace = "SELECT run_id FROM main.runs WHERE status = 'failed' AND run_id IN (SELECT run_id FROM shard.runs WHERE status != 'failed')";
-            tx.execute(&format!("DELETE FROM main.metrics WHERE run_id IN ({replace})"), [])?;
-            tx.execute(&format!("DELETE FROM main.runs WHERE run_id IN ({replace})"), [])?;
-            let new = "SELECT run_id FROM shard.runs WHERE run_id NOT IN (SELECT run_id FROM main.runs)";
+            tx.execute(
+                &format!("DELETE FROM main.metrics WHERE run_id IN ({replace})"),
+                [],
+            )?;
+            tx.execute(
+                &format!("DELETE FROM main.runs WHERE run_id IN ({replace})"),
+                [],
+            )?;
+            let new =
+                "SELECT run_id FROM shard.runs WHERE run_id NOT IN (SELECT run_id FROM main.runs)";
             tx.execute(
                 &format!(
                     "INSERT INTO main.metrics (run_id, step, name, layer, value) SELECT run_id, step, name, layer, value FROM shard.metrics WHERE run_id IN ({new}) ORDER BY rowid"

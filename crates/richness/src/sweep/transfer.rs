@@ -41,7 +41,9 @@ impl std::str::FromStr for Metric {
         match s {
             "test_loss" | "test-loss" => Ok(Metric::TestLoss),
             "train_loss" | "train-loss" => Ok(Metric::TrainLoss),
-            _ => Err(format!("unknown metric `{s}` (expected test_loss or train_loss)")),
+            _ => Err(format!(
+                "unknown metric `{s}` (expected test_loss or train_loss)"
+            )),
         }
     }
 }
@@ -291,7 +293,10 @@ fn analyse_group(
                 .unwrap()
         });
         rate_keys.dedup();
-        let rates: Vec<f64> = rate_keys.iter().map(|k| f64::from_bits(*k as u64)).collect();
+        let rates: Vec<f64> = rate_keys
+            .iter()
+            .map(|k| f64::from_bits(*k as u64))
+            .collect();
         // Seeds that have every rate (incomplete seeds would bias the mean).
         let full: Vec<Vec<f64>> = seed_names
             .iter()
@@ -443,12 +448,17 @@ impl TransferReport {
                 let mut fig = Figure::loglog(title, "base rate η₀", name);
                 for (i, w) in g.widths.iter().enumerate() {
                     // Show the rates where no seed diverged.
-                    let keep: Vec<usize> = (0..w.rates.len()).filter(|&j| w.diverged[j] == 0).collect();
+                    let keep: Vec<usize> =
+                        (0..w.rates.len()).filter(|&j| w.diverged[j] == 0).collect();
                     let pick = |v: &Vec<f64>| keep.iter().map(|&j| v[j]).collect::<Vec<f64>>();
                     fig.series.push(
-                        Series::new(format!("n = {}", short_float(w.width)), pick(&w.rates), pick(&w.mean_loss))
-                            .band(pick(&w.min_loss), pick(&w.max_loss))
-                            .color(i),
+                        Series::new(
+                            format!("n = {}", short_float(w.width)),
+                            pick(&w.rates),
+                            pick(&w.mean_loss),
+                        )
+                        .band(pick(&w.min_loss), pick(&w.max_loss))
+                        .color(i),
                     );
                     fig.series.push(
                         Series::new("", vec![w.optimum], vec![w.optimum_loss])
@@ -466,17 +476,41 @@ impl TransferReport {
         let mut fig = Figure::loglog("optimal base rate against width", "width n", "optimal η₀");
         for (i, g) in self.groups.iter().enumerate() {
             let xs: Vec<f64> = g.widths.iter().map(|w| w.width).collect();
-            let label = if g.label.is_empty() { "all".to_string() } else { g.label.clone() };
-            let lo: Vec<f64> = g.widths.iter().map(|w| w.seed_optima.iter().cloned().fold(f64::INFINITY, f64::min)).collect();
-            let hi: Vec<f64> = g.widths.iter().map(|w| w.seed_optima.iter().cloned().fold(f64::NEG_INFINITY, f64::max)).collect();
+            let label = if g.label.is_empty() {
+                "all".to_string()
+            } else {
+                g.label.clone()
+            };
+            let lo: Vec<f64> = g
+                .widths
+                .iter()
+                .map(|w| w.seed_optima.iter().cloned().fold(f64::INFINITY, f64::min))
+                .collect();
+            let hi: Vec<f64> = g
+                .widths
+                .iter()
+                .map(|w| {
+                    w.seed_optima
+                        .iter()
+                        .cloned()
+                        .fold(f64::NEG_INFINITY, f64::max)
+                })
+                .collect();
             fig.series.push(
-                Series::new(label, xs.clone(), g.widths.iter().map(|w| w.optimum).collect())
-                    .band(lo, hi)
-                    .style(Style::Points)
-                    .color(i),
+                Series::new(
+                    label,
+                    xs.clone(),
+                    g.widths.iter().map(|w| w.optimum).collect(),
+                )
+                .band(lo, hi)
+                .style(Style::Points)
+                .color(i),
             );
             if let Some(d) = &g.drift {
-                let ys = xs.iter().map(|x| (d.intercept + d.slope * x.ln()).exp()).collect();
+                let ys = xs
+                    .iter()
+                    .map(|x| (d.intercept + d.slope * x.ln()).exp())
+                    .collect();
                 fig.series.push(
                     Series::new(format!("fit n^{:+.3}", d.slope), xs, ys)
                         .style(Style::Dashed)
@@ -489,19 +523,29 @@ impl TransferReport {
 
     /// The per-width table as CSV.
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("group,width,best_grid_rate,optimum,optimum_loss,at_edge,spread_log2,seed_optima\n");
+        let mut s = String::from(
+            "group,width,best_grid_rate,optimum,optimum_loss,at_edge,spread_log2,seed_optima\n",
+        );
         for g in &self.groups {
             for w in &g.widths {
                 s.push_str(&format!(
                     "{},{},{},{},{},{},{},{}\n",
-                    if g.label.contains(',') { format!("\"{}\"", g.label) } else { g.label.clone() },
+                    if g.label.contains(',') {
+                        format!("\"{}\"", g.label)
+                    } else {
+                        g.label.clone()
+                    },
                     w.width,
                     w.best_grid_rate,
                     w.optimum,
                     w.optimum_loss,
                     w.at_edge,
                     w.spread_log2,
-                    w.seed_optima.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(";")
+                    w.seed_optima
+                        .iter()
+                        .map(|o| o.to_string())
+                        .collect::<Vec<_>>()
+                        .join(";")
                 ));
             }
         }
@@ -517,7 +561,10 @@ mod tests {
     fn parabola_vertex_is_exact_for_a_parabola_in_log_loss() {
         // ln y = (x − 1.3)² + 0.5 on x = 0, 1, 2 (rates e^0, e^1, e^2).
         let xs = [0.0, 1.0, 2.0, 3.0];
-        let ys: Vec<f64> = xs.iter().map(|x: &f64| ((x - 1.3).powi(2) + 0.5).exp()).collect();
+        let ys: Vec<f64> = xs
+            .iter()
+            .map(|x: &f64| ((x - 1.3).powi(2) + 0.5).exp())
+            .collect();
         let (v, l, edge) = curve_optimum(&xs, &ys).unwrap();
         assert!(!edge);
         assert!((v - 1.3).abs() < 1e-12);
@@ -531,10 +578,16 @@ mod tests {
             run_id: format!("{i}"),
             index: i as i64,
             label: String::new(),
-            params: serde_json::json!({"model.width": width, "param.base_lr": rate, "seed": seed}).to_string(),
+            params: serde_json::json!({"model.width": width, "param.base_lr": rate, "seed": seed})
+                .to_string(),
             config: String::new(),
             config_json: String::new(),
-            status: if loss.is_finite() { "completed" } else { "diverged" }.into(),
+            status: if loss.is_finite() {
+                "completed"
+            } else {
+                "diverged"
+            }
+            .into(),
             diverged_step: None,
             reason: None,
             steps: None,
@@ -561,7 +614,11 @@ mod tests {
                 for (ri, &r) in rates.iter().enumerate() {
                     let opt = 4.0 * (n as f64 / 64.0).sqrt();
                     let noise = 0.01 * ((seed as f64 + 1.0) * (ri as f64 + 1.0)).sin();
-                    let loss = if r > 8.0 * opt { f64::NAN } else { (0.2 * (r / opt).ln().powi(2) + noise).exp() * 0.1 };
+                    let loss = if r > 8.0 * opt {
+                        f64::NAN
+                    } else {
+                        (0.2 * (r / opt).ln().powi(2) + noise).exp() * 0.1
+                    };
                     runs.push(run(runs.len() + wi, n, r, seed, loss));
                 }
             }

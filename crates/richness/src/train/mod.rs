@@ -332,7 +332,9 @@ impl TrainConfig {
         let mut doc: toml::Table = toml::from_str(&self.to_toml()).expect("round trip");
         let parts: Vec<&str> = key.trim().split('.').collect();
         if parts.iter().any(|p| p.is_empty()) {
-            return Err(Error::config(format!("{origin}: `{key}` is not a dotted config key")));
+            return Err(Error::config(format!(
+                "{origin}: `{key}` is not a dotted config key"
+            )));
         }
         let mut table = &mut doc;
         for p in &parts[..parts.len() - 1] {
