@@ -8,7 +8,7 @@ use richness::sweep::runner::{run_sweep, selected_runs, RunnerOptions, Shard};
 use richness::sweep::slurm::{collect, sbatch, Submission};
 use richness::sweep::spec::SweepSpec;
 use richness::sweep::store::Store;
-use richness::sweep::transfer::{analyse, Metric, TransferOptions, TransferReport};
+use richness::sweep::transfer::{analyse, Located, Metric, TransferOptions, TransferReport};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -542,7 +542,11 @@ fn print_transfer(rep: &TransferReport) {
                 f(w.optimum),
                 f(w.optimum_loss),
                 format!("×2^±{:.2}", w.spread_log2),
-                if w.at_edge { "  (edge of grid)" } else { "" }
+                match w.located {
+                    Located::Parabola => "",
+                    Located::GridEdge => "  (edge of the grid)",
+                    Located::StabilityEdge => "  (next to divergence: grid point)",
+                }
             );
         }
         match (&g.drift, g.transfers) {

@@ -7,7 +7,8 @@
 //!    `diverged_loss` (1e5, as the tutorial does);
 //! 2. the best grid rate, refined by a parabola through ln(loss) at that rate and its
 //!    two neighbours, in ln(rate) (the vertex, kept between the neighbours). An
-//!    optimum on the edge of the grid is kept as the grid point and flagged;
+//!    optimum on the edge of the grid, or next to a rate where runs diverged (the
+//!    edge of stability), is kept as the grid point and flagged;
 //! 3. the same for each seed alone: the seed spread is the standard deviation of
 //!    log₂ of the per-seed optima.
 //!
@@ -104,6 +105,8 @@ pub struct WidthOptimum {
     pub optimum_loss: f64,
     /// The optimum is at the edge of the grid (not refined; widen the grid).
     pub at_edge: bool,
+    /// How the optimum was located.
+    pub located: Located,
     /// Refined optimum of each seed alone.
     pub seed_optima: Vec<f64>,
     /// Standard deviation of log₂(seed optima).
@@ -245,9 +248,23 @@ pub fn analyse(runs: &[RunRecord], opts: &TransferOptions) -> Result<TransferRep
     })
 }
 
-/// A loss curve's optimum: (ln rate, loss, at_edge). `xs` = ln rates (sorted),
-/// `ys` = losses (positive).
-pub fn curve_optimum(xs: &[f64], ys: &[f64]) -> Option<(f64, f64, bool)> {
+/// How an optimum was located.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Located {
+    /// The vertex of the parabola through the best grid point and its neighbours.
+    Parabola,
+    /// The best grid point is the first or last rate of the grid (widen the grid).
+    GridEdge,
+    /// A neighbour of the best grid point has diverged runs: the optimum sits at the
+    /// edge of stability, and the grid point is kept (a parabola through a diverged
+    /// point would say nothing about the loss).
+    StabilityEdge,
+}
+
+/// A loss curve's optimum: (ln rate, loss, how). `xs` = ln rates (sorted), `ys` =
+/// losses (positive), `diverged[j]` = some run at rate j diverged.
+pub fn curve_optimum(xs: &[f64], ys: &[f64], diverged: &[bool]) -> Option<(f64, f64, Located)> {
     let i = ys
         .iter()
         .enumerate()
@@ -255,7 +272,10 @@ pub fn curve_optimum(xs: &[f64], ys: &[f64]) -> Option<(f64, f64, bool)> {
         .min_by(|a, b| a.1.partial_cmp(b.1).unwrap())?
         .0;
     if i == 0 || i + 1 == xs.len() {
-        return Some((xs[i], ys[i], true));
+        return Some((xs[i], ys[i], Located::GridEdge));
+    }
+    if diverged[i - 1] || diverged[i + 1] {
+        return Some((xs[i], ys[i], Located::StabilityEdge));
     }
     let (x0, x1, x2) = (xs[i - 1], xs[i], xs[i + 1]);
     let (y0, y1, y2) = (ys[i - 1].ln(), ys[i].ln(), ys[i + 1].ln());
@@ -266,10 +286,10 @@ pub fn curve_optimum(xs: &[f64], ys: &[f64]) -> Option<(f64, f64, bool)> {
     let b = d01 - a * (x0 + x1);
     let c = y0 - a * x0 * x0 - b * x0;
     if !(a > 0.0) || !a.is_finite() {
-        return Some((x1, ys[i], false));
+        return Some((x1, ys[i], Located::Parabola));
     }
     let v = (-b / (2.0 * a)).clamp(x0, x2);
-    Some((v, (a * v * v + b * v + c).exp(), false))
+    Some((v, (a * v * v + b * v + c).exp(), Located::Parabola))
 }
 
 fn analyse_group(
@@ -322,7 +342,11 @@ fn analyse_group(
         let mean: Vec<f64> = (0..rates.len())
             .map(|j| full.iter().map(|s| s[j]).sum::<f64>() / full.len() as f64)
             .collect();
-        let (x_opt, l_opt, edge) = curve_optimum(&xs, &mean).expect("finite");
+        let any_div: Vec<bool> = (0..rates.len())
+            .map(|j| full.iter().any(|s| s[j] >= opts.diverged_loss))
+            .collect();
+        let (x_opt, l_opt, located) = curve_optimum(&xs, &mean, &any_div).expect("finite");
+        let edge = located == Located::GridEdge;
         if edge {
             warnings.push(format!(
                 "width {}: the optimum is at the edge of the rate grid ({}): widen the grid",
@@ -338,7 +362,10 @@ fn analyse_group(
             .0];
         let seed_optima: Vec<f64> = full
             .iter()
-            .map(|s| curve_optimum(&xs, s).expect("finite").0.exp())
+            .map(|s| {
+                let div: Vec<bool> = s.iter().map(|v| *v >= opts.diverged_loss).collect();
+                curve_optimum(&xs, s, &div).expect("finite").0.exp()
+            })
             .collect();
         let logs: Vec<f64> = seed_optima.iter().map(|o| o.log2()).collect();
         let spread = mean_std(&logs).1;
@@ -360,6 +387,7 @@ fn analyse_group(
             optimum: x_opt.exp(),
             optimum_loss: l_opt,
             at_edge: edge,
+            located,
             seed_optima,
             spread_log2: spread,
         });
@@ -387,7 +415,14 @@ fn analyse_group(
                                         / (full.len() - 1) as f64
                                 })
                                 .collect();
-                            curve_optimum(xs, &mean).expect("finite").0
+                            let div: Vec<bool> = (0..xs.len())
+                                .map(|r| {
+                                    full.iter()
+                                        .enumerate()
+                                        .any(|(s, v)| s != j && v[r] >= opts.diverged_loss)
+                                })
+                                .collect();
+                            curve_optimum(xs, &mean, &div).expect("finite").0
                         })
                         .collect();
                     fit_line(&lw, &opt).map(|f| f.slope)
@@ -446,10 +481,18 @@ impl TransferReport {
                     None => g.label.clone(),
                 };
                 let mut fig = Figure::loglog(title, "base rate η₀", name);
+                let best = g
+                    .widths
+                    .iter()
+                    .map(|w| w.optimum_loss)
+                    .fold(f64::INFINITY, f64::min);
                 for (i, w) in g.widths.iter().enumerate() {
-                    // Show the rates where no seed diverged.
-                    let keep: Vec<usize> =
-                        (0..w.rates.len()).filter(|&j| w.diverged[j] == 0).collect();
+                    // Show the rates where no seed diverged and the loss is within
+                    // 20× of the group's best (the blow-up past the optimum would
+                    // squash the interesting part).
+                    let keep: Vec<usize> = (0..w.rates.len())
+                        .filter(|&j| w.diverged[j] == 0 && w.mean_loss[j] <= 20.0 * best)
+                        .collect();
                     let pick = |v: &Vec<f64>| keep.iter().map(|&j| v[j]).collect::<Vec<f64>>();
                     fig.series.push(
                         Series::new(
@@ -539,7 +582,7 @@ impl TransferReport {
                     w.best_grid_rate,
                     w.optimum,
                     w.optimum_loss,
-                    w.at_edge,
+                    serde_json::to_value(w.located).unwrap().as_str().unwrap_or(""),
                     w.spread_log2,
                     w.seed_optima
                         .iter()
@@ -565,12 +608,15 @@ mod tests {
             .iter()
             .map(|x: &f64| ((x - 1.3).powi(2) + 0.5).exp())
             .collect();
-        let (v, l, edge) = curve_optimum(&xs, &ys).unwrap();
-        assert!(!edge);
+        let none = [false; 4];
+        let (v, l, how) = curve_optimum(&xs, &ys, &none).unwrap();
+        assert_eq!(how, Located::Parabola);
         assert!((v - 1.3).abs() < 1e-12);
         assert!((l - 0.5f64.exp()).abs() < 1e-12);
-        let (v, _, edge) = curve_optimum(&xs, &[1.0, 2.0, 3.0, 4.0]).unwrap();
-        assert!(edge && v == 0.0);
+        let (v, _, how) = curve_optimum(&xs, &[1.0, 2.0, 3.0, 4.0], &none).unwrap();
+        assert!(how == Located::GridEdge && v == 0.0);
+        let (v, _, how) = curve_optimum(&xs, &ys, &[false, false, true, false]).unwrap();
+        assert!(how == Located::StabilityEdge && v == 1.0);
     }
 
     fn run(i: usize, width: usize, rate: f64, seed: u64, loss: f64) -> RunRecord {
