@@ -71,6 +71,12 @@ pub enum Command {
     /// Tangent kernels: empirical and infinite-width NTK/NNGP, linearised
     /// predictions, and experiment T8 (network vs kernel across widths).
     Ntk(crate::cmd::ntk::NtkArgs),
+    /// Sweeps: grids of runs over any config keys (plan, run in parallel, resume,
+    /// export, SLURM submit/collect, plot), stored in a crash-safe SQLite database.
+    Sweep(crate::cmd::sweep::SweepArgs),
+    /// Learning-rate transfer across width (experiment T5): run or read a width ×
+    /// rate × seed sweep, find each width's optimal rate, fit its drift with width.
+    Transfer(crate::cmd::sweep::TransferArgs),
 }
 
 /// The architecture and scaling shared by `check`, `coord` and `diagnose --measure`.

@@ -43,6 +43,7 @@ pub mod progress;
 pub mod report;
 pub mod reproduce;
 pub mod rng;
+pub mod sweep;
 pub mod tensor;
 pub mod train;
 

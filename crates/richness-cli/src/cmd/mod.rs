@@ -5,6 +5,7 @@ pub mod data;
 mod demo;
 pub mod ntk;
 mod reproduce;
+pub mod sweep;
 mod table;
 mod train;
 
@@ -14,6 +15,7 @@ use crate::Exit;
 pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     let threads = cli.threads_or_default();
     let progress = !cli.quiet;
+    let explicit_threads = cli.threads;
     match cli.cmd {
         Command::Table(a) => table::run(a),
         Command::Train(a) => train::run(a, threads, progress),
@@ -24,5 +26,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Diagnose(a) => check::run_diagnose(a, threads, progress),
         Command::Data(a) => data::run(a),
         Command::Ntk(a) => ntk::run(a, threads, progress),
+        Command::Sweep(a) => sweep::run(a, threads, explicit_threads, progress),
+        Command::Transfer(a) => sweep::transfer(a, threads, progress),
     }
 }

@@ -319,12 +319,23 @@ impl TrainConfig {
         let (key, value) = assignment
             .split_once('=')
             .ok_or_else(|| Error::config(format!("--set expects key=value, got `{assignment}`")))?;
-        let mut doc: toml::Table = toml::from_str(&self.to_toml()).expect("round trip");
         let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
             Ok(t) => t["v"].clone(),
             Err(_) => toml::Value::String(value.to_string()),
         };
+        self.set_value(key, parsed, &format!("--set {assignment}"))
+    }
+
+    /// Set one value by dotted key to a TOML value (what [`set`](Self::set) does
+    /// after parsing). `origin` names the assignment in error messages.
+    pub fn set_value(&mut self, key: &str, value: toml::Value, origin: &str) -> Result<()> {
+        let mut doc: toml::Table = toml::from_str(&self.to_toml()).expect("round trip");
         let parts: Vec<&str> = key.trim().split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(Error::config(format!(
+                "{origin}: `{key}` is not a dotted config key"
+            )));
+        }
         let mut table = &mut doc;
         for p in &parts[..parts.len() - 1] {
             table = table
@@ -333,11 +344,8 @@ impl TrainConfig {
                 .as_table_mut()
                 .ok_or_else(|| Error::config(format!("`{key}`: `{p}` is not a table")))?;
         }
-        table.insert(parts.last().unwrap().to_string(), parsed);
-        *self = Self::from_toml(
-            &toml::to_string(&doc).expect("toml"),
-            &format!("--set {assignment}"),
-        )?;
+        table.insert(parts.last().unwrap().to_string(), value);
+        *self = Self::from_toml(&toml::to_string(&doc).expect("toml"), origin)?;
         Ok(())
     }
 }
@@ -548,6 +556,13 @@ pub struct Outcome {
     /// Every metrics row (also in `metrics.csv`).
     #[serde(skip)]
     pub metrics: Vec<MetricRow>,
+    /// Relative movement of each weight layer over the run, ‖W_T − W_0‖_F / ‖W_0‖_F
+    /// (multipliers are fixed, so raw and effective weights give the same ratio).
+    #[serde(skip)]
+    pub weight_change: Vec<f64>,
+    /// Empirical-NTK movement rows, with an `[ntk]` table (also `ntk_movement.csv`).
+    #[serde(skip)]
+    pub ntk: Vec<crate::kernel::movement::MovementRow>,
 }
 
 /// Options of [`run`] that are not part of the config (they do not change results,
@@ -573,6 +588,12 @@ pub struct Prepared {
 
 /// Load data and resolve the architecture and parameterization of a config.
 pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
+    validate(config)?;
+    prepare_with_data(config, config.data.load()?)
+}
+
+/// The checks of a config that need no data.
+fn validate(config: &TrainConfig) -> Result<()> {
     config.optim.validate()?;
     let t = &config.train;
     if !(t.diverge_above.is_finite() && t.diverge_above > 0.0) {
@@ -583,7 +604,13 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
     if t.epochs.is_some() && t.steps.is_some() {
         return Err(Error::config("give train.epochs or train.steps, not both"));
     }
-    let split = config.data.load()?;
+    Ok(())
+}
+
+/// [`prepare`] with the data already loaded (`split` must be `config.data.load()`;
+/// sweeps load each distinct `[data]` table once and hand out copies).
+pub fn prepare_with_data(config: &TrainConfig, split: Split) -> Result<Prepared> {
+    validate(config)?;
     let arch = config.model.resolve_for(
         split.train.input_dim(),
         split.train.output_dim(),
@@ -648,6 +675,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     } else {
         cfg.train.eval_every
     };
+    let init_weights: Vec<Mat<T>> = model.weights.clone();
     let mut trainer = Trainer::new(model, &cfg.optim, cx, cfg.train.loss, batch);
     let mut ntk_track = match &cfg.ntk {
         Some(c) => Some(crate::kernel::movement::MovementTracker::new(
@@ -784,6 +812,12 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         num_params: trainer.model.num_params(),
         parameterization: p.param.clone(),
         metrics: rows,
+        weight_change: init_weights
+            .iter()
+            .zip(&trainer.model.weights)
+            .map(|(w0, w)| relative_change(w0.as_slice(), w.as_slice()))
+            .collect(),
+        ntk: ntk_track.map(|t| t.rows).unwrap_or_default(),
     };
     if let Some(dir) = &opts.out {
         if status == Status::Completed {
@@ -797,4 +831,19 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         )?;
     }
     Ok(outcome)
+}
+
+/// ‖w − w0‖ / ‖w0‖ (Frobenius), accumulated in f64; NaN when w0 is zero.
+fn relative_change<T: Scalar>(w0: &[T], w: &[T]) -> f64 {
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (a, b) in w0.iter().zip(w) {
+        let (a, b) = (a.f64(), b.f64());
+        num += (b - a) * (b - a);
+        den += a * a;
+    }
+    if den > 0.0 {
+        (num / den).sqrt()
+    } else {
+        f64::NAN
+    }
 }
