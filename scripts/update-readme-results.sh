@@ -11,7 +11,7 @@ status=$?
 set -e
 [ "$status" -le 1 ] || { echo "reproduce failed with status $status"; exit "$status"; }
 mkdir -p docs/img
-for f in t1/exponents t2/t2 t3/curves t4/curves t5/transfer t7/dial_exponents t8/t8_gap; do
+for f in t1/exponents t2/t2 t3/curves t4/curves t5/transfer_mup t5/drift t7/dial_exponents t8/t8_gap; do
   [ -f "$OUT/$f.png" ] && cp "$OUT/$f.png" "docs/img/reproduce-$(echo "$f" | tr / -).png"
 done
 if command -v chromium >/dev/null; then

@@ -364,7 +364,7 @@ Exit status: 0 when every claim passes, 1 when one misses or an experiment could
 not run, 2 on bad input. The theory behind each claim: docs/theory.md.
 
 Examples:
-  richness reproduce                          (all, small scale: about 10 minutes on 2 cores)
+  richness reproduce                          (all, small scale: about 5 minutes on 2 cores)
   richness reproduce T2 T3 --out out/r
   richness reproduce --scale full --resume    (MNIST / Fashion-MNIST; fetch them first)
   richness reproduce T1 --config-dir my-configs")]

@@ -34,7 +34,7 @@ pub use experiments::{T3Config, T7Config};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Scale {
-    /// Embedded digits and synthetic data; about 10 minutes on 2 cores.
+    /// Embedded digits and synthetic data; about 5 minutes on 2 cores.
     #[default]
     Small,
     /// The original sizes, MNIST / Fashion-MNIST (fetched with `richness data fetch`).
