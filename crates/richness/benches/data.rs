@@ -17,13 +17,18 @@ fn main() {
             .and_then(|i| args.get(i + 1).cloned())
     };
     let reps: usize = arg("--reps").and_then(|v| v.parse().ok()).unwrap_or(9);
-    let file = arg("--file").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        richness::data::catalog::data_dir(None)
-            .map(|d| d.path.join("mnist").join("train-images-idx3-ubyte"))
-            .unwrap_or_default()
-    });
+    let file = arg("--file")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            richness::data::catalog::data_dir(None)
+                .map(|d| d.path.join("mnist").join("train-images-idx3-ubyte"))
+                .unwrap_or_default()
+        });
     if !file.is_file() {
-        println!("{{\"skipped\": \"no MNIST at {}; run `richness data fetch mnist`\"}}", file.display());
+        println!(
+            "{{\"skipped\": \"no MNIST at {}; run `richness data fetch mnist`\"}}",
+            file.display()
+        );
         return;
     }
     let mut secs = Vec::new();

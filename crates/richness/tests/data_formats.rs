@@ -653,8 +653,18 @@ fn installs_verify_checksums_and_refuse_corrupted_copies() {
 /// made a two-line error. Errors are one line whatever bytes the file holds.
 #[test]
 fn npy_header_with_control_characters_gives_a_one_line_error() {
-    let bytes: &[u8] = &[147, 78, 85, 77, 80, 89, 1, 0, 118, 0, 123, 39, 100, 101, 115, 99, 114, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 10, 0, 1, 2, 3, 4, 5, 39, 58, 32, 70, 97, 108, 115, 101, 44, 32, 58, 115, 104, 97, 112, 101, 39, 58, 32, 40, 51, 44, 32, 51, 41, 44, 32, 32, 125, 32, 123, 39, 115, 39, 45, 100, 114, 99, 101, 58, 32, 39, 60, 105, 56, 39, 44, 32, 39, 102, 111, 114, 116, 114, 97, 110, 95, 111, 32, 32, 32, 32, 33, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 10, 0, 1, 2, 3, 4, 5];
-    let e = richness::data::npy::parse_npy(bytes, "fuzz.npy").unwrap_err().to_string();
+    let bytes: &[u8] = &[
+        147, 78, 85, 77, 80, 89, 1, 0, 118, 0, 123, 39, 100, 101, 115, 99, 114, 32, 32, 32, 32, 32,
+        32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 10, 0, 1, 2, 3, 4, 5, 39, 58, 32, 70, 97,
+        108, 115, 101, 44, 32, 58, 115, 104, 97, 112, 101, 39, 58, 32, 40, 51, 44, 32, 51, 41, 44,
+        32, 32, 125, 32, 123, 39, 115, 39, 45, 100, 114, 99, 101, 58, 32, 39, 60, 105, 56, 39, 44,
+        32, 39, 102, 111, 114, 116, 114, 97, 110, 95, 111, 32, 32, 32, 32, 33, 32, 32, 32, 32, 32,
+        32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 10, 0, 1, 2, 3, 4,
+        5,
+    ];
+    let e = richness::data::npy::parse_npy(bytes, "fuzz.npy")
+        .unwrap_err()
+        .to_string();
     assert!(!e.contains('\n') && !e.contains('\r'), "{e}");
     assert!(e.contains("fuzz.npy") && e.contains("header"), "{e}");
 }
@@ -664,7 +674,10 @@ fn npy_header_with_control_characters_gives_a_one_line_error() {
 #[test]
 fn a_test_set_needs_both_files() {
     for spec in ["idx:a,b,ci,", "npy:a,b,,d", "npy:x=a,y=b,x_test=c"] {
-        let e = spec.parse::<richness::data::DataSource>().unwrap_err().to_string();
+        let e = spec
+            .parse::<richness::data::DataSource>()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("both x_test and y_test"), "{spec}: {e}");
     }
 }
@@ -676,7 +689,14 @@ fn csv_errors_are_one_line() {
     let dir = std::env::temp_dir().join(format!("richness-csv-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("fuzz.csv");
-    std::fs::write(&p, [49, 44, 34, 120, 50, 44, 48, 10, 255, 8, 44, 56, 44, 49, 0, 0, 51, 44, 52, 44, 104, 49, 0, 0, 10]).unwrap();
+    std::fs::write(
+        &p,
+        [
+            49, 44, 34, 120, 50, 44, 48, 10, 255, 8, 44, 56, 44, 49, 0, 0, 51, 44, 52, 44, 104, 49,
+            0, 0, 10,
+        ],
+    )
+    .unwrap();
     let spec = format!("csv:{}", p.display());
     let src: richness::data::DataSource = spec.parse().unwrap();
     let e = src.load().unwrap_err().to_string();

@@ -652,8 +652,10 @@ fn t5(text: &str, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Res
         topts.diverged_loss
     );
     if sweep.failed > 0 {
-        res.notes
-            .push(format!("{} runs failed and are left out of the analysis", sweep.failed));
+        res.notes.push(format!(
+            "{} runs failed and are left out of the analysis",
+            sweep.failed
+        ));
     }
     crate::io::write_atomic(&dir.join("transfer.csv"), rep.to_csv().as_bytes())?;
     res.files.push(csv_path(res, "transfer.csv"));
@@ -661,7 +663,14 @@ fn t5(text: &str, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Res
         let optima = g
             .widths
             .iter()
-            .map(|w| format!("{}: {:.3}{}", w.width, w.optimum, if w.at_edge { " (edge)" } else { "" }))
+            .map(|w| {
+                format!(
+                    "{}: {:.3}{}",
+                    w.width,
+                    w.optimum,
+                    if w.at_edge { " (edge)" } else { "" }
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let (measured, lo) = match &g.drift {
@@ -698,7 +707,11 @@ fn t5(text: &str, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Res
         }
     }
     for (i, fig) in rep.figures().iter().enumerate() {
-        let label = rep.groups.get(i).map(|g| g.label.clone()).unwrap_or_default();
+        let label = rep
+            .groups
+            .get(i)
+            .map(|g| g.label.clone())
+            .unwrap_or_default();
         let stem = format!("transfer_{}", label.rsplit('=').next().unwrap_or("all"));
         res.add_figure(
             dir,

@@ -582,7 +582,10 @@ impl TransferReport {
                     w.best_grid_rate,
                     w.optimum,
                     w.optimum_loss,
-                    serde_json::to_value(w.located).unwrap().as_str().unwrap_or(""),
+                    serde_json::to_value(w.located)
+                        .unwrap()
+                        .as_str()
+                        .unwrap_or(""),
                     w.spread_log2,
                     w.seed_optima
                         .iter()
