@@ -76,12 +76,8 @@ pub fn weights_to_bytes<T: Scalar>(model: &Model<T>) -> Result<Vec<u8>> {
         );
     };
     for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
-        add(
-            format!("layers.{l}.weight"),
-            vec![w.rows(), w.cols()],
-            w.as_slice(),
-            &mut header,
-        );
+        let (shape, values) = torch_layout(model.kind(l), w);
+        add(format!("layers.{l}.weight"), shape, &values, &mut header);
         if let Some(b) = b {
             add(format!("layers.{l}.bias"), vec![b.len()], b, &mut header);
         }
