@@ -720,3 +720,106 @@ points = 20
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// ∂f_u(x_i)/∂θ_p for every raw parameter by central differences, scaled by √η_p.
+fn fd_jacobian(model: &Model<f64>, x: &Mat<f64>, unit: usize) -> Mat<f64> {
+    let cx = Compute::new(1);
+    let k = model.output_dim();
+    let out = |m: &Model<f64>| {
+        let mut trace = Trace::new(m, x.rows());
+        m.forward(&cx, x.as_slice(), x.rows(), &mut trace);
+        (0..x.rows())
+            .map(|i| trace.output()[(i, unit)])
+            .collect::<Vec<f64>>()
+    };
+    assert!(unit < k);
+    let mut cols: Vec<Vec<f64>> = Vec::new();
+    let n_tensors = model.params().len();
+    for t in 0..n_tensors {
+        let (layer, is_bias) = {
+            // params() lists each layer's weight, then its bias when present.
+            let mut idx = 0;
+            let mut found = (0, false);
+            for l in 0..model.depth() {
+                if idx == t {
+                    found = (l, false);
+                }
+                idx += 1;
+                if model.biases[l].is_some() {
+                    if idx == t {
+                        found = (l, true);
+                    }
+                    idx += 1;
+                }
+            }
+            found
+        };
+        let lp = &model.param.layers[layer];
+        let rate = if is_bias { lp.bias.unwrap().lr } else { lp.lr };
+        for p in 0..model.params()[t].len() {
+            let h = 1e-5;
+            let mut plus = model.clone();
+            plus.params_mut()[t][p] += h;
+            let mut minus = model.clone();
+            minus.params_mut()[t][p] -= h;
+            let (fp, fm) = (out(&plus), out(&minus));
+            cols.push(
+                fp.iter()
+                    .zip(&fm)
+                    .map(|(a, b)| rate.sqrt() * (a - b) / (2.0 * h))
+                    .collect(),
+            );
+        }
+    }
+    Mat::from_fn(x.rows(), cols.len(), |i, p| cols[p][i])
+}
+
+#[test]
+fn conv_empirical_ntk_equals_finite_difference_gradients() {
+    // Myrtle-5 on 2-channel 4×4 images, width 3, 2 outputs, with biases: the kernel of
+    // each output and their mean, symmetric (x2 = x1, two row blocks) and between two
+    // sets, against J Jᵀ from central differences of the network's outputs.
+    let mut arch = Arch::myrtle5([2, 4, 4], 3, 2);
+    arch.bias = true;
+    arch.bias_init = BiasInit::Normal;
+    for choice in [
+        ScaleChoice::preset(Preset::Mup),
+        ScaleChoice::scale(0.25, Gauge::Rescale),
+    ] {
+        let model = Model::<f64>::init(&arch, &choice, OptimizerKind::Sgd, 5).unwrap();
+        let x1 = gauss(1, 5, 32);
+        let x2 = gauss(2, 3, 32);
+        let cx = Compute::new(2);
+        let opts = NtkOptions {
+            outputs: Outputs::Each,
+            block: 2,
+        };
+        let sym = empirical_ntk(&model, &cx, &x1, None, &opts).unwrap();
+        let cross = empirical_ntk(&model, &cx, &x1, Some(&x2), &opts).unwrap();
+        let mean = empirical_ntk(&model, &cx, &x1, None, &NtkOptions::default()).unwrap();
+        let mut fd_mean = Mat::<f64>::zeros(5, 5);
+        for u in 0..2 {
+            let (j1, j2) = (fd_jacobian(&model, &x1, u), fd_jacobian(&model, &x2, u));
+            let k11 = Mat::from_fn(5, 5, |i, j| {
+                (0..j1.cols()).map(|p| j1[(i, p)] * j1[(j, p)]).sum::<f64>()
+            });
+            let k12 = Mat::from_fn(5, 3, |i, j| {
+                (0..j1.cols()).map(|p| j1[(i, p)] * j2[(j, p)]).sum::<f64>()
+            });
+            assert!(
+                rel_max(&sym[u], &k11) < 1e-7,
+                "unit {u}: {:e}",
+                rel_max(&sym[u], &k11)
+            );
+            assert!(
+                rel_max(&cross[u], &k12) < 1e-7,
+                "unit {u} cross: {:e}",
+                rel_max(&cross[u], &k12)
+            );
+            for (a, b) in fd_mean.as_mut_slice().iter_mut().zip(k11.as_slice()) {
+                *a += b / 2.0;
+            }
+        }
+        assert!(rel_max(&mean[0], &fd_mean) < 1e-7);
+    }
+}

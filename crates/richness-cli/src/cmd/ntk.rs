@@ -411,7 +411,8 @@ fn empirical(a: EmpiricalArgs, cx: &Compute) -> anyhow::Result<Exit> {
     }
     let k0 = &ks[0];
     println!(
-        "empirical NTK of {:?} {} ({}), {} kernel(s) {}x{} in {:.2}s → {}",
+        "empirical NTK of {}{:?} {} ({}), {} kernel(s) {}x{} in {:.2}s → {}",
+        if arch.is_mlp() { "" } else { "myrtle5 " },
         arch.dims,
         arch.activation.name(),
         param.summary(),

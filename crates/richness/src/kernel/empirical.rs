@@ -28,6 +28,15 @@
 //! rayon pool. Matrices are multiplied in the model's precision `T`; the kernel is
 //! accumulated and returned in f64.
 //!
+//! **Convolutional models** (Myrtle-5): a conv weight is shared by all positions, so
+//! its term is a double sum over positions, Σ_{p,p'} ⟨δ_p(x), δ_{p'}(x')⟩·⟨col_p(x),
+//! col_{p'}(x')⟩, which does not split into two B×B Grams. But the per-example
+//! gradient of a conv layer is only C_out × k²C_in (no factor of the number of
+//! positions), so for models with conv layers the kernel is the Gram matrix of the
+//! rate-scaled per-example gradients, J₁J₂ᵀ, computed a bounded block of rows at a
+//! time ([`GRADIENT_BLOCK_VALUES`] values per block), never the whole B×P Jacobian.
+//! Its cost is one batch-1 backward pass per example, unit and block pair.
+//!
 //! Which kernel for vector outputs ([`Outputs`]): one output unit, each unit (the
 //! diagonal blocks K_uu of the full kB×kB kernel), or their mean (1/k)Σ_u K_uu
 //! (neural-tangents' "trace over the output axis", normalised so that it equals the
@@ -51,7 +60,7 @@
 use crate::error::{Error, Result};
 use crate::linalg::Compute;
 use crate::nn::dense::dense_backward_input;
-use crate::nn::{Model, Trace};
+use crate::nn::{Grads, Model, Trace};
 use crate::tensor::{Mat, Scalar};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -332,6 +341,11 @@ pub fn empirical_ntk<T: Scalar>(
                 .collect(),
         ),
     };
+    if !model.arch.is_mlp() {
+        return Ok(ntk_by_gradients(
+            model, cx, x1, x2, &units, &heads, opts.block,
+        ));
+    }
     let rates = layer_rates(model);
     let f1 = factors(model, cx, x1, &units, opts.block);
     let f2 = x2.map(|x2| factors(model, cx, x2, &units, opts.block));
@@ -382,6 +396,136 @@ pub fn empirical_ntk<T: Scalar>(
         }
     }
     Ok(ks)
+}
+
+/// Most values (rows × parameters) one block of per-example gradients may hold.
+pub const GRADIENT_BLOCK_VALUES: usize = 1 << 24;
+
+/// Rate-scaled per-example gradients of output unit `unit`: row i is
+/// (√η_p · ∂f_unit(x_i)/∂θ_p)_p over all raw parameters in [`Model::params`] order,
+/// from one forward and one full backward pass per row ([`Model::backward`], the
+/// training code's own gradients). `x` holds `rows` examples; returns [rows, P].
+pub fn gradient_rows<T: Scalar>(model: &Model<T>, x: &[T], rows: usize, unit: usize) -> Mat<T> {
+    let cx = Compute::new(1);
+    let d = model.input_dim();
+    let mut trace = Trace::new(model, 1);
+    let mut grads = Grads::new(model);
+    let scales: Vec<T> = model
+        .param
+        .layers
+        .iter()
+        .zip(&model.biases)
+        .flat_map(|(lp, b)| {
+            let mut v = vec![T::of(lp.lr.sqrt())];
+            if b.is_some() {
+                v.push(T::of(lp.bias.map(|s| s.lr).unwrap_or(0.0).sqrt()));
+            }
+            v
+        })
+        .collect();
+    let mut j = Mat::<T>::zeros(rows, model.num_params());
+    for i in 0..rows {
+        model.forward(&cx, &x[i * d..(i + 1) * d], 1, &mut trace);
+        trace
+            .output_grad_mut()
+            .as_mut_slice()
+            .iter_mut()
+            .enumerate()
+            .for_each(|(c, v)| *v = if c == unit { T::one() } else { T::zero() });
+        model.backward(&cx, &mut trace, &mut grads, false);
+        let row = j.row_mut(i);
+        let mut off = 0;
+        for (t, &s) in grads.tensors().into_iter().zip(&scales) {
+            for (dst, &g) in row[off..off + t.len()].iter_mut().zip(t) {
+                *dst = s * g;
+            }
+            off += t.len();
+        }
+    }
+    j
+}
+
+/// The kernel of a model with conv layers: Gram matrices of per-example gradient
+/// blocks (see the module docs), accumulated in f64.
+fn ntk_by_gradients<T: Scalar>(
+    model: &Model<T>,
+    cx: &Compute,
+    x1: &Mat<T>,
+    x2: Option<&Mat<T>>,
+    units: &[usize],
+    heads: &[Head],
+    block: usize,
+) -> Vec<Mat<f64>> {
+    let sym = x2.is_none();
+    let x2r = x2.unwrap_or(x1);
+    let (n1, n2) = (x1.rows(), x2r.rows());
+    let block = block
+        .min(GRADIENT_BLOCK_VALUES / model.num_params().max(1))
+        .max(1);
+    let d = model.input_dim();
+    let rows_of = |x: &Mat<T>, start: usize| (start, block.min(x.rows() - start));
+    let starts = |n: usize| (0..n).step_by(block).collect::<Vec<_>>();
+    let mut ks: Vec<Mat<f64>> = heads.iter().map(|_| Mat::zeros(n1, n2)).collect();
+    for (slot, &u) in units.iter().enumerate() {
+        let weights: Vec<(usize, f64)> = heads
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.slots.contains(&slot))
+            .map(|(i, h)| (i, h.weight))
+            .collect();
+        for s1 in starts(n1) {
+            let (s1, b1) = rows_of(x1, s1);
+            let j1 = gradient_rows(model, &x1.as_slice()[s1 * d..(s1 + b1) * d], b1, u);
+            for s2 in starts(n2) {
+                if sym && s2 < s1 {
+                    continue;
+                }
+                let (s2, b2) = rows_of(x2r, s2);
+                let j2 = if sym && s2 == s1 {
+                    None
+                } else {
+                    Some(gradient_rows(
+                        model,
+                        &x2r.as_slice()[s2 * d..(s2 + b2) * d],
+                        b2,
+                        u,
+                    ))
+                };
+                let mut g = Mat::<T>::zeros(b1, b2);
+                cx.matmul(
+                    g.view_mut(),
+                    j1.view(),
+                    j2.as_ref().unwrap_or(&j1).view().t(),
+                    T::one(),
+                    T::zero(),
+                );
+                for &(h, w) in &weights {
+                    let km = &mut ks[h];
+                    for r in 0..b1 {
+                        for c in 0..b2 {
+                            let v = w * g[(r, c)].f64();
+                            km[(s1 + r, s2 + c)] += v;
+                            if sym && s2 != s1 {
+                                km[(s2 + c, s1 + r)] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if sym {
+        for km in &mut ks {
+            for r in 0..n1 {
+                for c in 0..r {
+                    let v = 0.5 * (km[(r, c)] + km[(c, r)]);
+                    km[(r, c)] = v;
+                    km[(c, r)] = v;
+                }
+            }
+        }
+    }
+    ks
 }
 
 /// The kernel of a scalar-output model (or the output mean of a vector one) with

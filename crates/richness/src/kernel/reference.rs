@@ -23,51 +23,18 @@
 //! assert!((fast[(0, 2)] - slow[(0, 2)]).abs() < 1e-12 * slow[(0, 0)].abs());
 //! ```
 
-use super::empirical::Outputs;
+use super::empirical::{gradient_rows, Outputs};
 use crate::linalg::Compute;
-use crate::nn::{Grads, Model, Trace};
+use crate::nn::Model;
 use crate::tensor::{Mat, Scalar};
 
 /// The rate-scaled Jacobian of output unit `unit`: row i is
 /// (√η_p · ∂f_unit(x_i)/∂θ_p)_p over all raw parameters in [`Model::params`] order.
-/// [B, P], f64.
+/// [B, P], f64. (The same per-example gradients the conv path of
+/// [`super::empirical`] uses, for the whole set at once.)
 pub fn jacobian<T: Scalar>(model: &Model<T>, x: &Mat<T>, unit: usize) -> Mat<f64> {
-    let cx = Compute::new(1);
-    let mut trace = Trace::new(model, 1);
-    let mut grads = Grads::new(model);
-    let scales: Vec<f64> = model
-        .param
-        .layers
-        .iter()
-        .zip(&model.biases)
-        .flat_map(|(lp, b)| {
-            let mut v = vec![lp.lr.sqrt()];
-            if b.is_some() {
-                v.push(lp.bias.map(|s| s.lr).unwrap_or(0.0).sqrt());
-            }
-            v
-        })
-        .collect();
-    let p = model.num_params();
-    let mut j = Mat::<f64>::zeros(x.rows(), p);
-    for i in 0..x.rows() {
-        model.forward(&cx, x.row(i), 1, &mut trace);
-        let og = trace.output_grad_mut();
-        og.as_mut_slice()
-            .iter_mut()
-            .enumerate()
-            .for_each(|(c, v)| *v = if c == unit { T::one() } else { T::zero() });
-        model.backward(&cx, &mut trace, &mut grads, false);
-        let row = j.row_mut(i);
-        let mut off = 0;
-        for (t, s) in grads.tensors().into_iter().zip(&scales) {
-            for (dst, &g) in row[off..off + t.len()].iter_mut().zip(t) {
-                *dst = s * g.f64();
-            }
-            off += t.len();
-        }
-    }
-    j
+    let j = gradient_rows(model, x.as_slice(), x.rows(), unit);
+    Mat::from_fn(j.rows(), j.cols(), |r, c| j[(r, c)].f64())
 }
 
 /// The empirical NTK(s) from explicit Jacobians: K_u = J_u(x1) J_u(x2)ᵀ, then the
