@@ -395,3 +395,49 @@ fn bad_input_is_a_one_line_error() {
         assert!(!err.contains("panicked"));
     }
 }
+
+#[test]
+fn empirical_kernel_of_a_trained_myrtle5_checkpoint() {
+    // Train a tiny CNN on digits, then compute its kernel from the checkpoint alone
+    // and compare with explicit per-example Jacobians of the same loaded weights.
+    let d = tmp("myrtle");
+    let run_dir = d.join("run");
+    ok(&run(&[
+        "train",
+        "--set",
+        "model.arch=myrtle5",
+        "--width",
+        "4",
+        "--preset",
+        "mup",
+        "--steps",
+        "2",
+        "--set",
+        "data.train_size=32",
+        "--dtype",
+        "f64",
+        "--out",
+        p(&run_dir),
+    ]));
+    let x: Vec<f64> = normal_vec(9, "cnn-x", 0, 6 * 64, 1.0);
+    save_npy(&d.join("x.npy"), &[6, 64], &x).unwrap();
+    let weights = run_dir.join("weights.safetensors");
+    ok(&run(&[
+        "ntk",
+        "empirical",
+        "--init-weights",
+        p(&weights),
+        "--x",
+        p(&d.join("x.npy")),
+        "--out",
+        p(&d.join("k.npy")),
+    ]));
+    let (shape, k) = read_f64(&d.join("k.npy"));
+    assert_eq!(shape, vec![6, 6]);
+    let meta = richness::io::read_weights_meta(&weights).unwrap();
+    let arch = meta.arch.unwrap();
+    let mut model = Model::<f64>::zeros(&arch, meta.param.unwrap()).unwrap();
+    richness::io::load_weights_into(&mut model, &weights).unwrap();
+    let reference = ntk_reference(&model, &Mat::from_vec(6, 64, x), None, Outputs::Mean).remove(0);
+    assert!(rel_max(&k, reference.as_slice()) < 1e-10);
+}
