@@ -7,7 +7,15 @@ fn main() {
         .num_threads(2)
         .build_global()
         .unwrap();
-    let cx = Compute::new(2);
+    // `--backend openblas` (with `--features openblas`) to profile the other backend.
+    let args: Vec<String> = std::env::args().collect();
+    let backend = args
+        .iter()
+        .position(|a| a == "--backend")
+        .and_then(|i| args.get(i + 1))
+        .map(|b| b.parse().expect("backend"))
+        .unwrap_or_default();
+    let cx = Compute::with_backend(2, backend);
     let (b, n) = (256, 4096);
     let a = Mat::<f32>::from_fn(b, n, |i, j| ((i * 7 + j) % 13) as f32 * 0.01);
     let w = Mat::<f32>::from_fn(n, n, |i, j| ((i * 3 + j) % 11) as f32 * 0.01);

@@ -19,7 +19,15 @@ fn main() {
         0,
     )
     .unwrap();
-    let cx = Compute::new(2);
+    // `--backend openblas` (with `--features openblas`) to profile the other backend.
+    let args: Vec<String> = std::env::args().collect();
+    let backend = args
+        .iter()
+        .position(|a| a == "--backend")
+        .and_then(|i| args.get(i + 1))
+        .map(|b| b.parse().expect("backend"))
+        .unwrap_or_default();
+    let cx = Compute::with_backend(2, backend);
     let mut tr = Trace::new(&model, b);
     let mut g = Grads::new(&model);
     let mut opt = Optimizer::new(&model, &OptimConfig::sgd(0.0));
