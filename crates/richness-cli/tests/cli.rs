@@ -401,3 +401,52 @@ fn example_configs_resolve() {
     }
     assert!(n >= 3);
 }
+
+#[test]
+fn regression_runs_report_no_accuracy() {
+    let d = tmp("regression-acc");
+    let out = d.join("reg");
+    let o = run(&[
+        "train",
+        "--data",
+        "synthetic:teacher=linear,task=regression,n=64,n_test=32,d=4,k=1",
+        "--width",
+        "16",
+        "--steps",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("test loss"), "{stdout}");
+    assert!(!stdout.contains("test acc"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let mut evaluated = 0;
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells.len(), 5, "{line}");
+        assert_eq!(cells[4], "", "test_acc of a regression run: {line}");
+        if !cells[3].is_empty() {
+            evaluated += 1;
+        }
+    }
+    assert!(evaluated >= 2, "{csv}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["final_test_loss"].is_number());
+    assert!(summary["final_test_acc"].is_null(), "{summary}");
+
+    // Classification keeps its accuracy.
+    let cfg = write(&d, "c.toml", SMALL);
+    let cls = d.join("cls");
+    let o = run(&train_args(cfg.to_str().unwrap(), cls.to_str().unwrap()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("test acc"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cls.join("summary.json")).unwrap()).unwrap();
+    let acc = summary["final_test_acc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let csv = std::fs::read_to_string(cls.join("metrics.csv")).unwrap();
+    assert!(csv.lines().nth(1).unwrap().split(',').nth(4).unwrap() != "");
+}

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `config.toml` | the fully resolved config (every default filled in, dims resolved) |
 //! | `parameterization.json`, `.txt` | the per-layer scaling, as `richness table` prints it |
-//! | `metrics.csv` | `step,epoch,train_loss,test_loss,test_acc`: one row per step (train loss of that step's batch, before the update) plus evaluation rows (step 0 = init) |
+//! | `metrics.csv` | `step,epoch,train_loss,test_loss,test_acc`: one row per step (train loss of that step's batch, before the update) plus evaluation rows (step 0 = init); `test_acc` only for classification data (integer labels), empty for regression |
 //! | `summary.json` | status (`completed` / `diverged`), final metrics, timing |
 //! | `weights.safetensors` | final raw weights (not written for a diverged run) |
 //! | `ntk_movement.csv` | with an `[ntk]` table only: empirical-NTK movement (see [`crate::kernel::movement`]) |
@@ -513,6 +513,7 @@ pub struct MetricRow {
     pub epoch: usize,
     pub train_loss: Option<f64>,
     pub test_loss: Option<f64>,
+    /// Classification data only (see [`Outcome::final_test_acc`]).
     pub test_acc: Option<f64>,
 }
 
@@ -547,6 +548,8 @@ pub struct Outcome {
     pub steps: usize,
     pub final_train_loss: Option<f64>,
     pub final_test_loss: Option<f64>,
+    /// Argmax accuracy on the test set; `None` without a test set and for
+    /// regression data (no integer class labels), where accuracy means nothing.
     pub final_test_acc: Option<f64>,
     pub seconds: f64,
     pub threads: usize,
@@ -720,7 +723,16 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         rows.push(row);
         Ok(())
     };
-    let evaluate = |tr: &mut Trainer<T>| test.as_ref().map(|(tx, ty)| tr.evaluate(tx, ty));
+    // Accuracy is reported for classification data only (integer class labels);
+    // for real-valued targets argmax agreement means nothing (with one output
+    // column it is always 1).
+    let classification = p.split.train.labels.is_some();
+    let evaluate = |tr: &mut Trainer<T>| {
+        test.as_ref().map(|(tx, ty)| {
+            let (loss, acc) = tr.evaluate(tx, ty);
+            (loss, classification.then_some(acc))
+        })
+    };
     let init_eval = evaluate(&mut trainer);
     emit(
         MetricRow {
@@ -728,7 +740,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
             epoch: 0,
             train_loss: None,
             test_loss: init_eval.map(|e| e.0),
-            test_acc: init_eval.map(|e| e.1),
+            test_acc: init_eval.and_then(|e| e.1),
         },
         &mut csv,
     )?;
@@ -775,7 +787,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
                     epoch: epoch + 1,
                     train_loss: Some(loss),
                     test_loss: eval.map(|e| e.0),
-                    test_acc: eval.map(|e| e.1),
+                    test_acc: eval.and_then(|e| e.1),
                 },
                 &mut csv,
             )?;
@@ -805,7 +817,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         steps: step,
         final_train_loss: last_train,
         final_test_loss: last_eval.map(|e| e.0),
-        final_test_acc: last_eval.map(|e| e.1),
+        final_test_acc: last_eval.and_then(|e| e.1),
         seconds: start.elapsed().as_secs_f64(),
         threads: cx.threads,
         dtype: T::DTYPE,
