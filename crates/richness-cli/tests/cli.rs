@@ -450,3 +450,82 @@ fn regression_runs_report_no_accuracy() {
     let csv = std::fs::read_to_string(cls.join("metrics.csv")).unwrap();
     assert!(csv.lines().nth(1).unwrap().split(',').nth(4).unwrap() != "");
 }
+
+/// Every config's header comment names the file itself in its command lines, and a
+/// config with a preset describes that preset (and suggests overriding it with
+/// another one, not with itself).
+#[test]
+fn config_headers_match_their_files() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    walk(&repo.join("configs"), &mut files);
+    assert!(files.len() >= 20, "{files:?}");
+    for p in files {
+        let rel = p
+            .strip_prefix(&repo)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let header: Vec<&str> = text
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.trim_start_matches('#').trim())
+            .collect();
+        assert!(!header.is_empty(), "{rel}: no header comment");
+        for line in &header {
+            let cmd = line.trim_start_matches("Run:").trim();
+            if !cmd.starts_with("richness ") {
+                continue;
+            }
+            for word in cmd.split_whitespace() {
+                if word.starts_with("configs/") && word.ends_with(".toml") {
+                    assert_eq!(
+                        word, rel,
+                        "{rel}: header command `{cmd}` names another file"
+                    );
+                }
+            }
+        }
+        let doc: toml::Table = toml::from_str(&text).unwrap();
+        let preset = doc
+            .get("param")
+            .and_then(|t| t.get("preset"))
+            .and_then(|v| v.as_str());
+        if let Some(preset) = preset {
+            let label = |p: &str| match p {
+                "ntp" | "ntp-lr" => "NTP",
+                "mup" | "mup-lr" => "μP",
+                "mfp" => "MFP",
+                _ => "SP",
+            };
+            assert!(
+                header[0].contains(label(preset)),
+                "{rel}: preset `{preset}` but the header says `{}`",
+                header[0]
+            );
+            for other in ["NTP", "μP"].into_iter().filter(|l| *l != label(preset)) {
+                assert!(
+                    !header[0].contains(other),
+                    "{rel}: preset `{preset}` but the header says `{}`",
+                    header[0]
+                );
+            }
+            let own = format!("--preset {preset},");
+            assert!(
+                !header.iter().any(|l| l.contains(&own)),
+                "{rel}: the header suggests overriding preset `{preset}` with itself"
+            );
+        }
+    }
+}
