@@ -529,3 +529,129 @@ fn config_headers_match_their_files() {
         }
     }
 }
+
+/// The command lines of an "Examples:" section (a wrapped example continues on the
+/// next lines until a blank line or the next `richness` line).
+fn help_examples(help: &str, prefix: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut in_examples = false;
+    let mut open = false;
+    for line in help.lines() {
+        let t = line.trim();
+        if t.starts_with("Examples:") || t.starts_with("Example:") {
+            in_examples = true;
+            continue;
+        }
+        if !in_examples {
+            continue;
+        }
+        if t.is_empty() {
+            open = false;
+            continue;
+        }
+        if t.starts_with(prefix) {
+            out.push(t.to_string());
+            open = true;
+        } else if open && line.starts_with(' ') {
+            let last = out.last_mut().unwrap();
+            last.push(' ');
+            last.push_str(t);
+        } else {
+            open = false;
+        }
+    }
+    out
+}
+
+/// Every example of `richness train --help` (and the --set example in the option
+/// list, and the overrides a config header suggests) runs, as a dry run.
+#[test]
+fn train_help_examples_work() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let help = String::from_utf8(run(&["train", "--help"]).stdout).unwrap();
+    let mut commands = help_examples(&help, "richness train");
+    assert!(commands.len() >= 4, "{help}");
+    // The option list's own example.
+    let set_example = help
+        .split_whitespace()
+        .skip_while(|w| *w != "--set")
+        .find(|w| w.contains('=') && !w.starts_with('<'))
+        .unwrap()
+        .trim_end_matches(['.', ',', ')'])
+        .to_string();
+    assert_eq!(set_example, "param.richness=0.25");
+    commands.push(format!(
+        "richness train configs/digits-mup.toml --set {set_example}"
+    ));
+    // configs/digits-*.toml: "Any key can be overridden: --preset …, --richness …".
+    for name in ["digits-mup.toml", "digits-ntp.toml"] {
+        let text = std::fs::read_to_string(repo.join("configs").join(name)).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("can be overridden"))
+            .unwrap();
+        let overrides = line.split_once(':').unwrap().1;
+        for o in overrides
+            .split(',')
+            .map(str::trim)
+            .filter(|o| o.starts_with("--"))
+        {
+            commands.push(format!("richness train configs/{name} {o}"));
+        }
+    }
+    for cmd in &commands {
+        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        let o = bin()
+            .args(&args)
+            .arg("--dry-run")
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "`{cmd} --dry-run` failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        if cmd.contains("richness=0.25") || cmd.contains("--richness 0.25") {
+            assert!(out.contains("# r=0.25 gauge=mup"), "{cmd}:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn set_replaces_the_keys_it_is_an_alternative_to() {
+    let d = tmp("set-alternatives");
+    let dry = |cfg: &str, sets: &[&str]| -> String {
+        let c = write(&d, "c.toml", cfg);
+        let mut args = vec!["train", c.to_str().unwrap(), "--dry-run"];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        let o = run(&args);
+        assert!(
+            o.status.success(),
+            "{sets:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let preset = "[model]\nwidth = 32\n[param]\npreset = \"mup\"\n[train]\nepochs = 2\n";
+    let out = dry(preset, &["param.richness=0.25"]);
+    assert!(out.contains("# r=0.25 gauge=mup"), "{out}");
+    assert!(!out.contains("preset ="), "{out}");
+    let out = dry(preset, &["param.alpha=2"]);
+    assert!(out.contains("# alpha=2"), "{out}");
+    let scale = "[model]\ndims = [64, 32, 32, 10]\n[param]\nrichness = 0.25\ngauge = \"layerwise\"\n[train]\nsteps = 5\n";
+    let out = dry(scale, &["param.preset=ntp"]);
+    assert!(out.contains("# preset=ntp"), "{out}");
+    let out = dry(scale, &["model.width=48", "train.epochs=1"]);
+    assert!(out.contains("dims = [64, 48, 48, 10]"), "{out}");
+    assert!(
+        out.contains("epochs = 1") && !out.contains("steps ="),
+        "{out}"
+    );
+    // The last override wins.
+    let out = dry(preset, &["param.richness=0.25", "param.preset=ntp"]);
+    assert!(out.contains("# preset=ntp"), "{out}");
+}

@@ -315,6 +315,10 @@ impl TrainConfig {
 
     /// Set one value by dotted key (`param.richness=0.25`, `train.epochs=3`), as the
     /// command line's `--set` does. The value is parsed as TOML (strings may be bare).
+    ///
+    /// Like the command-line flags, an override replaces the keys it is an
+    /// alternative to (see [`clear_alternatives`](Self::clear_alternatives)): on a
+    /// config with `preset = "mup"`, `param.richness=0.25` drops the preset.
     pub fn set(&mut self, assignment: &str) -> Result<()> {
         let (key, value) = assignment
             .split_once('=')
@@ -323,7 +327,41 @@ impl TrainConfig {
             Ok(t) => t["v"].clone(),
             Err(_) => toml::Value::String(value.to_string()),
         };
-        self.set_value(key, parsed, &format!("--set {assignment}"))
+        let mut next = self.clone();
+        next.clear_alternatives(key.trim());
+        next.set_value(key, parsed, &format!("--set {assignment}"))?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Forget the keys that `key` is an alternative to, so that setting it
+    /// overrides them instead of conflicting with them:
+    ///
+    /// | setting | clears |
+    /// |---|---|
+    /// | `param.preset` | `param.richness`, `param.alpha`, `param.abc`, `param.gauge` |
+    /// | `param.richness`, `param.alpha` | `param.preset`, `param.abc` and the other one |
+    /// | `param.abc` | `param.preset`, `param.richness`, `param.alpha`, `param.gauge` |
+    /// | `model.width`, `model.depth` | `model.dims` |
+    /// | `model.dims` | `model.width`, `model.depth` |
+    /// | `train.epochs` / `train.steps` | the other one |
+    pub fn clear_alternatives(&mut self, key: &str) {
+        let p = &mut self.param;
+        match key {
+            "param.preset" => {
+                (p.richness, p.alpha, p.abc, p.gauge) = (None, None, None, None);
+            }
+            "param.richness" => (p.preset, p.alpha, p.abc) = (None, None, None),
+            "param.alpha" => (p.preset, p.richness, p.abc) = (None, None, None),
+            "param.abc" => {
+                (p.preset, p.richness, p.alpha, p.gauge) = (None, None, None, None);
+            }
+            "model.width" | "model.depth" => self.model.dims = None,
+            "model.dims" => (self.model.width, self.model.depth) = (None, None),
+            "train.epochs" => self.train.steps = None,
+            "train.steps" => self.train.epochs = None,
+            _ => {}
+        }
     }
 
     /// Set one value by dotted key to a TOML value (what [`set`](Self::set) does
