@@ -655,3 +655,28 @@ fn set_replaces_the_keys_it_is_an_alternative_to() {
     let out = dry(preset, &["param.richness=0.25", "param.preset=ntp"]);
     assert!(out.contains("# preset=ntp"), "{out}");
 }
+
+/// `--set` errors name the override as typed, never a line of the re-serialised
+/// config the user did not write.
+#[test]
+fn set_errors_name_the_override() {
+    let cases = [
+        ("train.epochs=abc", "expected a non-negative integer"),
+        ("model.widht=3", "unknown field `widht`"),
+        ("param.richness=x", "expected a number"),
+        ("seed.x=1", "`seed` is not a table"),
+    ];
+    for (set, needle) in cases {
+        let o = run(&["train", "--set", set, "--dry-run"]);
+        assert_one_line_error(&o, &format!("--set {set}: "));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{set}: {err}");
+        assert!(!err.contains("line "), "{set}: {err}");
+    }
+    // Errors in a config file still point at its line.
+    let d = tmp("set-errors");
+    let c = write(&d, "c.toml", "seed = 1\n[train]\nepochs = \"abc\"\n");
+    let o = run(&["train", c.to_str().unwrap()]);
+    assert_one_line_error(&o, "line 3 (`epochs = \"abc\"`)");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected a non-negative integer"));
+}

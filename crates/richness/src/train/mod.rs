@@ -380,17 +380,20 @@ impl TrainConfig {
                 .entry(p.to_string())
                 .or_insert_with(|| toml::Value::Table(Default::default()))
                 .as_table_mut()
-                .ok_or_else(|| Error::config(format!("`{key}`: `{p}` is not a table")))?;
+                .ok_or_else(|| Error::config(format!("{origin}: `{p}` is not a table")))?;
         }
         table.insert(parts.last().unwrap().to_string(), value);
-        *self = Self::from_toml(&toml::to_string(&doc).expect("toml"), origin)?;
+        // The document is our re-serialisation, which the user never saw: errors
+        // name the assignment (`origin`), not a line of that text.
+        *self = toml::from_str(&toml::to_string(&doc).expect("toml"))
+            .map_err(|e| Error::config(format!("{origin}: {}", friendly(e.message()))))?;
         Ok(())
     }
 }
 
 /// A TOML error as one line: `origin: line N (`the line`): message`.
 pub fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> String {
-    let msg = one_line(e.message());
+    let msg = friendly(e.message());
     match e.span() {
         Some(span) => {
             let start = span.start.min(text.len());
@@ -400,6 +403,29 @@ pub fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> String {
         }
         None => format!("{origin}: {msg}"),
     }
+}
+
+/// A parser message as one line, with Rust type names (`expected usize`) said in
+/// words (`expected a non-negative integer`).
+fn friendly(msg: &str) -> String {
+    let mut m = one_line(msg);
+    for (rust, words) in [
+        ("expected usize", "expected a non-negative integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected i64", "expected an integer"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+    ] {
+        if let Some(i) = m.find(rust) {
+            // Only whole words: `expected usize`, not a longer name starting with it.
+            let end = i + rust.len();
+            if !m[end..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+                m.replace_range(i..end, words);
+            }
+        }
+    }
+    m
 }
 
 /// First line of a (possibly multi-line) parser message, trimmed.
