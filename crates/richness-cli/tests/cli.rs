@@ -680,3 +680,32 @@ fn set_errors_name_the_override() {
     assert_one_line_error(&o, "line 3 (`epochs = \"abc\"`)");
     assert!(String::from_utf8_lossy(&o.stderr).contains("expected a non-negative integer"));
 }
+
+/// `data fetch --help` and `data list --help` describe the data folder as the code
+/// chooses it: --dir, $RICHNESS_DATA, $XDG_DATA_HOME/richness/data, ~/.local/share.
+#[test]
+fn data_help_gives_the_data_folder_order() {
+    for sub in ["fetch", "list"] {
+        let o = run(&["data", sub, "--help"]);
+        assert!(o.status.success());
+        let help = String::from_utf8(o.stdout).unwrap();
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let dir = flat
+            .split("--dir <DIR>")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{help}"));
+        let order = [
+            "$RICHNESS_DATA",
+            "$XDG_DATA_HOME/richness/data",
+            "~/.local/share/richness/data",
+        ];
+        let pos: Vec<usize> = order
+            .iter()
+            .map(|w| {
+                dir.find(w)
+                    .unwrap_or_else(|| panic!("data {sub} --help: no {w} in --dir: {dir}"))
+            })
+            .collect();
+        assert!(pos.windows(2).all(|p| p[0] < p[1]), "data {sub}: {dir}");
+    }
+}
