@@ -709,3 +709,28 @@ fn data_help_gives_the_data_folder_order() {
         assert!(pos.windows(2).all(|p| p[0] < p[1]), "data {sub}: {dir}");
     }
 }
+
+/// `mnist:DIR` reads the files from DIR itself; a missing file says so, rather
+/// than blaming the data folder (which this spec does not use).
+#[test]
+fn mnist_dir_spec_reads_that_folder() {
+    let d = tmp("mnist-dir");
+    let spec = format!("mnist:{}", d.display());
+    let o = run(&["train", "--data", &spec, "--dry-run"]);
+    assert_one_line_error(
+        &o,
+        &format!(
+            "{}: not found: `{spec}`",
+            d.join("train-images-idx3-ubyte").display()
+        ),
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("data folder"));
+    // Without DIR, the data folder (here: RICHNESS_DATA) is meant.
+    let o = bin()
+        .args(["train", "--data", "mnist", "--dry-run"])
+        .env("RICHNESS_DATA", &d)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "mnist is not in the data folder");
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&d.join("mnist").display().to_string()));
+}
