@@ -734,3 +734,41 @@ fn mnist_dir_spec_reads_that_folder() {
     assert_one_line_error(&o, "mnist is not in the data folder");
     assert!(String::from_utf8_lossy(&o.stderr).contains(&d.join("mnist").display().to_string()));
 }
+
+/// Output into a pipe whose reader has gone (`… --dry-run | head -1`) ends the
+/// process quietly: no panic, nothing on stderr.
+#[cfg(unix)]
+#[test]
+fn closed_stdout_pipe_is_not_a_panic() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let commands: [&[&str]; 4] = [
+        &["train", "configs/digits-mup.toml", "--dry-run"],
+        &["table", "--dims", "64,256,256,10", "--preset", "mup"],
+        &["train", "--help"],
+        &["data", "list", "--dir", "/nonexistent/richness-data"],
+    ];
+    for args in commands {
+        // A pipe whose read end is closed before the process starts: its first
+        // write to stdout meets a broken pipe, whatever the timing.
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(read);
+        let o = bin()
+            .args(args)
+            .current_dir(&repo)
+            .stdout(std::process::Stdio::from(write))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.trim().is_empty(), "{args:?}: {err}");
+        assert!(
+            o.status.success() || o.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?}",
+            o.status
+        );
+    }
+}
