@@ -772,3 +772,33 @@ fn closed_stdout_pipe_is_not_a_panic() {
         );
     }
 }
+
+/// A file the OS cannot open is one clean line that says the OS error once.
+#[test]
+fn missing_files_say_the_os_error_once() {
+    let d = tmp("missing-files");
+    let ds = d.display();
+    let cases = [
+        format!("idx:{ds}/a-images,{ds}/a-labels"),
+        format!("idx:x={ds}/b-images,y={ds}/b-labels"),
+        format!("npy:{ds}/c.npy,{ds}/c_y.npy"),
+    ];
+    for spec in &cases {
+        let o = run(&["train", "--data", spec, "--dry-run"]);
+        let first = spec
+            .split([':', ',', '='])
+            .find(|p| p.starts_with('/'))
+            .unwrap();
+        assert_one_line_error(&o, &format!("error: {first}: "));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.matches("os error").count(), 1, "{err}");
+    }
+    let o = run(&["train", &format!("{ds}/nope.toml")]);
+    assert_one_line_error(&o, "nope.toml");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr)
+            .matches("os error")
+            .count(),
+        1
+    );
+}
