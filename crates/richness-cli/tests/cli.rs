@@ -802,3 +802,75 @@ fn missing_files_say_the_os_error_once() {
         1
     );
 }
+
+/// Every subcommand's --help, found by following the "Commands:" lists.
+fn all_helps() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut todo: Vec<Vec<String>> = vec![vec![]];
+    while let Some(path) = todo.pop() {
+        let mut args = path.clone();
+        args.push("--help".into());
+        let o = bin().args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        let help = String::from_utf8(o.stdout).unwrap();
+        let mut in_commands = false;
+        for line in help.lines() {
+            if line.starts_with("Commands:") {
+                in_commands = true;
+                continue;
+            }
+            if in_commands {
+                if !line.starts_with("  ") {
+                    in_commands = false;
+                    continue;
+                }
+                // "  name  description"; continuation lines are indented further.
+                if line.starts_with("   ") {
+                    continue;
+                }
+                let name = line.split_whitespace().next().unwrap();
+                if name != "help" {
+                    let mut sub = path.clone();
+                    sub.push(name.to_string());
+                    todo.push(sub);
+                }
+            }
+        }
+        out.push((path.join(" "), help));
+    }
+    out
+}
+
+/// No option's help states its default twice (clap's `[default: …]` plus one
+/// written into the doc comment).
+#[test]
+fn help_never_states_a_default_twice() {
+    let helps = all_helps();
+    assert!(helps.len() >= 20, "{}", helps.len());
+    for (cmd, help) in helps {
+        // Split the help into one block per option (an indented line starting with
+        // a dash begins one; an unindented line is a section heading). Long help
+        // puts clap's `[default: …]` after a blank line, so blank lines do not end
+        // a block.
+        let mut blocks: Vec<String> = Vec::new();
+        for line in help.lines() {
+            let t = line.trim_start();
+            if t.starts_with('-') && line.starts_with(' ') {
+                blocks.push(String::new());
+            } else if !line.trim().is_empty() && !line.starts_with(' ') {
+                blocks.push(String::new());
+                continue;
+            }
+            if let Some(b) = blocks.last_mut() {
+                b.push_str(t);
+                b.push(' ');
+            }
+        }
+        for b in blocks {
+            assert!(
+                b.matches("[default:").count() <= 1,
+                "richness {cmd} --help: {b}"
+            );
+        }
+    }
+}

@@ -160,7 +160,7 @@ pub struct InfiniteArgs {
     /// Bias init: zero (the library's default) or normal (the scale's variance).
     #[arg(long, value_enum, default_value = "zero")]
     pub bias_init: BiasInitChoice,
-    /// α = γ₀·n^r (changes only the NNGP) [default: 1].
+    /// α = γ₀·n^r (changes only the NNGP).
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
     /// Inputs [N1, d] (.npy).
