@@ -238,9 +238,9 @@ pub struct PredictArgs {
     after_help = "Trains ReLU MLPs 64 → n → … → n → 1 on the embedded digits (target ±1 by parity)
 with full-batch gradient descent and compares their test predictions with the
 linearised network (empirical NTK at init, and infinite-width NTK) after the same
-number of steps; fits log–log width slopes with 95% intervals and judges them:
-gap ~ n^{r−1/2} at r = 0, not falling at r = 1/2, NTK movement ~ n^{r−1/2}, and
-‖K₀ − K∞‖ ~ n^{−1/2}. Exit status 1 when a verdict misses.
+number of steps; fits log–log width slopes with 95% intervals and judges them at
+every r: both gaps ~ n^{r−1/2} (at r = 1/2: not falling), NTK movement ~ n^{r−1/2},
+and once ‖K₀ − K∞‖ ~ n^{−1/2}. Exit status 1 when a verdict misses.
 
 Files in --out: t8_runs.csv (width,r,seed,quantity,value), t8_fits.csv,
 t8_fits.json, t8_config.json, and the figures t8_gap, t8_gap_inf, t8_movement,

@@ -52,7 +52,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompareConfig {
     pub widths: Vec<usize>,
-    /// Richness exponents (gaps are judged at r = 0 and 1/2, movement at every r).
+    /// Richness exponents. Each one gets its own fits and verdicts for `gap_emp`,
+    /// `gap_inf` and `movement` (predicted slope r − 1/2, except the gaps at
+    /// r = 1/2, which must not fall); `k0_vs_inf` does not depend on r and is
+    /// judged once.
     pub rs: Vec<f64>,
     pub seeds: usize,
     /// Seeds per width for `k0_vs_inf` (kernels at init only, no training: cheap, and
@@ -556,4 +559,59 @@ fn one_run<T: Scalar>(
         ("test_mse_lin_inf", mse(&pred_inf, c.yte)),
         ("f0_rms", f0_te.norm() / (nt as f64).sqrt()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(rs: Vec<f64>) -> CompareConfig {
+        CompareConfig {
+            widths: vec![8, 16],
+            rs,
+            seeds: 2,
+            kernel_seeds: 2,
+            depth: 2,
+            n_train: 6,
+            n_test: 3,
+            steps: 2,
+            base_lr: 0.1,
+            gauge: Gauge::Mup,
+            dtype: Dtype::F64,
+        }
+    }
+
+    /// Gaps and movement are judged at every r (not only r = 0 and 1/2), and
+    /// `k0_vs_inf` once.
+    #[test]
+    fn every_r_gets_gap_and_movement_verdicts() {
+        let rs = vec![0.0, 0.25, 0.5];
+        let report = run_compare(&tiny(rs.clone()), &Compute::new(1), false).unwrap();
+        for &r in &rs {
+            for q in ["gap_emp", "gap_inf", "movement"] {
+                let f: Vec<&SlopeVerdict> = report
+                    .fits
+                    .iter()
+                    .filter(|f| f.quantity == q && f.r == r)
+                    .collect();
+                assert_eq!(f.len(), 1, "{q} at r = {r}");
+                let does_not_fall = q != "movement" && r == 0.5;
+                if does_not_fall {
+                    assert_eq!((f[0].predicted, f[0].rule.as_str()), (0.0, "does not fall"));
+                } else {
+                    assert_eq!(
+                        (f[0].predicted, f[0].rule.as_str()),
+                        (r - 0.5, "within 0.1")
+                    );
+                }
+            }
+        }
+        let k0: Vec<&SlopeVerdict> = report
+            .fits
+            .iter()
+            .filter(|f| f.quantity == "k0_vs_inf")
+            .collect();
+        assert_eq!(k0.len(), 1);
+        assert_eq!(report.fits.len(), 3 * rs.len() + 1);
+    }
 }
