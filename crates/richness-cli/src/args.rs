@@ -246,6 +246,7 @@ impl ScaleArgs {
             c.preset = self.preset;
             c.richness = self.richness;
             c.alpha = self.alpha;
+            c.abc = None;
             if self.preset.is_some() {
                 c.gauge = None;
             }
@@ -301,7 +302,8 @@ pub struct TableArgs {
 #[command(after_help = "Examples:
   richness train configs/digits-mup.toml --out runs/mup
   richness train configs/digits-mup.toml --preset ntp --out runs/ntp
-  richness train --data synthetic:teacher=mlp,d=16 --width 256 --richness 0.25 --steps 200 --out runs/r025
+  richness train --data synthetic:teacher=mlp,d=16 --width 256 -r 0.25 --steps 200 --out runs/r025
+  richness train configs/digits-mup.toml --set param.richness=0.25 --set train.steps=100
   richness train configs/digits-mup.toml --set train.batch_size=128 --set optim.momentum=0.9
 
 Files written to --out: config.toml (resolved), parameterization.json/.txt,
@@ -315,7 +317,10 @@ pub struct TrainArgs {
     /// Start from these weights (safetensors, as written by a previous run).
     #[arg(long, value_name = "FILE")]
     pub init_weights: Option<PathBuf>,
-    /// Override any config value: --set param.richness=0.25 (repeatable).
+    /// Override any config value: --set param.richness=0.25 (repeatable). Like the
+    /// flags, it replaces the keys it is an alternative to: param.richness or
+    /// param.alpha replace a preset, param.preset replaces richness/alpha/gauge,
+    /// model.width replaces dims, train.steps replaces epochs (and vice versa).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     #[command(flatten)]

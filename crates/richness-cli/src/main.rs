@@ -15,6 +15,7 @@ pub enum Exit {
 }
 
 fn main() {
+    default_sigpipe();
     let cli = match args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -55,6 +56,22 @@ fn main() {
         }
     }
 }
+
+/// Output into a closed pipe (`richness train c.toml --dry-run | head -1`) ends the
+/// process quietly, as it does for any Unix tool. Rust starts programs with SIGPIPE
+/// ignored, which turns the write into an EPIPE error that `println!` panics on;
+/// restoring the default disposition makes the kernel end the process instead,
+/// wherever the write happens (stdout, stderr, clap's help).
+#[cfg(unix)]
+fn default_sigpipe() {
+    // SAFETY: sets one signal's disposition, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
 
 fn one_line(s: &str) -> String {
     s.lines()

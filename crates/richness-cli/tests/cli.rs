@@ -401,3 +401,476 @@ fn example_configs_resolve() {
     }
     assert!(n >= 3);
 }
+
+#[test]
+fn regression_runs_report_no_accuracy() {
+    let d = tmp("regression-acc");
+    let out = d.join("reg");
+    let o = run(&[
+        "train",
+        "--data",
+        "synthetic:teacher=linear,task=regression,n=64,n_test=32,d=4,k=1",
+        "--width",
+        "16",
+        "--steps",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("test loss"), "{stdout}");
+    assert!(!stdout.contains("test acc"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let mut evaluated = 0;
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells.len(), 5, "{line}");
+        assert_eq!(cells[4], "", "test_acc of a regression run: {line}");
+        if !cells[3].is_empty() {
+            evaluated += 1;
+        }
+    }
+    assert!(evaluated >= 2, "{csv}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["final_test_loss"].is_number());
+    assert!(summary["final_test_acc"].is_null(), "{summary}");
+
+    // Classification keeps its accuracy.
+    let cfg = write(&d, "c.toml", SMALL);
+    let cls = d.join("cls");
+    let o = run(&train_args(cfg.to_str().unwrap(), cls.to_str().unwrap()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("test acc"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cls.join("summary.json")).unwrap()).unwrap();
+    let acc = summary["final_test_acc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let csv = std::fs::read_to_string(cls.join("metrics.csv")).unwrap();
+    assert!(csv.lines().nth(1).unwrap().split(',').nth(4).unwrap() != "");
+}
+
+/// Every config's header comment names the file itself in its command lines, and a
+/// config with a preset describes that preset (and suggests overriding it with
+/// another one, not with itself).
+#[test]
+fn config_headers_match_their_files() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    walk(&repo.join("configs"), &mut files);
+    assert!(files.len() >= 20, "{files:?}");
+    for p in files {
+        let rel = p
+            .strip_prefix(&repo)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let header: Vec<&str> = text
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.trim_start_matches('#').trim())
+            .collect();
+        assert!(!header.is_empty(), "{rel}: no header comment");
+        for line in &header {
+            let cmd = line.trim_start_matches("Run:").trim();
+            if !cmd.starts_with("richness ") {
+                continue;
+            }
+            for word in cmd.split_whitespace() {
+                if word.starts_with("configs/") && word.ends_with(".toml") {
+                    assert_eq!(
+                        word, rel,
+                        "{rel}: header command `{cmd}` names another file"
+                    );
+                }
+            }
+        }
+        let doc: toml::Table = toml::from_str(&text).unwrap();
+        let preset = doc
+            .get("param")
+            .and_then(|t| t.get("preset"))
+            .and_then(|v| v.as_str());
+        if let Some(preset) = preset {
+            let label = |p: &str| match p {
+                "ntp" | "ntp-lr" => "NTP",
+                "mup" | "mup-lr" => "μP",
+                "mfp" => "MFP",
+                _ => "SP",
+            };
+            assert!(
+                header[0].contains(label(preset)),
+                "{rel}: preset `{preset}` but the header says `{}`",
+                header[0]
+            );
+            for other in ["NTP", "μP"].into_iter().filter(|l| *l != label(preset)) {
+                assert!(
+                    !header[0].contains(other),
+                    "{rel}: preset `{preset}` but the header says `{}`",
+                    header[0]
+                );
+            }
+            let own = format!("--preset {preset},");
+            assert!(
+                !header.iter().any(|l| l.contains(&own)),
+                "{rel}: the header suggests overriding preset `{preset}` with itself"
+            );
+        }
+    }
+}
+
+/// The command lines of an "Examples:" section (a wrapped example continues on the
+/// next lines until a blank line or the next `richness` line).
+fn help_examples(help: &str, prefix: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut in_examples = false;
+    let mut open = false;
+    for line in help.lines() {
+        let t = line.trim();
+        if t.starts_with("Examples:") || t.starts_with("Example:") {
+            in_examples = true;
+            continue;
+        }
+        if !in_examples {
+            continue;
+        }
+        if t.is_empty() {
+            open = false;
+            continue;
+        }
+        if t.starts_with(prefix) {
+            out.push(t.to_string());
+            open = true;
+        } else if open && line.starts_with(' ') {
+            let last = out.last_mut().unwrap();
+            last.push(' ');
+            last.push_str(t);
+        } else {
+            open = false;
+        }
+    }
+    out
+}
+
+/// Every example of `richness train --help` (and the --set example in the option
+/// list, and the overrides a config header suggests) runs, as a dry run.
+#[test]
+fn train_help_examples_work() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let help = String::from_utf8(run(&["train", "--help"]).stdout).unwrap();
+    let mut commands = help_examples(&help, "richness train");
+    assert!(commands.len() >= 4, "{help}");
+    // The option list's own example.
+    let set_example = help
+        .split_whitespace()
+        .skip_while(|w| *w != "--set")
+        .find(|w| w.contains('=') && !w.starts_with('<'))
+        .unwrap()
+        .trim_end_matches(['.', ',', ')'])
+        .to_string();
+    assert_eq!(set_example, "param.richness=0.25");
+    commands.push(format!(
+        "richness train configs/digits-mup.toml --set {set_example}"
+    ));
+    // configs/digits-*.toml: "Any key can be overridden: --preset …, --richness …".
+    for name in ["digits-mup.toml", "digits-ntp.toml"] {
+        let text = std::fs::read_to_string(repo.join("configs").join(name)).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("can be overridden"))
+            .unwrap();
+        let overrides = line.split_once(':').unwrap().1;
+        for o in overrides
+            .split(',')
+            .map(str::trim)
+            .filter(|o| o.starts_with("--"))
+        {
+            commands.push(format!("richness train configs/{name} {o}"));
+        }
+    }
+    for cmd in &commands {
+        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        let o = bin()
+            .args(&args)
+            .arg("--dry-run")
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "`{cmd} --dry-run` failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        if cmd.contains("richness=0.25") || cmd.contains("--richness 0.25") {
+            assert!(out.contains("# r=0.25 gauge=mup"), "{cmd}:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn set_replaces_the_keys_it_is_an_alternative_to() {
+    let d = tmp("set-alternatives");
+    let dry = |cfg: &str, sets: &[&str]| -> String {
+        let c = write(&d, "c.toml", cfg);
+        let mut args = vec!["train", c.to_str().unwrap(), "--dry-run"];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        let o = run(&args);
+        assert!(
+            o.status.success(),
+            "{sets:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let preset = "[model]\nwidth = 32\n[param]\npreset = \"mup\"\n[train]\nepochs = 2\n";
+    let out = dry(preset, &["param.richness=0.25"]);
+    assert!(out.contains("# r=0.25 gauge=mup"), "{out}");
+    assert!(!out.contains("preset ="), "{out}");
+    let out = dry(preset, &["param.alpha=2"]);
+    assert!(out.contains("# alpha=2"), "{out}");
+    let scale = "[model]\ndims = [64, 32, 32, 10]\n[param]\nrichness = 0.25\ngauge = \"layerwise\"\n[train]\nsteps = 5\n";
+    let out = dry(scale, &["param.preset=ntp"]);
+    assert!(out.contains("# preset=ntp"), "{out}");
+    let out = dry(scale, &["model.width=48", "train.epochs=1"]);
+    assert!(out.contains("dims = [64, 48, 48, 10]"), "{out}");
+    assert!(
+        out.contains("epochs = 1") && !out.contains("steps ="),
+        "{out}"
+    );
+    // The last override wins.
+    let out = dry(preset, &["param.richness=0.25", "param.preset=ntp"]);
+    assert!(out.contains("# preset=ntp"), "{out}");
+}
+
+/// `--set` errors name the override as typed, never a line of the re-serialised
+/// config the user did not write.
+#[test]
+fn set_errors_name_the_override() {
+    let cases = [
+        ("train.epochs=abc", "expected a non-negative integer"),
+        ("model.widht=3", "unknown field `widht`"),
+        ("param.richness=x", "expected a number"),
+        ("seed.x=1", "`seed` is not a table"),
+    ];
+    for (set, needle) in cases {
+        let o = run(&["train", "--set", set, "--dry-run"]);
+        assert_one_line_error(&o, &format!("--set {set}: "));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{set}: {err}");
+        assert!(!err.contains("line "), "{set}: {err}");
+    }
+    // Errors in a config file still point at its line.
+    let d = tmp("set-errors");
+    let c = write(&d, "c.toml", "seed = 1\n[train]\nepochs = \"abc\"\n");
+    let o = run(&["train", c.to_str().unwrap()]);
+    assert_one_line_error(&o, "line 3 (`epochs = \"abc\"`)");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected a non-negative integer"));
+}
+
+/// `data fetch --help` and `data list --help` describe the data folder as the code
+/// chooses it: --dir, $RICHNESS_DATA, $XDG_DATA_HOME/richness/data, ~/.local/share.
+#[test]
+fn data_help_gives_the_data_folder_order() {
+    for sub in ["fetch", "list"] {
+        let o = run(&["data", sub, "--help"]);
+        assert!(o.status.success());
+        let help = String::from_utf8(o.stdout).unwrap();
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let dir = flat
+            .split("--dir <DIR>")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{help}"));
+        let order = [
+            "$RICHNESS_DATA",
+            "$XDG_DATA_HOME/richness/data",
+            "~/.local/share/richness/data",
+        ];
+        let pos: Vec<usize> = order
+            .iter()
+            .map(|w| {
+                dir.find(w)
+                    .unwrap_or_else(|| panic!("data {sub} --help: no {w} in --dir: {dir}"))
+            })
+            .collect();
+        assert!(pos.windows(2).all(|p| p[0] < p[1]), "data {sub}: {dir}");
+    }
+}
+
+/// `mnist:DIR` reads the files from DIR itself; a missing file says so, rather
+/// than blaming the data folder (which this spec does not use).
+#[test]
+fn mnist_dir_spec_reads_that_folder() {
+    let d = tmp("mnist-dir");
+    let spec = format!("mnist:{}", d.display());
+    let o = run(&["train", "--data", &spec, "--dry-run"]);
+    assert_one_line_error(
+        &o,
+        &format!(
+            "{}: not found: `{spec}`",
+            d.join("train-images-idx3-ubyte").display()
+        ),
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("data folder"));
+    // Without DIR, the data folder (here: RICHNESS_DATA) is meant.
+    let o = bin()
+        .args(["train", "--data", "mnist", "--dry-run"])
+        .env("RICHNESS_DATA", &d)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "mnist is not in the data folder");
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&d.join("mnist").display().to_string()));
+}
+
+/// Output into a pipe whose reader has gone (`… --dry-run | head -1`) ends the
+/// process quietly: no panic, nothing on stderr.
+#[cfg(unix)]
+#[test]
+fn closed_stdout_pipe_is_not_a_panic() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let commands: [&[&str]; 4] = [
+        &["train", "configs/digits-mup.toml", "--dry-run"],
+        &["table", "--dims", "64,256,256,10", "--preset", "mup"],
+        &["train", "--help"],
+        &["data", "list", "--dir", "/nonexistent/richness-data"],
+    ];
+    for args in commands {
+        // A pipe whose read end is closed before the process starts: its first
+        // write to stdout meets a broken pipe, whatever the timing.
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(read);
+        let o = bin()
+            .args(args)
+            .current_dir(&repo)
+            .stdout(std::process::Stdio::from(write))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.trim().is_empty(), "{args:?}: {err}");
+        assert!(
+            o.status.success() || o.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?}",
+            o.status
+        );
+    }
+}
+
+/// A file the OS cannot open is one clean line that says the OS error once.
+#[test]
+fn missing_files_say_the_os_error_once() {
+    let d = tmp("missing-files");
+    let ds = d.display();
+    let cases = [
+        format!("idx:{ds}/a-images,{ds}/a-labels"),
+        format!("idx:x={ds}/b-images,y={ds}/b-labels"),
+        format!("npy:{ds}/c.npy,{ds}/c_y.npy"),
+    ];
+    for spec in &cases {
+        let o = run(&["train", "--data", spec, "--dry-run"]);
+        let first = spec
+            .split([':', ',', '='])
+            .find(|p| p.starts_with('/'))
+            .unwrap();
+        assert_one_line_error(&o, &format!("error: {first}: "));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.matches("os error").count(), 1, "{err}");
+    }
+    let o = run(&["train", &format!("{ds}/nope.toml")]);
+    assert_one_line_error(&o, "nope.toml");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr)
+            .matches("os error")
+            .count(),
+        1
+    );
+}
+
+/// Every subcommand's --help, found by following the "Commands:" lists.
+fn all_helps() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut todo: Vec<Vec<String>> = vec![vec![]];
+    while let Some(path) = todo.pop() {
+        let mut args = path.clone();
+        args.push("--help".into());
+        let o = bin().args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        let help = String::from_utf8(o.stdout).unwrap();
+        let mut in_commands = false;
+        for line in help.lines() {
+            if line.starts_with("Commands:") {
+                in_commands = true;
+                continue;
+            }
+            if in_commands {
+                if !line.starts_with("  ") {
+                    in_commands = false;
+                    continue;
+                }
+                // "  name  description"; continuation lines are indented further.
+                if line.starts_with("   ") {
+                    continue;
+                }
+                let name = line.split_whitespace().next().unwrap();
+                if name != "help" {
+                    let mut sub = path.clone();
+                    sub.push(name.to_string());
+                    todo.push(sub);
+                }
+            }
+        }
+        out.push((path.join(" "), help));
+    }
+    out
+}
+
+/// No option's help states its default twice (clap's `[default: …]` plus one
+/// written into the doc comment).
+#[test]
+fn help_never_states_a_default_twice() {
+    let helps = all_helps();
+    assert!(helps.len() >= 20, "{}", helps.len());
+    for (cmd, help) in helps {
+        // Split the help into one block per option (an indented line starting with
+        // a dash begins one; an unindented line is a section heading). Long help
+        // puts clap's `[default: …]` after a blank line, so blank lines do not end
+        // a block.
+        let mut blocks: Vec<String> = Vec::new();
+        for line in help.lines() {
+            let t = line.trim_start();
+            if t.starts_with('-') && line.starts_with(' ') {
+                blocks.push(String::new());
+            } else if !line.trim().is_empty() && !line.starts_with(' ') {
+                blocks.push(String::new());
+                continue;
+            }
+            if let Some(b) = blocks.last_mut() {
+                b.push_str(t);
+                b.push(' ');
+            }
+        }
+        for b in blocks {
+            assert!(
+                b.matches("[default:").count() <= 1,
+                "richness {cmd} --help: {b}"
+            );
+        }
+    }
+}

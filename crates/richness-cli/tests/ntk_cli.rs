@@ -300,6 +300,62 @@ fn compare_writes_tidy_results_and_judges_slopes() {
     assert!(fits
         .iter()
         .all(|f| f["fit"]["slope"].is_number() && f["pass"].is_boolean()));
+    // Three-way verdicts, as `reproduce` gives them; exit 1 only on a real miss.
+    let verdicts: Vec<&str> = fits
+        .iter()
+        .map(|f| f["verdict"].as_str().unwrap())
+        .collect();
+    assert!(
+        verdicts
+            .iter()
+            .all(|v| ["pass", "unclear", "miss"].contains(v)),
+        "{verdicts:?}"
+    );
+    for f in fits {
+        assert_eq!(f["pass"] == true, f["verdict"] == "pass", "{f}");
+        // Unclear: a miss beyond 0.1 whose interval contains the prediction.
+        if f["verdict"] == "unclear" {
+            let (s, p) = (
+                f["fit"]["slope"].as_f64().unwrap(),
+                f["predicted"].as_f64().unwrap(),
+            );
+            let ci = &f["fit"]["ci95"];
+            assert!((s - p).abs() > 0.1, "{f}");
+            assert!(
+                ci[0].as_f64().unwrap() <= p && p <= ci[1].as_f64().unwrap(),
+                "{f}"
+            );
+        }
+    }
+    let missed = verdicts.contains(&"miss");
+    assert_eq!(
+        o.status.code(),
+        Some(if missed { 1 } else { 0 }),
+        "{verdicts:?}"
+    );
+    let csv = std::fs::read_to_string(d.join("t8_fits.csv")).unwrap();
+    let csv_verdicts: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap())
+        .collect();
+    assert_eq!(csv_verdicts, verdicts);
+    let printed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("predicted"))
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
+    let shown: Vec<String> = verdicts
+        .iter()
+        .map(|v| {
+            if *v == "miss" {
+                "MISS".into()
+            } else {
+                v.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(printed, shown, "{stdout}");
 }
 
 #[test]

@@ -15,13 +15,11 @@ pub enum Error {
     /// A data or weights file is malformed; the message names the file.
     #[error("{path}: {msg}")]
     File { path: String, msg: String },
-    /// The operating system refused a file operation.
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The operating system refused a file operation. The OS error is part of the
+    /// message and deliberately not also a [`source`](std::error::Error::source):
+    /// error reporters that print the chain (`anyhow`'s `{:#}`) would say it twice.
+    #[error("{path}: {err}")]
+    Io { path: String, err: std::io::Error },
     /// Arrays whose shapes do not fit together.
     #[error("shape mismatch: {0}")]
     Shape(String),
@@ -40,7 +38,7 @@ impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            err: source,
         }
     }
 
@@ -69,3 +67,21 @@ fn single_line(s: &str) -> String {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_say_the_os_error_once() {
+        let e = Error::io(
+            "/x/y.idx",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert!(std::error::Error::source(&e).is_none());
+        let shown = e.to_string();
+        assert!(shown.starts_with("/x/y.idx: "), "{shown}");
+        let os = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+        assert_eq!(shown.matches(&os).count(), 1, "{shown}");
+    }
+}

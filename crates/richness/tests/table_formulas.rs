@@ -172,3 +172,60 @@ fn roles_can_be_overridden() {
     };
     assert!(Parameterization::resolve(&shapes, &bad, OptimizerKind::Sgd).is_err());
 }
+
+/// The text table's `eff_lr` column is the gauge-invariant rate for biases too:
+/// g·η under Adam (as for the weights and the JSON `eff_lr`), g²η under SGD.
+#[test]
+fn text_table_bias_rows_use_the_optimizers_effective_rate() {
+    use richness::param::fmt_num;
+    let shapes = LayerShape::mlp(&[16, 256, 256, 10], true);
+    for optimizer in [OptimizerKind::Adam, OptimizerKind::Sgd] {
+        let p = Parameterization::resolve(&shapes, &ScaleChoice::scale(0.5, Gauge::Mup), optimizer)
+            .unwrap();
+        let text = p.to_text();
+        let header: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with("layer"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let col = header.iter().position(|h| *h == "eff_lr").unwrap();
+        // Layers whose bias multiplier differs from 1 (where g·η and g²η differ).
+        let mut telling = 0;
+        for l in &p.layers {
+            let b = l.bias.expect("bias");
+            if (b.multiplier - 1.0).abs() > 1e-6 {
+                telling += 1;
+            }
+            let want = match optimizer {
+                OptimizerKind::Adam => b.multiplier * b.lr,
+                OptimizerKind::Sgd => b.multiplier * b.multiplier * b.lr,
+            };
+            let weight_row: Vec<&str> = text
+                .lines()
+                .find(|r| r.split_whitespace().next() == Some(l.name.as_str()))
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            assert_eq!(
+                weight_row[col],
+                fmt_num(l.eff_lr),
+                "{optimizer:?} {}",
+                l.name
+            );
+            let bias_name = format!("{}.bias", l.name);
+            let row: Vec<&str> = text
+                .lines()
+                .find(|r| r.split_whitespace().next() == Some(bias_name.as_str()))
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            assert_eq!(
+                row[col],
+                fmt_num(want),
+                "{optimizer:?} {bias_name}:\n{text}"
+            );
+        }
+        assert!(telling >= 2, "{text}");
+    }
+}

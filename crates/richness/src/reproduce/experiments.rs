@@ -5,7 +5,7 @@
 use super::{ClaimResult, ExperimentId, ExperimentResult, Options, Table, Verdict};
 use crate::error::{Error, Result};
 use crate::fit::mean_std;
-use crate::kernel::compare::{run_compare, CompareConfig};
+use crate::kernel::compare::{run_compare, CompareConfig, Judgement};
 use crate::linalg::Compute;
 use crate::param::{Preset, ScaleChoice};
 use crate::probe::check::{self, CheckConfig, CheckReport, ScanRow};
@@ -1071,15 +1071,11 @@ fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                 fit.slope, fit.ci95.0, fit.ci95.1
             ),
             f.rule.clone(),
-            if f.pass {
-                Verdict::Pass
-            } else if fit.ci95.0 <= f.predicted
-                && f.predicted <= fit.ci95.1
-                && f.rule != "does not fall"
-            {
-                Verdict::Unclear
-            } else {
-                Verdict::Fail
+            // The verdict `ntk compare` prints (one rule: kernel::compare::judge).
+            match f.verdict {
+                Judgement::Pass => Verdict::Pass,
+                Judgement::Unclear => Verdict::Unclear,
+                Judgement::Miss => Verdict::Fail,
             },
         ));
     }

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `config.toml` | the fully resolved config (every default filled in, dims resolved) |
 //! | `parameterization.json`, `.txt` | the per-layer scaling, as `richness table` prints it |
-//! | `metrics.csv` | `step,epoch,train_loss,test_loss,test_acc`: one row per step (train loss of that step's batch, before the update) plus evaluation rows (step 0 = init) |
+//! | `metrics.csv` | `step,epoch,train_loss,test_loss,test_acc`: one row per step (train loss of that step's batch, before the update) plus evaluation rows (step 0 = init); `test_acc` only for classification data (integer labels), empty for regression |
 //! | `summary.json` | status (`completed` / `diverged`), final metrics, timing |
 //! | `weights.safetensors` | final raw weights (not written for a diverged run) |
 //! | `ntk_movement.csv` | with an `[ntk]` table only: empirical-NTK movement (see [`crate::kernel::movement`]) |
@@ -315,6 +315,10 @@ impl TrainConfig {
 
     /// Set one value by dotted key (`param.richness=0.25`, `train.epochs=3`), as the
     /// command line's `--set` does. The value is parsed as TOML (strings may be bare).
+    ///
+    /// Like the command-line flags, an override replaces the keys it is an
+    /// alternative to (see [`clear_alternatives`](Self::clear_alternatives)): on a
+    /// config with `preset = "mup"`, `param.richness=0.25` drops the preset.
     pub fn set(&mut self, assignment: &str) -> Result<()> {
         let (key, value) = assignment
             .split_once('=')
@@ -323,7 +327,41 @@ impl TrainConfig {
             Ok(t) => t["v"].clone(),
             Err(_) => toml::Value::String(value.to_string()),
         };
-        self.set_value(key, parsed, &format!("--set {assignment}"))
+        let mut next = self.clone();
+        next.clear_alternatives(key.trim());
+        next.set_value(key, parsed, &format!("--set {assignment}"))?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Forget the keys that `key` is an alternative to, so that setting it
+    /// overrides them instead of conflicting with them:
+    ///
+    /// | setting | clears |
+    /// |---|---|
+    /// | `param.preset` | `param.richness`, `param.alpha`, `param.abc`, `param.gauge` |
+    /// | `param.richness`, `param.alpha` | `param.preset`, `param.abc` and the other one |
+    /// | `param.abc` | `param.preset`, `param.richness`, `param.alpha`, `param.gauge` |
+    /// | `model.width`, `model.depth` | `model.dims` |
+    /// | `model.dims` | `model.width`, `model.depth` |
+    /// | `train.epochs` / `train.steps` | the other one |
+    pub fn clear_alternatives(&mut self, key: &str) {
+        let p = &mut self.param;
+        match key {
+            "param.preset" => {
+                (p.richness, p.alpha, p.abc, p.gauge) = (None, None, None, None);
+            }
+            "param.richness" => (p.preset, p.alpha, p.abc) = (None, None, None),
+            "param.alpha" => (p.preset, p.richness, p.abc) = (None, None, None),
+            "param.abc" => {
+                (p.preset, p.richness, p.alpha, p.gauge) = (None, None, None, None);
+            }
+            "model.width" | "model.depth" => self.model.dims = None,
+            "model.dims" => (self.model.width, self.model.depth) = (None, None),
+            "train.epochs" => self.train.steps = None,
+            "train.steps" => self.train.epochs = None,
+            _ => {}
+        }
     }
 
     /// Set one value by dotted key to a TOML value (what [`set`](Self::set) does
@@ -342,17 +380,20 @@ impl TrainConfig {
                 .entry(p.to_string())
                 .or_insert_with(|| toml::Value::Table(Default::default()))
                 .as_table_mut()
-                .ok_or_else(|| Error::config(format!("`{key}`: `{p}` is not a table")))?;
+                .ok_or_else(|| Error::config(format!("{origin}: `{p}` is not a table")))?;
         }
         table.insert(parts.last().unwrap().to_string(), value);
-        *self = Self::from_toml(&toml::to_string(&doc).expect("toml"), origin)?;
+        // The document is our re-serialisation, which the user never saw: errors
+        // name the assignment (`origin`), not a line of that text.
+        *self = toml::from_str(&toml::to_string(&doc).expect("toml"))
+            .map_err(|e| Error::config(format!("{origin}: {}", friendly(e.message()))))?;
         Ok(())
     }
 }
 
 /// A TOML error as one line: `origin: line N (`the line`): message`.
 pub fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> String {
-    let msg = one_line(e.message());
+    let msg = friendly(e.message());
     match e.span() {
         Some(span) => {
             let start = span.start.min(text.len());
@@ -362,6 +403,29 @@ pub fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> String {
         }
         None => format!("{origin}: {msg}"),
     }
+}
+
+/// A parser message as one line, with Rust type names (`expected usize`) said in
+/// words (`expected a non-negative integer`).
+fn friendly(msg: &str) -> String {
+    let mut m = one_line(msg);
+    for (rust, words) in [
+        ("expected usize", "expected a non-negative integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected i64", "expected an integer"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+    ] {
+        if let Some(i) = m.find(rust) {
+            // Only whole words: `expected usize`, not a longer name starting with it.
+            let end = i + rust.len();
+            if !m[end..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+                m.replace_range(i..end, words);
+            }
+        }
+    }
+    m
 }
 
 /// First line of a (possibly multi-line) parser message, trimmed.
@@ -513,6 +577,7 @@ pub struct MetricRow {
     pub epoch: usize,
     pub train_loss: Option<f64>,
     pub test_loss: Option<f64>,
+    /// Classification data only (see [`Outcome::final_test_acc`]).
     pub test_acc: Option<f64>,
 }
 
@@ -547,6 +612,8 @@ pub struct Outcome {
     pub steps: usize,
     pub final_train_loss: Option<f64>,
     pub final_test_loss: Option<f64>,
+    /// Argmax accuracy on the test set; `None` without a test set and for
+    /// regression data (no integer class labels), where accuracy means nothing.
     pub final_test_acc: Option<f64>,
     pub seconds: f64,
     pub threads: usize,
@@ -720,7 +787,16 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         rows.push(row);
         Ok(())
     };
-    let evaluate = |tr: &mut Trainer<T>| test.as_ref().map(|(tx, ty)| tr.evaluate(tx, ty));
+    // Accuracy is reported for classification data only (integer class labels);
+    // for real-valued targets argmax agreement means nothing (with one output
+    // column it is always 1).
+    let classification = p.split.train.labels.is_some();
+    let evaluate = |tr: &mut Trainer<T>| {
+        test.as_ref().map(|(tx, ty)| {
+            let (loss, acc) = tr.evaluate(tx, ty);
+            (loss, classification.then_some(acc))
+        })
+    };
     let init_eval = evaluate(&mut trainer);
     emit(
         MetricRow {
@@ -728,7 +804,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
             epoch: 0,
             train_loss: None,
             test_loss: init_eval.map(|e| e.0),
-            test_acc: init_eval.map(|e| e.1),
+            test_acc: init_eval.and_then(|e| e.1),
         },
         &mut csv,
     )?;
@@ -775,7 +851,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
                     epoch: epoch + 1,
                     train_loss: Some(loss),
                     test_loss: eval.map(|e| e.0),
-                    test_acc: eval.map(|e| e.1),
+                    test_acc: eval.and_then(|e| e.1),
                 },
                 &mut csv,
             )?;
@@ -805,7 +881,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         steps: step,
         final_train_loss: last_train,
         final_test_loss: last_eval.map(|e| e.0),
-        final_test_acc: last_eval.map(|e| e.1),
+        final_test_acc: last_eval.and_then(|e| e.1),
         seconds: start.elapsed().as_secs_f64(),
         threads: cx.threads,
         dtype: T::DTYPE,
