@@ -384,7 +384,7 @@ impl Report {
             }
             for c in &e.claims {
                 s.push_str(&format!(
-                    "    {:<7} {}: expected {}; measured {} ({})\n",
+                    "    {:<7} {}: expected {}; measured {} (rule: {})\n",
                     c.verdict.name(),
                     c.claim,
                     c.expected,
