@@ -19,17 +19,18 @@ pub fn config_from_args(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
     if let Some(d) = &a.data {
         cfg.data.dataset = d.clone();
     }
+    // Flags replace the keys they are alternatives to, exactly as `--set` does.
     if let Some(w) = a.width {
+        cfg.clear_alternatives("model.width");
         cfg.model.width = Some(w);
-        cfg.model.dims = None;
     }
     if let Some(e) = a.epochs {
+        cfg.clear_alternatives("train.epochs");
         cfg.train.epochs = Some(e);
-        cfg.train.steps = None;
     }
     if let Some(s) = a.steps {
+        cfg.clear_alternatives("train.steps");
         cfg.train.steps = Some(s);
-        cfg.train.epochs = None;
     }
     if let Some(b) = a.batch_size {
         cfg.train.batch_size = b;
