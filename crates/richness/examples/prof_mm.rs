@@ -1,21 +1,42 @@
 //! Matrix-product orientations at the benchmark's shapes (for tuning the layout).
+//!
+//! `cargo run --release --example prof_mm -p richness [-- --threads N]
+//! [--backend openblas] [--readout N] [--json]`
 use richness::linalg::Compute;
 use richness::tensor::{Mat, MatMut};
 use std::time::Instant;
 fn main() {
+    // `--backend openblas` (with `--features openblas`) to profile the other backend;
+    // `--threads N` (default 2).
+    let args: Vec<String> = std::env::args().collect();
+    let threads: usize = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .map(|t| t.parse().expect("threads"))
+        .unwrap_or(2);
     rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
+        .num_threads(threads)
         .build_global()
         .unwrap();
-    // `--backend openblas` (with `--features openblas`) to profile the other backend.
-    let args: Vec<String> = std::env::args().collect();
     let backend = args
         .iter()
         .position(|a| a == "--backend")
         .and_then(|i| args.get(i + 1))
         .map(|b| b.parse().expect("backend"))
         .unwrap_or_default();
-    let cx = Compute::with_backend(2, backend);
+    let cx = Compute::with_backend(threads, backend);
+    // `--readout N`: the read-out layer's product (N outputs from width 4096, batch
+    // 256) in both orientations, which `dense_forward` chooses between.
+    if let Some(outs) = args
+        .iter()
+        .position(|a| a == "--readout")
+        .and_then(|i| args.get(i + 1))
+        .map(|t| t.parse::<usize>().expect("readout"))
+    {
+        readout(&cx, outs);
+        return;
+    }
     let (b, n) = (256, 4096);
     let a = Mat::<f32>::from_fn(b, n, |i, j| ((i * 7 + j) % 13) as f32 * 0.01);
     let w = Mat::<f32>::from_fn(n, n, |i, j| ((i * 3 + j) % 11) as f32 * 0.01);
@@ -76,12 +97,45 @@ fn main() {
             t.push(s.elapsed().as_secs_f64() * 1e3);
         }
     }
+    let json = args.iter().any(|a| a == "--json");
+    let mut fields = Vec::new();
     for (n, t) in names.iter().zip(times.iter_mut()) {
         t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        println!(
-            "{n:<26} median {:6.1} ms  {:4.0} GFLOP/s",
-            t[3],
-            gf / t[3] * 1e3
-        );
+        if json {
+            fields.push(format!("\"{n}\":{}", t[3]));
+        } else {
+            println!(
+                "{n:<26} median {:6.1} ms  {:4.0} GFLOP/s",
+                t[3],
+                gf / t[3] * 1e3
+            );
+        }
     }
+    if json {
+        // One object, product name → median milliseconds (read by bench/products.py).
+        println!("{{{}}}", fields.join(","));
+    }
+}
+
+fn readout(cx: &Compute, outs: usize) {
+    let (b, n) = (256, 4096);
+    let a = Mat::<f32>::from_fn(b, n, |i, j| ((i * 7 + j) % 13) as f32 * 0.01);
+    let w = Mat::<f32>::from_fn(outs, n, |i, j| ((i * 3 + j) % 11) as f32 * 0.01);
+    let mut z = Mat::<f32>::zeros(b, outs);
+    let mut zt = Mat::<f32>::zeros(outs, b);
+    let (mut direct, mut transposed) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        let s = Instant::now();
+        cx.matmul(z.view_mut(), a.view(), w.view().t(), 1.0, 0.0);
+        direct.push(s.elapsed().as_secs_f64() * 1e3);
+        let s = Instant::now();
+        cx.matmul(zt.view_mut(), w.view(), a.view().t(), 1.0, 0.0);
+        transposed.push(s.elapsed().as_secs_f64() * 1e3);
+    }
+    direct.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    transposed.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "read-out {outs} outputs: z=A·Wᵀ median {:.2} ms, zᵀ=W·Aᵀ median {:.2} ms (without the transpose)",
+        direct[4], transposed[4]
+    );
 }
