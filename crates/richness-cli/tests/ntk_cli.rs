@@ -476,7 +476,7 @@ fn empirical_kernel_of_a_trained_myrtle5_checkpoint() {
         p(&run_dir),
     ]));
     let x: Vec<f64> = normal_vec(9, "cnn-x", 0, 6 * 64, 1.0);
-    save_npy(&d.join("x.npy"), &[6, 64], &x).unwrap();
+    save_npy(d.join("x.npy"), &[6, 64], &x).unwrap();
     let weights = run_dir.join("weights.safetensors");
     ok(&run(&[
         "ntk",

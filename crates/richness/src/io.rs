@@ -25,7 +25,7 @@ pub const META_PARAM: &str = "richness.parameterization";
 pub const META_ARCH: &str = "richness.arch";
 
 fn to_bytes<T: Scalar>(v: &[T]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * std::mem::size_of::<T>());
+    let mut out = Vec::with_capacity(std::mem::size_of_val(v));
     for &x in v {
         match T::DTYPE {
             Dtype::F32 => out.extend_from_slice(&(x.f64() as f32).to_le_bytes()),

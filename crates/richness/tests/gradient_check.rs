@@ -32,24 +32,23 @@ fn check(arch: &Arch, choice: &ScaleChoice, loss: Loss) -> f64 {
     model.backward(&cx, &mut trace, &mut grads, false);
     let analytic: Vec<Vec<f64>> = grads.tensors().iter().map(|t| t.to_vec()).collect();
     let mut worst: f64 = 0.0;
-    let n_tensors = analytic.len();
-    for ti in 0..n_tensors {
-        let mut fd = vec![0.0; analytic[ti].len()];
-        for i in 0..fd.len() {
+    for (ti, an) in analytic.iter().enumerate() {
+        let mut fd = vec![0.0; an.len()];
+        for (i, fdi) in fd.iter_mut().enumerate() {
             let h = 1e-6;
             let mut mp = model.clone();
             mp.params_mut()[ti][i] += h;
             let mut mm = model.clone();
             mm.params_mut()[ti][i] -= h;
-            fd[i] = (loss_of(&mp, &x, &y, b, loss) - loss_of(&mm, &x, &y, b, loss)) / (2.0 * h);
+            *fdi = (loss_of(&mp, &x, &y, b, loss) - loss_of(&mm, &x, &y, b, loss)) / (2.0 * h);
         }
         let num: f64 = fd
             .iter()
-            .zip(&analytic[ti])
+            .zip(an)
             .map(|(a, b)| (a - b).powi(2))
             .sum::<f64>()
             .sqrt();
-        let den: f64 = analytic[ti].iter().map(|a| a * a).sum::<f64>().sqrt();
+        let den: f64 = an.iter().map(|a| a * a).sum::<f64>().sqrt();
         assert!(
             den > 0.0,
             "tensor {ti} has a zero gradient: the check would be vacuous"

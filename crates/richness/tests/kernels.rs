@@ -461,8 +461,9 @@ fn solve(a: &Mat<f64>, r: &Mat<f64>) -> Mat<f64> {
         for i in 0..n {
             if i != c {
                 let f = m[i][c] / m[c][c];
-                for j in c..w {
-                    m[i][j] -= f * m[c][j];
+                let pivot_row = m[c].clone();
+                for (mij, &mcj) in m[i][c..w].iter_mut().zip(&pivot_row[c..w]) {
+                    *mij -= f * mcj;
                 }
             }
         }

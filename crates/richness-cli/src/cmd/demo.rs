@@ -13,8 +13,10 @@ pub fn run(a: DemoArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> 
     );
     let mut rows = Vec::new();
     for preset in [Preset::Ntp, Preset::Mup] {
-        let mut cfg = TrainConfig::default();
-        cfg.param = ScaleChoice::preset(preset);
+        let mut cfg = TrainConfig {
+            param: ScaleChoice::preset(preset),
+            ..TrainConfig::default()
+        };
         cfg.model.width = Some(a.width);
         cfg.optim.momentum = 0.9;
         cfg.train.epochs = Some(a.epochs);
@@ -29,8 +31,8 @@ pub fn run(a: DemoArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> 
         rows.push((preset.name(), o, out));
     }
     println!(
-        "{:<8} {:>12} {:>10} {:>9}  {}",
-        "preset", "test MSE", "test acc", "seconds", "output"
+        "{:<8} {:>12} {:>10} {:>9}  output",
+        "preset", "test MSE", "test acc", "seconds"
     );
     for (name, o, out) in &rows {
         println!(

@@ -260,7 +260,7 @@ impl Table {
         self.column(c)
             .enumerate()
             .map(|(r, v)| {
-                if v >= 0.0 && v <= 65_535.0 && v.fract() == 0.0 {
+                if (0.0..=65_535.0).contains(&v) && v.fract() == 0.0 {
                     Ok(v as u32)
                 } else {
                     Err(Error::file(

@@ -480,8 +480,14 @@ impl FromStr for DataSource {
             "cifar100" => {
                 let mut coarse = false;
                 let dir = parse_dir("cifar100", rest, &mut |k, v| match (k, v) {
-                    ("labels", "fine") => Ok(coarse = false),
-                    ("labels", "coarse") => Ok(coarse = true),
+                    ("labels", "fine") => {
+                        coarse = false;
+                        Ok(())
+                    }
+                    ("labels", "coarse") => {
+                        coarse = true;
+                        Ok(())
+                    }
                     ("labels", _) => Err(Error::config(format!("cifar100 data: labels must be fine or coarse, got `{v}`"))),
                     _ => Err(Error::config(format!("unknown cifar100 data key `{k}` (expected dir, labels)"))),
                 })?;

@@ -222,10 +222,7 @@ fn parse_descr(d: &str) -> std::result::Result<(char, bool, usize), String> {
         Some(c @ ('<' | '>' | '|' | '=')) => (c, chars.as_str()),
         _ => ('=', d),
     };
-    let little = match order {
-        '>' => false,
-        _ => true,
-    };
+    let little = order != '>';
     let mut rc = rest.chars();
     let kind = rc.next().ok_or_else(|| format!("empty dtype `{d}`"))?;
     if kind == 'O' {
@@ -416,7 +413,7 @@ pub fn write_npy<T: Scalar, W: Write>(
     w.write_all(&[1, 0])?;
     w.write_all(&(header.len() as u16).to_le_bytes())?;
     w.write_all(header.as_bytes())?;
-    let mut buf = Vec::with_capacity(data.len() * std::mem::size_of::<T>());
+    let mut buf = Vec::with_capacity(std::mem::size_of_val(data));
     for &x in data {
         match T::DTYPE {
             crate::tensor::Dtype::F32 => buf.extend_from_slice(&(x.f64() as f32).to_le_bytes()),

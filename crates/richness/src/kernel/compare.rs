@@ -109,7 +109,7 @@ impl CompareConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.widths.len() < 2 || self.widths.iter().any(|&w| w == 0) {
+        if self.widths.len() < 2 || self.widths.contains(&0) {
             return Err(Error::config(
                 "T8 needs at least two positive widths to fit a slope",
             ));
@@ -373,8 +373,11 @@ impl CompareReport {
     }
 }
 
+/// Training inputs, training targets, test inputs, test targets.
+type Split = (Mat<f64>, Mat<f64>, Mat<f64>, Mat<f64>);
+
 /// The T8 data: digits, scalar parity target ±1.
-fn t8_data(cfg: &CompareConfig) -> Result<(Mat<f64>, Mat<f64>, Mat<f64>, Mat<f64>)> {
+fn t8_data(cfg: &CompareConfig) -> Result<Split> {
     let split = DataSource::Digits
         .load()?
         .limit(Some(cfg.n_train), Some(cfg.n_test))?;

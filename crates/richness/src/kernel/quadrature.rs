@@ -287,7 +287,7 @@ mod tests {
         let mut dfact = 1.0;
         for k in 1..=7 {
             dfact *= (2 * k - 1) as f64;
-            let m = gh.expect(|x| x.powi(2 * k as i32));
+            let m = gh.expect(|x| x.powi(2 * k));
             assert!(
                 (m / dfact - 1.0).abs() < 1e-12,
                 "E[x^{}] = {m}, want {dfact}",
@@ -295,8 +295,8 @@ mod tests {
             );
             // Odd moments cancel between mirrored nodes; the rounding left over is
             // relative to the size of the terms, E|ξ|^{2k−1}.
-            let odd = gh.expect(|x| x.powi(2 * k as i32 - 1));
-            let scale = gh.expect(|x| x.abs().powi(2 * k as i32 - 1));
+            let odd = gh.expect(|x| x.powi(2 * k - 1));
+            let scale = gh.expect(|x| x.abs().powi(2 * k - 1));
             assert!(odd.abs() < 1e-14 * scale, "E[x^{}] = {odd}", 2 * k - 1);
         }
     }

@@ -153,7 +153,7 @@ impl LinearisedMse {
                 )));
             }
         }
-        if !(ridge >= 0.0 && ridge.is_finite()) || !(base_lr >= 0.0 && base_lr.is_finite()) {
+        if !ridge.is_finite() || ridge < 0.0 || !base_lr.is_finite() || base_lr < 0.0 {
             return Err(Error::config(
                 "ridge and base rate must be non-negative numbers",
             ));

@@ -256,7 +256,7 @@ fn scale_in_place<T: Scalar>(c: &mut [T], beta: T) {
     if beta == T::zero() {
         c.iter_mut().for_each(|x| *x = T::zero());
     } else {
-        c.iter_mut().for_each(|x| *x = *x * beta);
+        c.iter_mut().for_each(|x| *x *= beta);
     }
 }
 

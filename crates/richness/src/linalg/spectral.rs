@@ -165,10 +165,10 @@ fn tridiagonal_max(diag: &[f64], off: &[f64]) -> f64 {
     let count_below = |x: f64| {
         let mut c = 0;
         let mut d = 1.0;
-        for i in 0..k {
-            d = diag[i] - x - if i > 0 { e(i - 1).powi(2) / d } else { 0.0 };
+        for (i, &di) in diag.iter().enumerate().take(k) {
+            d = di - x - if i > 0 { e(i - 1).powi(2) / d } else { 0.0 };
             if d == 0.0 {
-                d = -f64::EPSILON * (diag[i].abs() + x.abs()).max(f64::MIN_POSITIVE);
+                d = -f64::EPSILON * (di.abs() + x.abs()).max(f64::MIN_POSITIVE);
             }
             if d < 0.0 {
                 c += 1;

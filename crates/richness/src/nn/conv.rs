@@ -282,7 +282,7 @@ pub fn conv_backward_weight<T: Scalar>(
         n0 += nb;
     }
     if let Some(db) = db {
-        db.iter_mut().for_each(|x| *x = *x * keep_b);
+        db.iter_mut().for_each(|x| *x *= keep_b);
         let s = scale_b * gain_b;
         for pos in dz[..batch * geom.out_len()].chunks_exact(geom.c_out) {
             db.iter_mut().zip(pos).for_each(|(d, &v)| *d += s * v);
@@ -307,7 +307,7 @@ pub fn pool_forward<T: Scalar>(geom: &ConvGeom, a: &[T], batch: usize, out: &mut
                     o_n.iter_mut().zip(pos).for_each(|(o, &v)| *o += v);
                 }
                 let s = T::of(1.0 / (h * w) as f64);
-                o_n.iter_mut().for_each(|v| *v = *v * s);
+                o_n.iter_mut().for_each(|v| *v *= s);
             }
             Pool::Avg2 => {
                 let q = T::of(0.25);

@@ -148,7 +148,7 @@ pub fn dense_backward_weight<T: Scalar>(
         keep,
     );
     if let Some(db) = db {
-        db.iter_mut().for_each(|x| *x = *x * keep_b);
+        db.iter_mut().for_each(|x| *x *= keep_b);
         let s = scale_b * g_b;
         for row in dz[..batch * fan_out].chunks_exact(fan_out) {
             db.iter_mut().zip(row).for_each(|(d, &r)| *d += s * r);

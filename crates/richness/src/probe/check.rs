@@ -152,6 +152,9 @@ pub struct Criterion {
     pub verdict: String,
 }
 
+/// (width, seed, reason) of a probe that diverged.
+pub type Diverged = (usize, usize, String);
+
 /// The whole result of a check (also `check.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckReport {
@@ -165,7 +168,7 @@ pub struct CheckReport {
     /// r estimated from the read-in and hidden `dh_norm` slopes (mean, spread).
     pub estimated_r: Option<(f64, f64)>,
     /// (width, seed, reason) of probes that diverged.
-    pub diverged: Vec<(usize, usize, String)>,
+    pub diverged: Vec<Diverged>,
     pub spectral_method: String,
     /// How slopes and intervals are computed.
     pub fit_method: String,
@@ -239,7 +242,7 @@ pub fn scan(
     cfg: &CheckConfig,
     threads: usize,
     progress: bool,
-) -> Result<(Vec<ScanRow>, Vec<(usize, usize, String)>)> {
+) -> Result<(Vec<ScanRow>, Vec<Diverged>)> {
     match cfg.dtype {
         Dtype::F32 => scan_typed::<f32>(cfg, threads, progress),
         Dtype::F64 => scan_typed::<f64>(cfg, threads, progress),
@@ -269,7 +272,7 @@ fn scan_typed<T: Scalar>(
     cfg: &CheckConfig,
     threads: usize,
     progress: bool,
-) -> Result<(Vec<ScanRow>, Vec<(usize, usize, String)>)> {
+) -> Result<(Vec<ScanRow>, Vec<Diverged>)> {
     validate(cfg)?;
     let split = crate::data::DataConfig {
         dataset: cfg.data.clone(),
@@ -477,11 +480,7 @@ pub fn run(
 }
 
 /// Fits, predictions and verdicts for scan rows.
-pub fn judge(
-    cfg: &CheckConfig,
-    rows: &[ScanRow],
-    diverged: Vec<(usize, usize, String)>,
-) -> Result<CheckReport> {
+pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Result<CheckReport> {
     let split = crate::data::DataConfig {
         dataset: cfg.data.clone(),
         ..Default::default()

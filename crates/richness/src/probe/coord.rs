@@ -55,6 +55,9 @@ pub struct CoordReport {
     pub stable: bool,
 }
 
+/// (width, seed, step) of a run that diverged.
+type Divergence = (usize, usize, usize);
+
 /// Run the coordinate check with `cfg.steps` steps.
 pub fn run(
     cfg: &CheckConfig,
@@ -86,7 +89,7 @@ fn run_typed<T: Scalar>(
         .collect();
     jobs.sort_by_key(|&(w, s)| (std::cmp::Reverse(w), s));
     let bar = crate::progress::bar(jobs.len() as u64, "coord", progress);
-    let one = |&(w, s): &(usize, usize)| -> Result<(Vec<CoordRow>, Option<(usize, usize, usize)>)> {
+    let one = |&(w, s): &(usize, usize)| -> Result<(Vec<CoordRow>, Option<Divergence>)> {
         let mut m = cfg.model.clone();
         m.width = Some(w);
         let arch = m.resolve(x.cols(), y.cols())?;

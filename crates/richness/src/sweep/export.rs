@@ -57,6 +57,9 @@ fn json_cell(v: Option<&serde_json::Value>) -> String {
     }
 }
 
+/// One row of the metrics table: run id, step, name, layer, value.
+type MetricRow = (String, i64, String, Option<i64>, Option<f64>);
+
 /// Write `runs.csv` and `metrics.csv` into `dir`.
 pub fn export_csv(store: &Store, dir: &Path) -> Result<Exported> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -126,7 +129,7 @@ pub fn export_csv(store: &Store, dir: &Path) -> Result<Exported> {
         .next()
         .map_err(|e| Error::file(store.path(), format!("database error: {e}")))?
     {
-        let get = || -> rusqlite::Result<(String, i64, String, Option<i64>, Option<f64>)> {
+        let get = || -> rusqlite::Result<MetricRow> {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         };
         let (id, step, name, layer, value) =

@@ -285,7 +285,8 @@ pub fn curve_optimum(xs: &[f64], ys: &[f64], diverged: &[bool]) -> Option<(f64, 
     let a = (d12 - d01) / (x2 - x0);
     let b = d01 - a * (x0 + x1);
     let c = y0 - a * x0 * x0 - b * x0;
-    if !(a > 0.0) || !a.is_finite() {
+    // A NaN curvature is not finite, so it too falls back to the sampled point.
+    if !a.is_finite() || a <= 0.0 {
         return Some((x1, ys[i], Located::Parabola));
     }
     let v = (-b / (2.0 * a)).clamp(x0, x2);
