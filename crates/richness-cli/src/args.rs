@@ -242,14 +242,24 @@ impl ScaleArgs {
     /// Apply these flags on top of `base`.
     pub fn apply(&self, base: &ScaleChoice) -> ScaleChoice {
         let mut c = base.clone();
-        if self.preset.is_some() || self.richness.is_some() || self.alpha.is_some() {
+        // Each given flag overrides what it is an alternative to in `base`; all are
+        // cleared before any is set, so two conflicting flags still meet validation.
+        let given = [
+            ("preset", self.preset.is_some()),
+            ("richness", self.richness.is_some()),
+            ("alpha", self.alpha.is_some()),
+        ];
+        for (field, _) in given.iter().filter(|(_, g)| *g) {
+            c.clear_alternatives(field);
+        }
+        if self.preset.is_some() {
             c.preset = self.preset;
+        }
+        if self.richness.is_some() {
             c.richness = self.richness;
+        }
+        if self.alpha.is_some() {
             c.alpha = self.alpha;
-            c.abc = None;
-            if self.preset.is_some() {
-                c.gauge = None;
-            }
         }
         if let Some(g) = self.gauge {
             c.gauge = Some(g);

@@ -656,6 +656,48 @@ fn set_replaces_the_keys_it_is_an_alternative_to() {
     assert!(out.contains("# preset=ntp"), "{out}");
 }
 
+/// The scale flags follow the rule `--set` uses (`ScaleChoice::clear_alternatives`):
+/// each replaces what it is an alternative to in the config, while two flags that
+/// contradict each other are still an error.
+#[test]
+fn scale_flags_replace_their_alternatives_in_the_config() {
+    let d = tmp("flag-alternatives");
+    let preset = write(
+        &d,
+        "p.toml",
+        "[model]\nwidth = 32\n[param]\npreset = \"mup\"\n[train]\nepochs = 2\n",
+    );
+    let scale = write(
+        &d,
+        "s.toml",
+        "[model]\nwidth = 32\n[param]\nrichness = 0.25\ngauge = \"layerwise\"\n[train]\nepochs = 2\n",
+    );
+    let dry = |cfg: &Path, flags: &[&str]| {
+        let mut args = vec!["train", cfg.to_str().unwrap(), "--dry-run"];
+        args.extend(flags);
+        run(&args)
+    };
+    let out = |o: Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let o = out(dry(&preset, &["--richness", "0.25"]));
+    assert!(
+        o.contains("# r=0.25 gauge=mup") && !o.contains("preset ="),
+        "{o}"
+    );
+    let o = out(dry(&preset, &["--alpha", "2"]));
+    assert!(o.contains("# alpha=2"), "{o}");
+    // A preset fixes the gauge, so it replaces the file's gauge too.
+    let o = out(dry(&scale, &["--preset", "ntp"]));
+    assert!(o.contains("# preset=ntp") && !o.contains("gauge ="), "{o}");
+    // r replaces r and keeps the file's gauge.
+    let o = out(dry(&scale, &["--richness", "0.5"]));
+    assert!(o.contains("# r=0.5 gauge=layerwise"), "{o}");
+    let o = dry(&scale, &["--preset", "ntp", "--richness", "0.5"]);
+    assert!(!o.status.success(), "conflicting flags were accepted");
+}
+
 /// `--set` errors name the override as typed, never a line of the re-serialised
 /// config the user did not write.
 #[test]

@@ -236,6 +236,19 @@ pub struct Power {
     pub width: f64,
 }
 
+/// The product of two power laws.
+impl std::ops::Mul for Power {
+    type Output = Power;
+    fn mul(self, o: Power) -> Power {
+        Power::new(
+            self.coef * o.coef,
+            self.alpha + o.alpha,
+            self.fan_in + o.fan_in,
+            self.width + o.width,
+        )
+    }
+}
+
 impl Power {
     pub const ONE: Power = Power {
         coef: 1.0,
@@ -251,16 +264,6 @@ impl Power {
             fan_in,
             width,
         }
-    }
-
-    /// The product of two power laws.
-    pub fn mul(self, o: Power) -> Power {
-        Power::new(
-            self.coef * o.coef,
-            self.alpha + o.alpha,
-            self.fan_in + o.fan_in,
-            self.width + o.width,
-        )
     }
 
     /// `self^k`.
@@ -422,6 +425,32 @@ impl Default for ScaleChoice {
 }
 
 impl ScaleChoice {
+    /// Forget the fields that `field` is an alternative to, so that setting it
+    /// overrides them instead of conflicting with them (`preset` and `abc` fix the
+    /// gauge too; `richness` and `alpha` leave it):
+    ///
+    /// | setting | clears |
+    /// |---|---|
+    /// | `preset` | `richness`, `alpha`, `abc`, `gauge` |
+    /// | `richness`, `alpha` | `preset`, `abc` and the other one |
+    /// | `abc` | `preset`, `richness`, `alpha`, `gauge` |
+    ///
+    /// Other field names clear nothing. Both the command-line flags and
+    /// `--set param.…` go through this one rule.
+    pub fn clear_alternatives(&mut self, field: &str) {
+        match field {
+            "preset" => {
+                (self.richness, self.alpha, self.abc, self.gauge) = (None, None, None, None)
+            }
+            "richness" => (self.preset, self.alpha, self.abc) = (None, None, None),
+            "alpha" => (self.preset, self.richness, self.abc) = (None, None, None),
+            "abc" => {
+                (self.preset, self.richness, self.alpha, self.gauge) = (None, None, None, None)
+            }
+            _ => {}
+        }
+    }
+
     /// A preset with base rate 1.
     pub fn preset(p: Preset) -> Self {
         ScaleChoice {
@@ -600,7 +629,7 @@ fn scaling_powers(role: Role, gauge: Gauge, optimizer: OptimizerKind) -> (Power,
         OptimizerKind::Sgd => -2.0,
         OptimizerKind::Adam => -1.0,
     };
-    (c, std.mul(c.pow(-1.0)), lr.mul(c.pow(lr_pow)))
+    (c, std * c.pow(-1.0), lr * c.pow(lr_pow))
 }
 
 /// Power laws (g, σ, η) of the standard parameterization: g = 1, σ = 1/√d, η = 1.
@@ -751,7 +780,7 @@ impl Parameterization {
                 // Adam's ε scales with the raw gradient, i.e. with the gauge factor c
                 // (c = g here, since the layerwise gauge has g = 1).
                 let adam_eps =
-                    (optimizer == OptimizerKind::Adam).then(|| choice.adam_eps * w.multiplier);
+                    (optimizer == OptimizerKind::Adam).then_some(choice.adam_eps * w.multiplier);
                 LayerParam {
                     name: format!("layers.{i}"),
                     role,
@@ -850,7 +879,7 @@ impl Parameterization {
                         init_std: 1.0,
                         lr,
                     }),
-                    adam_eps: (optimizer == OptimizerKind::Adam).then(|| choice.adam_eps * g),
+                    adam_eps: (optimizer == OptimizerKind::Adam).then_some(choice.adam_eps * g),
                 }
             })
             .collect();

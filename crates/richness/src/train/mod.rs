@@ -339,23 +339,16 @@ impl TrainConfig {
     ///
     /// | setting | clears |
     /// |---|---|
-    /// | `param.preset` | `param.richness`, `param.alpha`, `param.abc`, `param.gauge` |
-    /// | `param.richness`, `param.alpha` | `param.preset`, `param.abc` and the other one |
-    /// | `param.abc` | `param.preset`, `param.richness`, `param.alpha`, `param.gauge` |
+    /// | `param.…` | as [`ScaleChoice::clear_alternatives`] |
     /// | `model.width`, `model.depth` | `model.dims` |
     /// | `model.dims` | `model.width`, `model.depth` |
     /// | `train.epochs` / `train.steps` | the other one |
     pub fn clear_alternatives(&mut self, key: &str) {
-        let p = &mut self.param;
+        if let Some(field) = key.strip_prefix("param.") {
+            self.param.clear_alternatives(field);
+            return;
+        }
         match key {
-            "param.preset" => {
-                (p.richness, p.alpha, p.abc, p.gauge) = (None, None, None, None);
-            }
-            "param.richness" => (p.preset, p.alpha, p.abc) = (None, None, None),
-            "param.alpha" => (p.preset, p.richness, p.abc) = (None, None, None),
-            "param.abc" => {
-                (p.preset, p.richness, p.alpha, p.gauge) = (None, None, None, None);
-            }
             "model.width" | "model.depth" => self.model.dims = None,
             "model.dims" => (self.model.width, self.model.depth) = (None, None),
             "train.epochs" => self.train.steps = None,
