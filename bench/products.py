@@ -13,9 +13,9 @@ W ← W − η·dᵀ·a (PyTorch: W.addmm_(d.T, a, alpha=-η)).
 Needs PyTorch (`pip install torch numpy`); the OpenBLAS rows need Debian's
 `libopenblas-dev`. Usage: python3 bench/products.py [--passes 5] [--threads 2]
 """
-import argparse, json, os, statistics, subprocess, sys, time
+import argparse, os, statistics, sys, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, build, openblas_env, run_json
 
 TORCH_MM = r"""
 import json, sys, time, torch
@@ -45,27 +45,6 @@ RICHNESS_NAMES = {
 }
 
 
-def build(features, target_dir):
-    cmd = ["cargo", "build", "--release", "-p", "richness", "--example", "prof_mm", "--message-format=json"]
-    if features:
-        cmd += ["--features", features]
-    out = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, CARGO_TARGET_DIR=target_dir),
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        return None
-    for line in out.stdout.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "prof_mm" and msg.get("executable"):
-            return msg["executable"]
-    return None
-
-
-def run_json(cmd, env=None):
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed: {out.stderr.strip()[-500:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -75,16 +54,13 @@ def main():
     a = ap.parse_args()
 
     impls = {}
-    gemm_bin = build("", os.path.join(ROOT, "target"))
+    gemm_bin = build("example", "prof_mm", "", os.path.join(ROOT, "target"))
     if gemm_bin is None:
         sys.exit("cargo build of examples/prof_mm failed")
     impls["richness-gemm"] = ([gemm_bin, "--backend", "gemm"], None)
-    blas_bin = build("openblas", os.path.join(ROOT, "target", "openblas"))
+    blas_bin = build("example", "prof_mm", "openblas", os.path.join(ROOT, "target", "openblas"))
     if blas_bin:
-        env = dict(os.environ)
-        flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-        env.setdefault("OPENBLAS_CORETYPE", "SkylakeX" if "avx512f" in flags else ("Haswell" if "avx2" in flags else ""))
-        impls["richness-openblas"] = ([blas_bin, "--backend", "openblas"], env)
+        impls["richness-openblas"] = ([blas_bin, "--backend", "openblas"], openblas_env())
     common = ["--threads", str(a.threads), "--json"]
     ms = {name: {p: [] for p in RICHNESS_NAMES} for name in ["pytorch", *impls]}
     version = None

@@ -7,9 +7,9 @@ medians and the ratio PyTorch / richness (higher is better for richness).
 Needs: PyTorch (`pip install torch numpy`), and for the OpenBLAS row Debian's
 `libopenblas-dev`. Usage: python3 bench/step.py [--passes 3] [--steps 5] [--threads 2]
 """
-import argparse, json, os, platform, statistics, subprocess, sys, time
+import argparse, os, platform, statistics, sys, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, build, openblas_env, run_json
 
 TORCH_STEP = r"""
 import json, sys, time, torch
@@ -38,28 +38,6 @@ print(json.dumps({"impl": "pytorch-" + torch.__version__, "step_seconds": ts, "m
 """
 
 
-def build(features, target_dir):
-    cmd = ["cargo", "bench", "-p", "richness", "--bench", "step", "--no-run", "--message-format=json"]
-    if features:
-        cmd += ["--features", features]
-    env = dict(os.environ, CARGO_TARGET_DIR=target_dir)
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        return None
-    for line in out.stdout.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "step" and msg.get("executable"):
-            return msg["executable"]
-    return None
-
-
-def run_json(cmd, env=None):
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed: {out.stderr.strip()[-500:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--passes", type=int, default=3)
@@ -69,19 +47,14 @@ def main():
     ap.add_argument("--python", default=sys.executable, help="Python with torch installed")
     a = ap.parse_args()
 
-    gemm_bin = build("", os.path.join(ROOT, "target"))
-    blas_bin = build("openblas", os.path.join(ROOT, "target", "openblas"))
+    gemm_bin = build("bench", "step", "", os.path.join(ROOT, "target"))
+    blas_bin = build("bench", "step", "openblas", os.path.join(ROOT, "target", "openblas"))
     if gemm_bin is None:
         sys.exit("cargo bench build failed")
     impls = {"richness-gemm": [gemm_bin, "--backend", "gemm"]}
-    blas_env = dict(os.environ)
+    blas_env = openblas_env()
     if blas_bin:
         impls["richness-openblas"] = [blas_bin, "--backend", "openblas"]
-        # Debian's OpenBLAS 0.3.21 detects unknown (virtualised) Xeons as "Prescott"
-        # and runs its slowest kernels; name the core when AVX-512 / AVX2 is there.
-        flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-        if "OPENBLAS_CORETYPE" not in blas_env:
-            blas_env["OPENBLAS_CORETYPE"] = "SkylakeX" if "avx512f" in flags else ("Haswell" if "avx2" in flags else "")
     common = ["--threads", str(a.threads), "--steps", str(a.steps), "--warmup", str(a.warmup)]
     rows = {k: [] for k in ["pytorch", *impls]}
     torch_version = None
