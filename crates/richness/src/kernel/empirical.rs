@@ -35,7 +35,12 @@
 //! positions), so for models with conv layers the kernel is the Gram matrix of the
 //! rate-scaled per-example gradients, J₁J₂ᵀ, computed a bounded block of rows at a
 //! time ([`GRADIENT_BLOCK_VALUES`] values per block), never the whole B×P Jacobian.
-//! Its cost is one batch-1 backward pass per example, unit and block pair.
+//! The second set's blocks are kept while they fit in [`GRADIENT_CACHE_VALUES`]
+//! (for x2 = x1 they are the first set's), so each gradient is computed once per
+//! unit; only those beyond it are recomputed for every block of the first set. The
+//! examples of a block run in parallel, each its own batch-1 backward pass, and the
+//! Gram products in fixed tiles, so the kernel is bitwise the same for any block
+//! size and thread count.
 //!
 //! Which kernel for vector outputs ([`Outputs`]): one output unit, each unit (the
 //! diagonal blocks K_uu of the full kB×kB kernel), or their mean (1/k)Σ_u K_uu
@@ -61,7 +66,7 @@ use crate::error::{Error, Result};
 use crate::linalg::Compute;
 use crate::nn::dense::dense_backward_input;
 use crate::nn::{Grads, Model, Trace};
-use crate::tensor::{Mat, Scalar};
+use crate::tensor::{Mat, MatRef, Scalar};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -343,7 +348,14 @@ pub fn empirical_ntk<T: Scalar>(
     };
     if !model.arch.is_mlp() {
         return Ok(ntk_by_gradients(
-            model, cx, x1, x2, &units, &heads, opts.block,
+            model,
+            cx,
+            x1,
+            x2,
+            &units,
+            &heads,
+            opts.block,
+            GRADIENT_CACHE_VALUES,
         ));
     }
     let rates = layer_rates(model);
@@ -401,15 +413,34 @@ pub fn empirical_ntk<T: Scalar>(
 /// Most values (rows × parameters) one block of per-example gradients may hold.
 pub const GRADIENT_BLOCK_VALUES: usize = 1 << 24;
 
+/// Most gradient values the conv kernel holds at once, over all blocks of a unit.
+/// Within it, the second set's blocks are kept after their first use, so that each
+/// is computed once; beyond it, the blocks that do not fit are recomputed for every
+/// block of the first set (time traded for memory). Four blocks: twice the two
+/// blocks (one per input set) that the streaming scheme needs anyway.
+pub const GRADIENT_CACHE_VALUES: usize = 4 * GRADIENT_BLOCK_VALUES;
+
 /// Rate-scaled per-example gradients of output unit `unit`: row i is
 /// (√η_p · ∂f_unit(x_i)/∂θ_p)_p over all raw parameters in [`Model::params`] order,
 /// from one forward and one full backward pass per row ([`Model::backward`], the
 /// training code's own gradients). `x` holds `rows` examples; returns [rows, P].
 pub fn gradient_rows<T: Scalar>(model: &Model<T>, x: &[T], rows: usize, unit: usize) -> Mat<T> {
-    let cx = Compute::new(1);
+    gradient_rows_with(model, &Compute::new(1), x, rows, unit)
+}
+
+/// [`gradient_rows`], with the rows spread over the rayon pool when
+/// `cx.threads > 1`. Every row is still its own single-threaded batch-1 pass, so
+/// the result is bitwise the same for any `cx`.
+pub fn gradient_rows_with<T: Scalar>(
+    model: &Model<T>,
+    cx: &Compute,
+    x: &[T],
+    rows: usize,
+    unit: usize,
+) -> Mat<T> {
+    let single = Compute::new(1);
     let d = model.input_dim();
-    let mut trace = Trace::new(model, 1);
-    let mut grads = Grads::new(model);
+    let p = model.num_params();
     let scales: Vec<T> = model
         .param
         .layers
@@ -423,17 +454,15 @@ pub fn gradient_rows<T: Scalar>(model: &Model<T>, x: &[T], rows: usize, unit: us
             v
         })
         .collect();
-    let mut j = Mat::<T>::zeros(rows, model.num_params());
-    for i in 0..rows {
-        model.forward(&cx, &x[i * d..(i + 1) * d], 1, &mut trace);
+    let fill = |(trace, grads): &mut (Trace<T>, Grads<T>), i: usize, row: &mut [T]| {
+        model.forward(&single, &x[i * d..(i + 1) * d], 1, trace);
         trace
             .output_grad_mut()
             .as_mut_slice()
             .iter_mut()
             .enumerate()
             .for_each(|(c, v)| *v = if c == unit { T::one() } else { T::zero() });
-        model.backward(&cx, &mut trace, &mut grads, false);
-        let row = j.row_mut(i);
+        model.backward(&single, trace, grads, false);
         let mut off = 0;
         for (t, &s) in grads.tensors().into_iter().zip(&scales) {
             for (dst, &g) in row[off..off + t.len()].iter_mut().zip(t) {
@@ -441,12 +470,124 @@ pub fn gradient_rows<T: Scalar>(model: &Model<T>, x: &[T], rows: usize, unit: us
             }
             off += t.len();
         }
+    };
+    let state = || (Trace::new(model, 1), Grads::new(model));
+    let mut j = Mat::<T>::zeros(rows, p);
+    // `max(1)`: chunks of zero length panic; with no parameters there is nothing to fill.
+    let rows_of_j = j.as_mut_slice();
+    if cx.threads > 1 && rows > 1 {
+        rows_of_j
+            .par_chunks_mut(p.max(1))
+            .enumerate()
+            .for_each_init(state, |st, (i, row)| fill(st, i, row));
+    } else {
+        let mut st = state();
+        for (i, row) in rows_of_j.chunks_mut(p.max(1)).enumerate() {
+            fill(&mut st, i, row);
+        }
     }
     j
 }
 
+/// Most rows of the fixed tiles in which the conv kernel's Gram products are
+/// computed (fewer when a block of [`GRADIENT_BLOCK_VALUES`] holds fewer rows, so
+/// that tiles never straddle blocks; the tile then depends on the model only).
+///
+/// A BLAS product's summation order depends on the matrix shapes and on where an
+/// entry sits in them, so Gram products of whatever blocks the memory allows would
+/// round differently for different block sizes. Every product is instead one
+/// `tile × tile` product aligned to multiples of `tile` in the global
+/// row numbering (rows past a block or the set are zero), on one thread: each entry
+/// is then always computed by the same arithmetic, whatever the blocks and threads.
+const GRAM_TILE: usize = 64;
+
+/// The tiles that block `j` (starting at global row `s0`) touches, each with a
+/// zero-padded copy of its rows if the block holds only part of it (the product
+/// must see exactly `tile` rows); whole tiles are read in place.
+fn tile_operands<T: Scalar>(j: &Mat<T>, s0: usize, tile: usize) -> Vec<(usize, Option<Mat<T>>)> {
+    let p = j.cols();
+    (s0 / tile..(s0 + j.rows()).div_ceil(tile))
+        .map(|t| {
+            let (t0, t1) = (t * tile, (t + 1) * tile);
+            let (lo, hi) = (t0.max(s0), t1.min(s0 + j.rows()));
+            let copy = (lo != t0 || hi != t1).then(|| {
+                let mut m = Mat::<T>::zeros(tile, p);
+                m.as_mut_slice()[(lo - t0) * p..(hi - t0) * p]
+                    .copy_from_slice(&j.as_slice()[(lo - s0) * p..(hi - s0) * p]);
+                m
+            });
+            (t, copy)
+        })
+        .collect()
+}
+
+/// Tile `t` of block `j` as a product operand (see [`tile_operands`]).
+fn tile_view<'a, T: Scalar>(
+    j: &'a Mat<T>,
+    s0: usize,
+    (t, copy): &'a (usize, Option<Mat<T>>),
+    tile: usize,
+) -> MatRef<'a, T> {
+    let p = j.cols();
+    match copy {
+        Some(m) => m.view(),
+        None => MatRef::new(
+            &j.as_slice()[(t * tile - s0) * p..((t + 1) * tile - s0) * p],
+            tile,
+            p,
+        ),
+    }
+}
+
+/// Gram entries `⟨j1_r, j2_c⟩` of a block pair (blocks starting at global rows `s1`,
+/// `s2`), tile by tile as [`GRAM_TILE`] prescribes; `upper` (symmetric kernel): only
+/// global c ≥ r. Calls `put(r, c, value)` with global indices.
+fn gram_tiles<T: Scalar>(
+    cx: &Compute,
+    (j1, s1): (&Mat<T>, usize),
+    (j2, s2): (&Mat<T>, usize),
+    upper: bool,
+    tile: usize,
+    mut put: impl FnMut(usize, usize, T),
+) {
+    let (o1, o2) = (tile_operands(j1, s1, tile), tile_operands(j2, s2, tile));
+    let pairs: Vec<(usize, usize)> = (0..o1.len())
+        .flat_map(|a| (0..o2.len()).map(move |b| (a, b)))
+        .filter(|&(a, b)| !upper || o2[b].0 >= o1[a].0)
+        .collect();
+    let single = Compute::with_backend(1, cx.backend);
+    let product = |&(a, b): &(usize, usize)| {
+        let mut g = Mat::<T>::zeros(tile, tile);
+        let (t1, t2) = (
+            tile_view(j1, s1, &o1[a], tile),
+            tile_view(j2, s2, &o2[b], tile),
+        );
+        single.matmul(g.view_mut(), t1, t2.t(), T::one(), T::zero());
+        g
+    };
+    let products: Vec<Mat<T>> = if cx.threads > 1 && pairs.len() > 1 {
+        pairs.par_iter().map(product).collect()
+    } else {
+        pairs.iter().map(product).collect()
+    };
+    for (&(a, b), g) in pairs.iter().zip(&products) {
+        let (a, b) = (o1[a].0, o2[b].0);
+        let rows = (a * tile).max(s1)..((a + 1) * tile).min(s1 + j1.rows());
+        for r in rows {
+            let cols = (b * tile).max(s2)..((b + 1) * tile).min(s2 + j2.rows());
+            for c in cols {
+                if !upper || c >= r {
+                    put(r, c, g[(r - a * tile, c - b * tile)]);
+                }
+            }
+        }
+    }
+}
+
 /// The kernel of a model with conv layers: Gram matrices of per-example gradient
-/// blocks (see the module docs), accumulated in f64.
+/// blocks (see the module docs), accumulated in f64. `cache_values` is
+/// [`GRADIENT_CACHE_VALUES`] but for the tests of the recompute path.
+#[allow(clippy::too_many_arguments)]
 fn ntk_by_gradients<T: Scalar>(
     model: &Model<T>,
     cx: &Compute,
@@ -455,16 +596,49 @@ fn ntk_by_gradients<T: Scalar>(
     units: &[usize],
     heads: &[Head],
     block: usize,
+    cache_values: usize,
 ) -> Vec<Mat<f64>> {
     let sym = x2.is_none();
     let x2r = x2.unwrap_or(x1);
     let (n1, n2) = (x1.rows(), x2r.rows());
-    let block = block
-        .min(GRADIENT_BLOCK_VALUES / model.num_params().max(1))
-        .max(1);
+    let p = model.num_params().max(1);
+    let tile = (GRADIENT_BLOCK_VALUES / p).clamp(1, GRAM_TILE);
+    let block = block.min(GRADIENT_BLOCK_VALUES / p).max(1);
+    // Whole tiles per block, else the tiles that straddle two blocks are multiplied
+    // once per block they touch (still the case for blocks asked smaller than a tile).
+    let block = if block >= tile {
+        block / tile * tile
+    } else {
+        block
+    };
     let d = model.input_dim();
-    let rows_of = |x: &Mat<T>, start: usize| (start, block.min(x.rows() - start));
-    let starts = |n: usize| (0..n).step_by(block).collect::<Vec<_>>();
+    let blocks = |n: usize| {
+        (0..n)
+            .step_by(block)
+            .map(|s| (s, block.min(n - s)))
+            .collect::<Vec<_>>()
+    };
+    let (bl1, bl2) = (blocks(n1), blocks(n2));
+    // How many x2 blocks are kept. Symmetric: the x1 blocks are the x2 blocks, so if
+    // all fit, all are kept and each is computed exactly once; otherwise two slots
+    // stay free for the streamed x1 and x2 blocks. Cross: one slot for the current
+    // x1 block (computed once anyway), one more for a streamed x2 block if not all
+    // x2 blocks fit.
+    let slots = (cache_values / (block * p)).max(2);
+    let kept = if sym {
+        if bl2.len() <= slots {
+            bl2.len()
+        } else {
+            slots - 2
+        }
+    } else if bl2.len() < slots {
+        bl2.len()
+    } else {
+        slots - 2
+    };
+    let grads = |x: &Mat<T>, (s, b): (usize, usize), u: usize| {
+        gradient_rows_with(model, cx, &x.as_slice()[s * d..(s + b) * d], b, u)
+    };
     let mut ks: Vec<Mat<f64>> = heads.iter().map(|_| Mat::zeros(n1, n2)).collect();
     for (slot, &u) in units.iter().enumerate() {
         let weights: Vec<(usize, f64)> = heads
@@ -473,55 +647,41 @@ fn ntk_by_gradients<T: Scalar>(
             .filter(|(_, h)| h.slots.contains(&slot))
             .map(|(i, h)| (i, h.weight))
             .collect();
-        for s1 in starts(n1) {
-            let (s1, b1) = rows_of(x1, s1);
-            let j1 = gradient_rows(model, &x1.as_slice()[s1 * d..(s1 + b1) * d], b1, u);
-            for s2 in starts(n2) {
-                if sym && s2 < s1 {
-                    continue;
-                }
-                let (s2, b2) = rows_of(x2r, s2);
-                let j2 = if sym && s2 == s1 {
-                    None
-                } else {
-                    Some(gradient_rows(
-                        model,
-                        &x2r.as_slice()[s2 * d..(s2 + b2) * d],
-                        b2,
-                        u,
-                    ))
-                };
-                let mut g = Mat::<T>::zeros(b1, b2);
-                cx.matmul(
-                    g.view_mut(),
-                    j1.view(),
-                    j2.as_ref().unwrap_or(&j1).view().t(),
-                    T::one(),
-                    T::zero(),
-                );
-                for &(h, w) in &weights {
-                    let km = &mut ks[h];
-                    for r in 0..b1 {
-                        for c in 0..b2 {
-                            let v = w * g[(r, c)].f64();
-                            km[(s1 + r, s2 + c)] += v;
-                            if sym && s2 != s1 {
-                                km[(s2 + c, s1 + r)] += v;
-                            }
-                        }
-                    }
+        let mut cache: Vec<Option<Mat<T>>> = (0..kept).map(|_| None).collect();
+        for (i, &(s1, b1)) in bl1.iter().enumerate() {
+            let own = if sym && i < kept {
+                None
+            } else {
+                Some(grads(x1, (s1, b1), u))
+            };
+            for (j, c) in cache.iter_mut().enumerate().skip(if sym { i } else { 0 }) {
+                if c.is_none() {
+                    *c = Some(grads(x2r, bl2[j], u));
                 }
             }
-        }
-    }
-    if sym {
-        for km in &mut ks {
-            for r in 0..n1 {
-                for c in 0..r {
-                    let v = 0.5 * (km[(r, c)] + km[(c, r)]);
-                    km[(r, c)] = v;
-                    km[(c, r)] = v;
+            let j1 = own.as_ref().unwrap_or_else(|| cache[i].as_ref().unwrap());
+            for (j, &(s2, b2)) in bl2.iter().enumerate() {
+                if sym && j < i {
+                    continue;
                 }
+                let streamed;
+                let j2: &Mat<T> = if sym && j == i {
+                    j1
+                } else if j < kept {
+                    cache[j].as_ref().unwrap()
+                } else {
+                    streamed = grads(x2r, (s2, b2), u);
+                    &streamed
+                };
+                gram_tiles(cx, (j1, s1), (j2, s2), sym, tile, |r, c, g| {
+                    for &(h, w) in &weights {
+                        let v = w * g.f64();
+                        ks[h][(r, c)] += v;
+                        if sym && r != c {
+                            ks[h][(c, r)] += v;
+                        }
+                    }
+                });
             }
         }
     }
@@ -537,4 +697,73 @@ pub fn ntk<T: Scalar>(
     x2: Option<&Mat<T>>,
 ) -> Result<Mat<f64>> {
     Ok(empirical_ntk(model, cx, x1, x2, &NtkOptions::default())?.remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Arch, BiasInit};
+    use crate::param::{OptimizerKind, Preset, ScaleChoice};
+
+    #[test]
+    fn conv_kernel_is_the_same_whichever_gradient_blocks_are_kept() {
+        // Budgets from "every block streamed" through "some kept" to "all kept",
+        // symmetric and cross, against one block holding every row.
+        let mut arch = Arch::myrtle5([2, 4, 4], 3, 2);
+        arch.bias = true;
+        arch.bias_init = BiasInit::Normal;
+        let model = Model::<f64>::init(
+            &arch,
+            &ScaleChoice::preset(Preset::Mup),
+            OptimizerKind::Sgd,
+            3,
+        )
+        .unwrap();
+        let x = |seed: u64, rows: usize| {
+            Mat::from_fn(rows, 32, |i, j| {
+                ((seed * 97 + i as u64 * 31 + j as u64) as f64).sin()
+            })
+        };
+        let (x1, x2) = (x(1, 8), x(2, 7));
+        let p = model.num_params();
+        let heads: Vec<Head> = (0..2)
+            .map(|u| Head {
+                slots: vec![u],
+                weight: 1.0,
+            })
+            .collect();
+        for x2 in [None, Some(&x2)] {
+            let whole = ntk_by_gradients(
+                &model,
+                &Compute::new(1),
+                &x1,
+                x2,
+                &[0, 1],
+                &heads,
+                64,
+                usize::MAX,
+            );
+            for budget in [0, 3 * 2 * p, 4 * 2 * p, usize::MAX] {
+                for threads in [1, 2] {
+                    let k = ntk_by_gradients(
+                        &model,
+                        &Compute::new(threads),
+                        &x1,
+                        x2,
+                        &[0, 1],
+                        &heads,
+                        2,
+                        budget,
+                    );
+                    for (a, b) in k.iter().zip(&whole) {
+                        assert!(
+                            a.as_slice() == b.as_slice(),
+                            "budget {budget}, threads {threads}, cross {}",
+                            x2.is_some()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
