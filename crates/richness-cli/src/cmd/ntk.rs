@@ -45,7 +45,7 @@ pub struct NtkArgs {
 
 #[derive(Subcommand)]
 pub enum NtkCommand {
-    /// Empirical NTK of an MLP (layerwise Gram factorisation, blockwise) → .npy.
+    /// Empirical NTK of an MLP (layerwise Gram factorisation) or a Myrtle-5 checkpoint (per-example gradients), blockwise → .npy.
     Empirical(EmpiricalArgs),
     /// Infinite-width NTK (or NNGP) of an MLP on the richness scale → .npy.
     Infinite(InfiniteArgs),
@@ -59,7 +59,8 @@ pub enum NtkCommand {
 #[command(
     after_help = "The model is given by --dims/--activation/--bias and the scale flags (default: μP,
 r = 1/2, gauge mup), or read from the metadata of --init-weights when --dims is
-omitted. Without --init-weights the weights are a fresh init from --seed.
+omitted (the only way to give a Myrtle-5 CNN). Without --init-weights the weights
+are a fresh init from --seed.
 
 Output: K.npy with shape [N1, N2] (or [k, N1, N2] for --output each), float64;
 K[i, j] = Σ_ℓ η_ℓ ⟨∂f(x_i)/∂W_ℓ, ∂f(x2_j)/∂W_ℓ⟩ (+ biases), base rate excluded.
@@ -101,7 +102,7 @@ pub struct EmpiricalArgs {
     /// Which kernel of a vector output: mean (of the per-output kernels), each, or an index.
     #[arg(long, default_value = "mean", value_name = "mean|each|INDEX")]
     pub output: Outputs,
-    /// Rows per block of each input set.
+    /// Rows per block of each input set (bounds memory; the kernel is the same up to rounding).
     #[arg(long, default_value_t = 256)]
     pub block: usize,
     /// Precision of the network's arithmetic (the kernel is accumulated and saved in f64).
