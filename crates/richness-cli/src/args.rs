@@ -244,23 +244,18 @@ impl ScaleArgs {
         let mut c = base.clone();
         // Each given flag overrides what it is an alternative to in `base`; all are
         // cleared before any is set, so two conflicting flags still meet validation.
-        let given = [
+        for (field, given) in [
             ("preset", self.preset.is_some()),
             ("richness", self.richness.is_some()),
             ("alpha", self.alpha.is_some()),
-        ];
-        for (field, _) in given.iter().filter(|(_, g)| *g) {
-            c.clear_alternatives(field);
+        ] {
+            if given {
+                c.clear_alternatives(field);
+            }
         }
-        if self.preset.is_some() {
-            c.preset = self.preset;
-        }
-        if self.richness.is_some() {
-            c.richness = self.richness;
-        }
-        if self.alpha.is_some() {
-            c.alpha = self.alpha;
-        }
+        c.preset = self.preset.or(c.preset);
+        c.richness = self.richness.or(c.richness);
+        c.alpha = self.alpha.or(c.alpha);
         if let Some(g) = self.gauge {
             c.gauge = Some(g);
         }

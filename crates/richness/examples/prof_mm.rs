@@ -5,35 +5,19 @@
 use richness::linalg::Compute;
 use richness::tensor::{Mat, MatMut};
 use std::time::Instant;
+mod common;
 fn main() {
     // `--backend openblas` (with `--features openblas`) to profile the other backend;
     // `--threads N` (default 2).
-    let args: Vec<String> = std::env::args().collect();
-    let threads: usize = args
-        .iter()
-        .position(|a| a == "--threads")
-        .and_then(|i| args.get(i + 1))
-        .map(|t| t.parse().expect("threads"))
-        .unwrap_or(2);
+    let threads: usize = common::flag("--threads").unwrap_or(2);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
         .unwrap();
-    let backend = args
-        .iter()
-        .position(|a| a == "--backend")
-        .and_then(|i| args.get(i + 1))
-        .map(|b| b.parse().expect("backend"))
-        .unwrap_or_default();
-    let cx = Compute::with_backend(threads, backend);
+    let cx = Compute::with_backend(threads, common::flag("--backend").unwrap_or_default());
     // `--readout N`: the read-out layer's product (N outputs from width 4096, batch
     // 256) in both orientations, which `dense_forward` chooses between.
-    if let Some(outs) = args
-        .iter()
-        .position(|a| a == "--readout")
-        .and_then(|i| args.get(i + 1))
-        .map(|t| t.parse::<usize>().expect("readout"))
-    {
+    if let Some(outs) = common::flag::<usize>("--readout") {
         readout(&cx, outs);
         return;
     }
@@ -97,7 +81,7 @@ fn main() {
             t.push(s.elapsed().as_secs_f64() * 1e3);
         }
     }
-    let json = args.iter().any(|a| a == "--json");
+    let json = common::has("--json");
     let mut fields = Vec::new();
     for (n, t) in names.iter().zip(times.iter_mut()) {
         t.sort_by(|a, b| a.partial_cmp(b).unwrap());

@@ -4,6 +4,7 @@ use richness::nn::{Activation, Arch, Grads, Loss, Model, Trace};
 use richness::optim::{OptimConfig, Optimizer};
 use richness::param::{OptimizerKind, Preset, ScaleChoice};
 use std::time::Instant;
+mod common;
 fn main() {
     rayon::ThreadPoolBuilder::new()
         .num_threads(2)
@@ -20,14 +21,7 @@ fn main() {
     )
     .unwrap();
     // `--backend openblas` (with `--features openblas`) to profile the other backend.
-    let args: Vec<String> = std::env::args().collect();
-    let backend = args
-        .iter()
-        .position(|a| a == "--backend")
-        .and_then(|i| args.get(i + 1))
-        .map(|b| b.parse().expect("backend"))
-        .unwrap_or_default();
-    let cx = Compute::with_backend(2, backend);
+    let cx = Compute::with_backend(2, common::flag("--backend").unwrap_or_default());
     let mut tr = Trace::new(&model, b);
     let mut g = Grads::new(&model);
     let mut opt = Optimizer::new(&model, &OptimConfig::sgd(0.0));

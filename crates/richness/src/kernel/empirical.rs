@@ -625,13 +625,8 @@ fn ntk_by_gradients<T: Scalar>(
     // x1 block (computed once anyway), one more for a streamed x2 block if not all
     // x2 blocks fit.
     let slots = (cache_values / (block * p)).max(2);
-    let kept = if sym {
-        if bl2.len() <= slots {
-            bl2.len()
-        } else {
-            slots - 2
-        }
-    } else if bl2.len() < slots {
+    let room = if sym { slots } else { slots - 1 };
+    let kept = if bl2.len() <= room {
         bl2.len()
     } else {
         slots - 2
