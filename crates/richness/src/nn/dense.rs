@@ -35,9 +35,11 @@ const NARROW_FAN_OUT: usize = 256;
 /// [fan_out, fan_in] is already laid out that way, which measured ~14% faster at
 /// batch 256, width 4096 than packing Wᵀ (see `examples/prof_mm.rs`). The transpose
 /// touches only batch × fan_out values. Narrow layers (a read-out with a few
-/// outputs) are faster the direct way: 10 outputs from width 4096 at batch 256 took
-/// 0.98 ms direct against 2.32 ms transposed, 128 outputs 2.1 against 3.0 ms, while
-/// at 512 outputs the transposed form wins (`examples/prof_mm.rs --readout N`).
+/// outputs) are faster the direct way: from width 4096 at batch 256, 10 outputs took
+/// 0.56 ms direct against 1.93 ms transposed, 128 outputs 2.11 against 3.37 ms, 256
+/// outputs 4.47 against 4.63 ms, while at 512 outputs the transposed form wins (9.24
+/// against 6.78 ms; `cargo run --release --example prof_mm -p richness -- --readout
+/// N`, 2026-11-29).
 #[allow(clippy::too_many_arguments)]
 pub fn dense_forward<T: Scalar>(
     cx: &Compute,
