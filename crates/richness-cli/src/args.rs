@@ -15,7 +15,7 @@ rates follow from r, up to a gauge that does not change training.
 Theory: D. Karkada, \"The lazy (NTK) and rich (μP) regimes: a gentle tutorial\",
 arXiv 2404.19719; the project's own account is docs/theory.md.
 
-Exit status: 0 success; 1 a check whose verdict failed; 2 bad input or an error;
+Exit status: 0 success; 1 a check with a `fail` verdict (any verdict short of `pass` with --strict); 2 bad input or an error;
 3 a training run that diverged.";
 
 #[derive(Parser)]
@@ -127,6 +127,10 @@ pub struct ScanArgs {
     /// Skip spectral norms (faster; drops W_op, dW_op_rel, align).
     #[arg(long)]
     pub no_spectral: bool,
+    /// Exit 1 unless every verdict is a pass (by default only `fail` rows, a failed
+    /// criterion or a diverged probe exit 1; `unclear` and `crossover` do not).
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub scale: ScaleArgs,
     /// Output folder for JSON, CSV and plots.
@@ -144,8 +148,20 @@ pub struct ScanArgs {
 Quantities (see `richness::probe`): h_rms, f_norm, dh_norm, dh_rel, df_norm,
 layer_term, passthrough_term, interaction_ratio, grad_norm, uuc, dW_op_rel,
 dW_fro_rel, align, loss_decrease, dh_rms; criteria: stable init, NTC, UUC, MAX.
-Files in --out: check.json, check.csv (width,seed,layer,quantity,value), fits.csv,
-plots/<quantity>.png|svg|csv. Exit status 0 when every verdict passes, else 1.")]
+Probes are centred by default (f − f₀ is trained, f₀ the output at init; theory.md
+§4.1): at intermediate r and γ₀ = 1 the uncentred f₀ ~ 1/(γ₀n^r) drives an extra
+update that bends ‖Δh‖, ‖Δf‖ and UUC slopes. --no-center gives the uncentred
+measurement (as mupify trains); the report prints ‖f₀‖/‖y‖ per width either way.
+
+Verdicts: pass when a slope's 95% interval lies inside predicted ± tolerance; fail
+when it lies wholly outside; unclear when it straddles an edge (the row says how
+many seeds would decide); crossover when the widths are not in the prediction's
+regime.
+
+Files in --out: check.json, check.csv (width,seed,layer,quantity,value), fits.csv
+(with verdict, seeds_to_decide and reason), f0.csv, plots/<quantity>.png|svg|csv.
+Exit status: 0 when no verdict is `fail` (and no probe diverged), 1 otherwise; with
+--strict, 1 unless every verdict is `pass`.")]
 pub struct CheckArgs {
     #[command(flatten)]
     pub scan: ScanArgs,
@@ -236,6 +252,14 @@ pub struct ScaleArgs {
     /// Layer roles, comma-separated (read-in, hidden, read-out), overriding position.
     #[arg(long, value_delimiter = ',', value_name = "ROLES")]
     pub roles: Option<Vec<Role>>,
+    /// Centre the output: train f − f₀, f₀ the network's own output at the start (removes
+    /// the bias f₀ ~ 1/(γ₀n^r) puts on one-step exponents; one more forward pass per
+    /// step) [default: on for check, coord, diagnose --measure; off for train, sweep, ntk].
+    #[arg(long, conflicts_with = "no_center")]
+    pub center: bool,
+    /// Do not centre the output (the uncentred measurement, as mupify and mup train).
+    #[arg(long)]
+    pub no_center: bool,
 }
 
 impl ScaleArgs {
@@ -267,6 +291,12 @@ impl ScaleArgs {
         }
         if let Some(r) = &self.roles {
             c.roles = Some(r.clone());
+        }
+        if self.center {
+            c.center = Some(true);
+        }
+        if self.no_center {
+            c.center = Some(false);
         }
         c
     }
@@ -370,8 +400,14 @@ pub struct TrainArgs {
   T7  the richness dial from r = -1/4 to 3/4 (explosions marked, not crashes)
   T8  the lazy limit against kernel regression
 
-Exit status: 0 when every claim passes, 1 when one misses or an experiment could
-not run, 2 on bad input. The theory behind each claim: docs/theory.md.
+Verdicts: pass (the 95% interval lies inside the prediction's tolerance band), fail
+(wholly outside), unclear (straddles an edge: the report says how many seeds would
+decide), crossover (the widths are not in the prediction's regime: the report says
+why), error (the experiment could not run).
+
+Exit status: 0 once the report is written, whatever the verdicts (they are its
+content); with --strict, 1 when any claim is `fail` or an experiment could not run;
+2 on bad input. The theory behind each claim: docs/theory.md.
 
 Examples:
   richness reproduce                          (all, small scale: about 5 minutes on 2 cores)
@@ -397,6 +433,10 @@ pub struct ReproduceArgs {
     /// Also write the overview as a Markdown table to FILE.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Exit 1 when any claim is `fail` (by default the run exits 0 once the report is
+    /// written: misses are the report's content).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Args)]

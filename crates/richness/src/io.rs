@@ -195,7 +195,8 @@ fn read_values<T: Scalar>(view: &TensorView<'_>, path: &Path, name: &str) -> Res
 
 /// Overwrite `model`'s weights with those in a safetensors file. Every tensor the
 /// model has must be present with the right shape; unknown tensors are an error.
-/// F32 and F64 files load into models of either precision.
+/// F32 and F64 files load into models of either precision. A centred model
+/// (`param.center`) is re-centred at the loaded weights.
 pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -256,6 +257,8 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
             b.copy_from_slice(&it.next().expect("one per tensor"));
         }
     }
+    // A centred model is centred at the weights it starts from: these.
+    model.recenter();
     Ok(())
 }
 

@@ -46,6 +46,7 @@ pub mod rng;
 pub mod sweep;
 pub mod tensor;
 pub mod train;
+pub mod verdict;
 
 pub use error::{Error, Result};
 
@@ -59,4 +60,5 @@ pub mod prelude {
     pub use crate::param::{Gauge, OptimizerKind, Parameterization, Preset, Role, ScaleChoice};
     pub use crate::tensor::{Dtype, Mat, Scalar};
     pub use crate::train::{TrainConfig, Trainer};
+    pub use crate::verdict::{Judged, Verdict};
 }

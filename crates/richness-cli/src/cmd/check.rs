@@ -87,7 +87,11 @@ pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result
             println!("wrote {}", dir.display());
         }
     }
-    Ok(if report.pass { Exit::Ok } else { Exit::Fail })
+    Ok(if report.verdict.fails(a.scan.strict) {
+        Exit::Fail
+    } else {
+        Exit::Ok
+    })
 }
 
 pub fn run_coord(a: CoordArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
@@ -181,9 +185,9 @@ pub fn run_diagnose(a: DiagnoseArgs, threads: usize, progress: bool) -> anyhow::
         report.write(dir, &rows)?;
         println!("wrote {}", dir.display());
     }
-    Ok(if report.claims.iter().all(|c| c.verdict != "fail") {
-        Exit::Ok
-    } else {
+    Ok(if report.verdict.fails(a.scan.strict) {
         Exit::Fail
+    } else {
+        Exit::Ok
     })
 }

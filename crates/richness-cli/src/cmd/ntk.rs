@@ -653,14 +653,11 @@ fn compare(a: CompareArgs, cx: &Compute, progress: bool) -> anyhow::Result<Exit>
             f.fit.ci95.1,
             f.predicted,
             f.rule,
-            match f.verdict {
-                Judgement::Miss => "MISS",
-                v => v.name(),
-            }
+            f.verdict.name()
         );
     }
     if report.fits.iter().any(|f| f.verdict == Judgement::Unclear) {
-        println!("  (unclear: the slope misses the tolerance but its 95% interval contains the prediction; more seeds would decide)");
+        println!("  ({})", richness::verdict::Verdict::LEGEND);
     }
     println!("\n{:.1}s; wrote {}", report.seconds, a.out.display());
     // Exit 1 on a clear miss only, as `reproduce` fails only on one.

@@ -33,9 +33,9 @@ pub fn run(a: ReproduceArgs, threads: usize, progress: bool) -> anyhow::Result<E
         report.seconds,
         a.out.join("index.html").display()
     );
-    Ok(if report.all_pass() {
-        Exit::Ok
-    } else {
+    Ok(if a.strict && report.verdict().fails(false) {
         Exit::Fail
+    } else {
+        Exit::Ok
     })
 }

@@ -149,28 +149,7 @@ pub const TOLERANCE: f64 = 0.1;
 /// The rule of a slope that must stay ≥ −[`TOLERANCE`] rather than match a value.
 pub const DOES_NOT_FALL: &str = "does not fall";
 
-/// How a fitted slope compares with its prediction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Judgement {
-    /// Within the rule.
-    Pass,
-    /// The point estimate misses the tolerance, but the 95% interval still
-    /// contains the prediction: more seeds would decide.
-    Unclear,
-    /// A clear miss.
-    Miss,
-}
-
-impl Judgement {
-    pub fn name(self) -> &'static str {
-        match self {
-            Judgement::Pass => "pass",
-            Judgement::Unclear => "unclear",
-            Judgement::Miss => "miss",
-        }
-    }
-}
+pub use crate::verdict::Verdict as Judgement;
 
 /// The T8 verdict of a slope against its prediction, for `ntk compare` and
 /// `reproduce` alike. Two-sided rules ("within 0.1") are judged as `richness
@@ -181,17 +160,10 @@ impl Judgement {
 /// unclear).
 pub fn judge(fit: &LineFit, predicted: f64, rule: &str) -> Judgement {
     if rule == DOES_NOT_FALL {
-        return if fit.slope > -TOLERANCE {
-            Judgement::Pass
-        } else {
-            Judgement::Miss
-        };
+        return crate::verdict::judge_band(fit.slope, fit.ci95, (-TOLERANCE, f64::INFINITY), None)
+            .verdict;
     }
-    match crate::probe::check::verdict(fit, predicted, TOLERANCE) {
-        "pass" => Judgement::Pass,
-        "unclear" => Judgement::Unclear,
-        _ => Judgement::Miss,
-    }
+    crate::verdict::judge_slope(fit, predicted, TOLERANCE, None).verdict
 }
 
 /// A fitted width exponent with its prediction and verdict.
@@ -227,7 +199,7 @@ impl CompareReport {
 
     /// Whether some verdict is a clear miss (`unclear` is not).
     pub fn any_miss(&self) -> bool {
-        self.fits.iter().any(|f| f.verdict == Judgement::Miss)
+        self.fits.iter().any(|f| f.verdict == Judgement::Fail)
     }
 
     /// Mean of a quantity at (width, r) over seeds.

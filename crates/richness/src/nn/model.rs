@@ -293,6 +293,9 @@ pub struct Model<T> {
     pub biases: Vec<Option<Vec<T>>>,
     /// The layer kinds of `arch` (derived once).
     kinds: Vec<LayerKind>,
+    /// With `param.center`: a frozen copy of the weights at the start of training, whose
+    /// output f₀ is subtracted from every output (theory.md §4.1). Never trained.
+    pub reference: Option<Box<Model<T>>>,
 }
 
 impl<T: Scalar> Model<T> {
@@ -325,7 +328,31 @@ impl<T: Scalar> Model<T> {
             param,
             weights,
             biases,
+            reference: None,
         })
+    }
+
+    /// Freeze the current weights as the centring reference when `param.center` is
+    /// set (and drop any reference when it is not): from now on the model's output is
+    /// f(x) − f₀(x), with f₀ the output of these weights.
+    ///
+    /// Cost: one more forward pass per forward (about a third more compute for a
+    /// training step: forward, backward and update are roughly a third each) and a
+    /// second copy of the weights. Gradients are unchanged (f₀ does not depend on the
+    /// trained weights), so the empirical NTK is the same; only outputs and the loss's
+    /// residual change.
+    pub fn recenter(&mut self) {
+        self.reference = None;
+        if self.param.center {
+            let mut frozen = self.clone();
+            frozen.param.center = false;
+            self.reference = Some(Box::new(frozen));
+        }
+    }
+
+    /// Whether outputs are centred (f − f₀).
+    pub fn is_centred(&self) -> bool {
+        self.reference.is_some()
     }
 
     /// Resolve the parameterization for `arch` and draw initial weights
@@ -345,6 +372,7 @@ impl<T: Scalar> Model<T> {
     pub fn init_with(arch: &Arch, param: Parameterization, seed: u64) -> Result<Self> {
         let mut m = Self::zeros(arch, param)?;
         m.reinit(seed);
+        m.recenter();
         Ok(m)
     }
 
@@ -490,6 +518,36 @@ impl<T: Scalar> Model<T> {
                     }
                 }
             }
+        }
+        if let Some(reference) = &self.reference {
+            let rt = trace
+                .reference
+                .get_or_insert_with(|| Box::new(Trace::new(reference, trace.capacity)));
+            reference.forward(cx, x, batch, rt);
+            let f0 = rt.output().as_slice();
+            trace.z[depth - 1]
+                .as_mut_slice()
+                .iter_mut()
+                .zip(f0)
+                .for_each(|(f, &f0)| *f -= f0);
+        }
+    }
+
+    /// The uncentred output f (= f − f₀ + f₀) of the last forward pass: the trace's
+    /// output for an uncentred model.
+    pub fn raw_output(&self, trace: &Trace<T>) -> Mat<T> {
+        let out = trace.output();
+        match &trace.reference {
+            Some(rt) if self.reference.is_some() => Mat::from_vec(
+                out.rows(),
+                out.cols(),
+                out.as_slice()
+                    .iter()
+                    .zip(rt.output().as_slice())
+                    .map(|(&f, &f0)| f + f0)
+                    .collect(),
+            ),
+            _ => out.clone(),
         }
     }
 
@@ -700,6 +758,7 @@ impl<T: Scalar> Model<T> {
     /// The same network in another precision.
     pub fn cast<U: Scalar>(&self) -> Model<U> {
         Model {
+            reference: self.reference.as_ref().map(|r| Box::new(r.cast())),
             kinds: self.kinds.clone(),
             arch: self.arch.clone(),
             param: self.param.clone(),
@@ -750,6 +809,8 @@ pub struct Trace<T> {
     scratch: Vec<T>,
     /// Patch matrices of the conv kernels (bounded; conv layers work in chunks).
     col: Vec<T>,
+    /// The centring reference's own trace (created on first use): its output is f₀.
+    pub reference: Option<Box<Trace<T>>>,
 }
 
 /// Most values one chunk of conv patches may hold.
@@ -810,6 +871,7 @@ impl<T: Scalar> Trace<T> {
                 .collect(),
             scratch: vec![T::zero(); capacity * dense_max],
             col: vec![T::zero(); col_len],
+            reference: None,
         };
         t.set_batch(capacity);
         t

@@ -348,6 +348,12 @@ pub struct ScaleChoice {
     /// (g = n^{−a}, σ = n^{−b}, with 1/√n₀ on the read-in's σ; η = n^{−c}).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abc: Option<Abc>,
+    /// Centre the output: train f − f₀, with f₀ the network's own output at the start
+    /// of training (theory.md §4.1: removes the bias that f₀ ~ 1/(γ₀n^r) puts on every
+    /// one-step exponent at intermediate r). Unset: off for `train`, `sweep`,
+    /// `transfer` and `ntk`; on for the probes (`check`, `coord`, `diagnose --measure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub center: Option<bool>,
 }
 
 /// A spec file for `richness diagnose --spec`: per-layer exponents and the exponent
@@ -420,6 +426,7 @@ impl Default for ScaleChoice {
             roles: None,
             adam_eps: default_adam_eps(),
             abc: None,
+            center: None,
         }
     }
 }
@@ -562,6 +569,9 @@ pub struct Parameterization {
     /// Why this choice may misbehave (r outside [0, 1/2], off-scale presets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Outputs are centred: f − f₀ (see [`ScaleChoice::center`]).
+    #[serde(default)]
+    pub center: bool,
 }
 
 /// Roles inferred from position: first read-in, last read-out, the rest hidden.
@@ -813,6 +823,7 @@ impl Parameterization {
             on_scale: gauge.is_some(),
             layers,
             warnings,
+            center: choice.center.unwrap_or(false),
         })
     }
 
@@ -895,6 +906,7 @@ impl Parameterization {
             on_scale: false,
             layers,
             warnings: Vec::new(),
+            center: choice.center.unwrap_or(false),
         };
         if optimizer == OptimizerKind::Sgd {
             let d = diagnose(&Exponents::from_param(&p, 0.0));
@@ -940,12 +952,13 @@ impl Parameterization {
             (None, None) => format!("alpha={}", self.alpha),
         };
         format!(
-            "{r} gauge={} n={} α={} η₀={} {}",
+            "{r} gauge={} n={} α={} η₀={} {}{}",
             self.gauge,
             self.width,
             fmt_num(self.alpha),
             fmt_num(self.base_lr),
-            self.optimizer.name()
+            self.optimizer.name(),
+            if self.center { " centred" } else { "" }
         )
     }
 

@@ -28,6 +28,7 @@ use crate::param::{diagnose, Diagnosis, Exponents, OptimizerKind, Parameterizati
 use crate::report::plot::{power_line, Figure, Series, Style};
 use crate::tensor::{Dtype, Mat, Scalar};
 use crate::train::ModelConfig;
+use crate::verdict::{judge_below, judge_slope, Judged, Verdict};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -135,11 +136,24 @@ pub struct Claim {
     pub role: String,
     pub fit: Option<LineFit>,
     pub predicted: Option<f64>,
+    /// An interval prediction (theory.md §4.1: where only a bracket is known), judged
+    /// with the tolerance added on both sides; `predicted` is then its asymptotic end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_range: Option<(f64, f64)>,
     /// The n → ∞ exponent, when `predicted` carries a finite-size correction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asymptotic: Option<f64>,
-    /// `pass`, `fail`, or `-` (nothing predicted / not enough widths).
-    pub verdict: String,
+    /// The verdict ([`crate::verdict`]); `None` when nothing is predicted or too few
+    /// widths were usable (printed as `-`).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub judged: Option<Judged>,
+}
+
+impl Claim {
+    /// The verdict, if the claim was judged.
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.judged.as_ref().map(|j| j.verdict)
+    }
 }
 
 /// A criterion of theory.md §2 with its verdict.
@@ -148,8 +162,8 @@ pub struct Criterion {
     pub name: String,
     /// What was measured (slopes), in words.
     pub measured: String,
-    /// `pass`, `fail` or `unclear` (as for claims).
-    pub verdict: String,
+    #[serde(flatten)]
+    pub judged: Judged,
 }
 
 /// (width, seed, reason) of a probe that diverged.
@@ -172,6 +186,20 @@ pub struct CheckReport {
     pub spectral_method: String,
     /// How slopes and intervals are computed.
     pub fit_method: String,
+    /// Whether outputs were centred (f − f₀) during the probes.
+    #[serde(default)]
+    pub centred: bool,
+    /// ‖f₀‖/‖y‖ per width (seed mean): the network's own output at init against the
+    /// targets (uncentred, whether or not training was centred).
+    #[serde(default)]
+    pub f0_rel: Vec<(usize, f64)>,
+    /// A note when an uncentred f₀ is large enough, and changes enough with width, to
+    /// bend the one-step exponents (theory.md §4.1), with the remedies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f0_note: Option<String>,
+    /// The worst verdict of every claim and criterion (`fail` also when a probe diverged).
+    pub verdict: Verdict,
+    /// `verdict == pass`.
     pub pass: bool,
 }
 
@@ -220,6 +248,8 @@ fn param_at(
 ) -> Result<Parameterization> {
     let mut choice = cfg.param.clone();
     choice.base_lr = cfg.param.base_lr * (arch.width() as f64).powf(-cfg.lr_exponent);
+    // Probes are centred unless asked otherwise (theory.md §4.1).
+    choice.center = Some(cfg.param.center.unwrap_or(true));
     Parameterization::resolve(&arch.layer_shapes(), &choice, optimizer)
 }
 
@@ -419,18 +449,6 @@ fn op_norm_finite_size(
     fit_loglog(&xs, &ys).map(|f| f.slope - 0.5)
 }
 
-/// pass: |slope − predicted| ≤ tolerance; unclear: a larger miss, but the 95%
-/// interval still contains the prediction (more seeds would tell); fail otherwise.
-pub fn verdict(fit: &LineFit, predicted: f64, tol: f64) -> &'static str {
-    if (fit.slope - predicted).abs() <= tol {
-        "pass"
-    } else if fit.ci95.0 <= predicted && predicted <= fit.ci95.1 {
-        "unclear"
-    } else {
-        "fail"
-    }
-}
-
 /// Fit one (quantity, layer): least squares on log seed means, with a delete-one-seed
 /// jackknife 95% interval ([`crate::fit::fit_loglog_jackknife`]). Widths where a seed
 /// diverged or a value is missing are left out.
@@ -479,6 +497,22 @@ pub fn run(
     Ok((report, rows))
 }
 
+/// The worst of several verdicts, with the reasons of those that are not a pass.
+fn worst_of(parts: Vec<Judged>) -> Judged {
+    let verdict = Verdict::worst(parts.iter().map(|j| j.verdict));
+    let reason = parts
+        .iter()
+        .filter(|j| j.verdict == verdict && !j.reason.is_empty())
+        .map(|j| j.reason.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Judged {
+        verdict,
+        reason,
+        seeds_to_decide: parts.iter().filter_map(|j| j.seeds_to_decide).max(),
+    }
+}
+
 /// Fits, predictions and verdicts for scan rows.
 pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Result<CheckReport> {
     let split = crate::data::DataConfig {
@@ -505,6 +539,7 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
         }
     };
     let r = param.richness;
+    let seeds = cfg.seeds;
     let mut claims = Vec::new();
     for q in CLAIMS {
         let layers: Vec<usize> = match q {
@@ -522,10 +557,16 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
                 _ => d.predicted(q, l),
             });
             let mut asymptotic = None;
+            let mut predicted_range = None;
             if q == "dW_op_rel" || q == "W_op" {
                 // ‖W̃‖_op of a Gaussian rows × cols matrix is σ(√rows + √cols) to leading
                 // order; a fixed side (input or output dimension) bends the n^{1/2} law at
-                // finite n. Predict the slope over the scanned widths.
+                // finite n by `b` over the scanned widths. That is exact for ‖W̃‖_op (a
+                // Gaussian matrix), but ΔW̃ of a boundary layer is itself rows × cols of
+                // rank ≤ the fixed side and bends in the same direction, by an amount the
+                // Gaussian model does not give: correcting only the denominator
+                // over-corrects. So ‖ΔW̃‖/‖W̃‖ is predicted as the bracket between the
+                // asymptotic exponent and the denominator-only correction.
                 let bias = op_norm_finite_size(
                     &cfg.model,
                     &cfg.widths,
@@ -536,17 +577,25 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
                 if let (Some(p), Some(b)) = (predicted, bias) {
                     if b.abs() > 1e-3 {
                         asymptotic = Some(p);
-                        predicted = Some(if q == "W_op" { p + b } else { p - b });
+                        if q == "W_op" {
+                            predicted = Some(p + b);
+                        } else {
+                            predicted_range = Some(((p - b).min(p), (p - b).max(p)));
+                        }
                     }
                 }
             }
-            let verdict = match (q, &f, predicted) {
-                // theory.md §4: interaction / layer term → 0 for r < 1/2 (no exponent given).
+            let judged = match (q, &f, predicted) {
+                // theory.md §4: interaction / layer term → 0 for r < 1/2 (no exponent
+                // given): the slope must be negative.
                 ("interaction_ratio", Some(f), _) if r.is_some_and(|r| r < 0.5 - 1e-12) => {
-                    if f.slope < 0.0 { "pass" } else { "fail" }.to_string()
+                    Some(judge_below(f, 0.0, Some(seeds)))
                 }
-                (_, Some(f), Some(p)) => verdict(f, p, tol).to_string(),
-                _ => "-".to_string(),
+                (_, Some(f), Some(p)) => Some(match predicted_range {
+                    Some(range) => crate::verdict::judge_interval(f, range, tol, Some(seeds)),
+                    None => judge_slope(f, p, tol, Some(seeds)),
+                }),
+                _ => None,
             };
             claims.push(Claim {
                 quantity: q.to_string(),
@@ -554,15 +603,16 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
                 role: role(l),
                 fit: f,
                 predicted,
+                predicted_range,
                 asymptotic,
-                verdict,
+                judged,
             });
         }
     }
     let slope = |q: &str, l: usize| fit(rows, q, l, &diverged).map(|f| f.slope);
     let judge0 = |q: &str, l: usize| match fit(rows, q, l, &diverged) {
-        Some(f) => verdict(&f, 0.0, tol).to_string(),
-        None => "fail".to_string(),
+        Some(f) => judge_slope(&f, 0.0, tol, Some(seeds)),
+        None => Judged::new(Verdict::Error, format!("no usable fit of {q}")),
     };
     let fmt = |s: Option<f64>| {
         s.map(|v| format!("{v:+.3}"))
@@ -571,6 +621,13 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
     let mut criteria = Vec::new();
     let hidden: Vec<Option<f64>> = (1..depth).map(|l| slope("h_rms", l)).collect();
     let f_slope = slope("f_norm", 0);
+    // Stable init: every hidden RMS coordinate flat, and the output at init not
+    // growing (its slope below +tolerance).
+    let mut parts: Vec<Judged> = (1..depth).map(|l| judge0("h_rms", l)).collect();
+    parts.push(match fit(rows, "f_norm", 0, &diverged) {
+        Some(f) => judge_below(&f, tol, Some(seeds)),
+        None => Judged::new(Verdict::Error, "no usable fit of f_norm"),
+    });
     criteria.push(Criterion {
         name: "stable init".into(),
         measured: format!(
@@ -582,27 +639,20 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
                 .join(", "),
             fmt(f_slope)
         ),
-        verdict: if hidden.iter().all(|s| s.is_some_and(|s| s.abs() <= tol))
-            && f_slope.is_some_and(|s| s <= tol)
-        {
-            "pass"
-        } else {
-            "fail"
-        }
-        .into(),
+        judged: worst_of(parts),
     });
     let df = slope("df_norm", 0);
     criteria.push(Criterion {
         name: "NTC".into(),
         measured: format!("‖Δf‖ slope {} (want 0)", fmt(df)),
-        verdict: judge0("df_norm", 0),
+        judged: judge0("df_norm", 0),
     });
     for l in 1..=depth {
         let u = slope("uuc", l);
         criteria.push(Criterion {
             name: format!("UUC layer {l} ({})", role(l)),
             measured: format!("⟨∂L/∂h, Δh⟩ slope {} (want 0)", fmt(u)),
-            verdict: judge0("uuc", l),
+            judged: judge0("uuc", l),
         });
     }
     for l in 2..=depth {
@@ -610,7 +660,7 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
         criteria.push(Criterion {
             name: format!("MAX layer {l} ({})", role(l)),
             measured: format!("layer term / ‖Δh‖ slope {} (want 0)", fmt(m)),
-            verdict: judge0("layer_share", l),
+            judged: judge0("layer_share", l),
         });
     }
     let rs: Vec<f64> = (1..depth).filter_map(|l| slope("dh_norm", l)).collect();
@@ -618,11 +668,22 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
         let (m, s) = mean_std(&rs);
         (m, s)
     });
-    let pass = claims
-        .iter()
-        .all(|c| c.verdict == "pass" || c.verdict == "-")
-        && criteria.iter().all(|c| c.verdict == "pass")
-        && diverged.is_empty();
+    let mut verdict = Verdict::worst(
+        claims
+            .iter()
+            .filter_map(|c| c.verdict())
+            .chain(criteria.iter().map(|c| c.judged.verdict)),
+    );
+    if !diverged.is_empty() {
+        verdict = Verdict::Fail;
+    }
+    let pass = verdict == Verdict::Pass;
+    let centred = param.center;
+    let f0_rel: Vec<(usize, f64)> = per_width(rows, "f0_rel", 0, &[])
+        .into_iter()
+        .map(|p| (p.0 as usize, p.1))
+        .collect();
+    let f0_note = f0_bias_note(&f0_rel, centred);
     Ok(CheckReport {
         config: cfg.clone(),
         parameterization: param,
@@ -633,7 +694,32 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
         diverged,
         spectral_method: crate::linalg::spectral::METHOD.into(),
         fit_method: "least squares of ln(seed mean) on ln(width); 95% interval from a delete-one-seed jackknife (Student t, seeds − 1 degrees of freedom)".into(),
+        centred,
+        f0_rel,
+        f0_note,
+        verdict,
         pass,
+    })
+}
+
+/// Largest ‖f₀‖/‖y‖ that cannot bias a one-step exponent by more than rounding.
+const F0_SMALL: f64 = 0.05;
+
+/// The note on f₀ for an uncentred scan: `Some` when ‖f₀‖/‖y‖ is not small at the
+/// smallest width and changes with width (by more than 20% across the scan), so
+/// that the residual it drives bends the one-step slopes (theory.md §4.1).
+pub fn f0_bias_note(f0_rel: &[(usize, f64)], centred: bool) -> Option<String> {
+    if centred || f0_rel.len() < 2 {
+        return None;
+    }
+    let (w0, first) = f0_rel[0];
+    let (w1, last) = f0_rel[f0_rel.len() - 1];
+    let big = first.max(last);
+    let changes = (first / last).ln().abs() > 1.2f64.ln();
+    (big > F0_SMALL && changes).then(|| {
+        format!(
+            "the output at init is not small next to the targets (‖f₀‖/‖y‖ = {first:.2} at width {w0}, {last:.2} at {w1}) and shrinks with width: its residual drives an extra, r-independent update that bends the one-step exponents (‖Δh‖, ‖Δf‖, UUC) at intermediate r (theory.md §4.1). Remedies: --center (train f − f₀, the default for probes) or a larger --gamma0."
+        )
     })
 }
 
@@ -650,6 +736,7 @@ impl CheckReport {
             self.config.dtype.name(),
             self.config.tolerance
         ));
+        let mut notes = Vec::new();
         let mut rows = vec![vec![
             "quantity".to_string(),
             "layer".into(),
@@ -671,13 +758,18 @@ impl CheckReport {
                 ),
                 None => "n/a".into(),
             };
-            let p = match (c.quantity.as_str(), c.predicted, c.asymptotic) {
-                ("interaction_ratio", _, _) => "→ 0 (< 0)".to_string(),
-                (_, Some(p), Some(a)) => format!("{p:+.3} (n→∞: {a:+.3})"),
-                (_, Some(p), None) => format!("{p:+.3}"),
+            let p = match (c.quantity.as_str(), c.predicted, c.asymptotic, c.predicted_range) {
+                ("interaction_ratio", ..) => "→ 0 (< 0)".to_string(),
+                (_, _, Some(a), Some((lo, hi))) => format!("[{lo:+.3}, {hi:+.3}] (n→∞: {a:+.3})"),
+                (_, Some(p), Some(a), None) => format!("{p:+.3} (n→∞: {a:+.3})"),
+                (_, Some(p), None, _) => format!("{p:+.3}"),
                 _ => "-".into(),
             };
-            rows.push(vec![c.quantity.clone(), layer, m, p, c.verdict.clone()]);
+            let v = c.verdict().map(|v| v.name()).unwrap_or("-").to_string();
+            if let Some(j) = c.judged.as_ref().filter(|j| !j.reason.is_empty()) {
+                notes.push(format!("{} {}: {}", c.quantity, layer.trim(), j.describe()));
+            }
+            rows.push(vec![c.quantity.clone(), layer, m, p, v]);
         }
         s.push_str(&crate::param::align(&rows));
         s.push('\n');
@@ -687,7 +779,14 @@ impl CheckReport {
             "verdict".into(),
         ]];
         for c in &self.criteria {
-            crit.push(vec![c.name.clone(), c.measured.clone(), c.verdict.clone()]);
+            if !c.judged.reason.is_empty() {
+                notes.push(format!("{}: {}", c.name, c.judged.describe()));
+            }
+            crit.push(vec![
+                c.name.clone(),
+                c.measured.clone(),
+                c.judged.verdict.name().to_string(),
+            ]);
         }
         s.push_str(&crate::param::align(&crit));
         if let Some((r, spread)) = self.estimated_r {
@@ -703,14 +802,34 @@ impl CheckReport {
         for (w, seed, why) in &self.diverged {
             s.push_str(&format!("diverged at width {w}, seed {seed}: {why}\n"));
         }
-        if self.claims.iter().any(|c| c.verdict == "unclear")
-            || self.criteria.iter().any(|c| c.verdict == "unclear")
-        {
-            s.push_str("(unclear: the miss exceeds the tolerance but the 95% interval contains the prediction; more seeds would decide)\n");
+        if !self.f0_rel.is_empty() {
+            s.push_str(&format!(
+                "\n‖f₀‖/‖y‖ by width ({}): {}\n",
+                if self.centred {
+                    "outputs centred: f − f₀ trained, so f₀ does not bias the slopes"
+                } else {
+                    "outputs not centred"
+                },
+                self.f0_rel
+                    .iter()
+                    .map(|(w, v)| format!("{w}: {v:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !notes.is_empty() {
+            s.push_str("\nwhy not a pass:\n");
+            for n in &notes {
+                s.push_str(&format!("  {n}\n"));
+            }
+        }
+        if let Some(note) = &self.f0_note {
+            s.push_str(&format!("\nnote: {note}\n"));
         }
         s.push_str(&format!(
-            "overall: {}\n",
-            if self.pass { "PASS" } else { "FAIL" }
+            "\noverall: {} ({})\n",
+            self.verdict.name().to_uppercase(),
+            crate::verdict::Verdict::LEGEND
         ));
         s
     }
@@ -731,12 +850,17 @@ impl CheckReport {
         }
         crate::io::write_atomic(&dir.join("check.csv"), csv.as_bytes())?;
         let mut fits = String::from(
-            "quantity,layer,role,slope,slope_se,ci_lo,ci_hi,predicted,asymptotic,verdict\n",
+            "quantity,layer,role,slope,slope_se,ci_lo,ci_hi,predicted,predicted_lo,predicted_hi,asymptotic,verdict,seeds_to_decide,reason\n",
         );
         for c in &self.claims {
             let f = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+            let reason = c
+                .judged
+                .as_ref()
+                .map(|j| format!("\"{}\"", j.reason.replace('"', "'")))
+                .unwrap_or_default();
             fits.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 c.quantity,
                 c.layer,
                 c.role,
@@ -745,11 +869,24 @@ impl CheckReport {
                 f(c.fit.map(|f| f.ci95.0)),
                 f(c.fit.map(|f| f.ci95.1)),
                 f(c.predicted),
+                f(c.predicted_range.map(|r| r.0)),
+                f(c.predicted_range.map(|r| r.1)),
                 f(c.asymptotic),
-                c.verdict
+                c.verdict().map(|v| v.name()).unwrap_or("-"),
+                c.judged
+                    .as_ref()
+                    .and_then(|j| j.seeds_to_decide)
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                reason
             ));
         }
         crate::io::write_atomic(&dir.join("fits.csv"), fits.as_bytes())?;
+        let mut f0 = format!("width,f0_rel,centred\n");
+        for (w, v) in &self.f0_rel {
+            f0.push_str(&format!("{w},{v:e},{}\n", self.centred));
+        }
+        crate::io::write_atomic(&dir.join("f0.csv"), f0.as_bytes())?;
         let plots = dir.join("plots");
         std::fs::create_dir_all(&plots).map_err(|e| Error::io(&plots, e))?;
         for q in CLAIMS {

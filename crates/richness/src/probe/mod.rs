@@ -29,8 +29,10 @@
 //! | `align` | ‖ΔW̃ a_{ℓ−1}‖ / (‖ΔW̃‖_op ‖a_{ℓ−1}‖): ≈ 1 when the update is aligned with its input |
 //! | `align_passthrough` | ‖W̃ Δa_{ℓ−1}‖ / (‖W̃‖_op ‖Δa_{ℓ−1}‖): the same ratio for the (random) init weights |
 //!
-//! and, for the network (layer 0): `f_norm` = ‖f‖ at init, `df_norm` = ‖Δf‖,
-//! `loss_before`, `loss_after`, `loss_decrease`.
+//! and, for the network (layer 0): `f_norm` = ‖f₀‖, the network's own output at init
+//! (uncentred also for a centred model), `f0_rel` = ‖f₀‖/‖y‖, `df_norm` = ‖Δf‖,
+//! `loss_before`, `loss_after`, `loss_decrease`. A centred model (`param.center`)
+//! trains f − f₀: its loss, residual and updates are those of the centred output.
 //!
 //! ```
 //! use richness::prelude::*;
@@ -85,6 +87,7 @@ pub fn describe(quantity: &str) -> &'static str {
         "align" => "‖ΔW̃ a‖ / (‖ΔW̃‖ ‖a‖)",
         "align_passthrough" => "‖W̃ Δa‖ / (‖W̃‖ ‖Δa‖)",
         "f_norm" => "‖f‖ at init",
+        "f0_rel" => "‖f₀‖ / ‖y‖ (output at init against the targets)",
         "df_norm" => "‖Δf‖",
         "loss_before" => "loss before",
         "loss_after" => "loss after",
@@ -182,6 +185,8 @@ pub fn probe<T: Scalar>(
     let mut t = Trainer::new(model.clone(), optim, cx, loss, b).unfused();
     // Before: forward, loss gradient, backward on the probe batch.
     let loss_before = t.gradient(x.as_slice(), y.as_slice(), b);
+    // The network's own output at init (uncentred, even for a centred model).
+    let f_raw0 = t.model.raw_output(&t.trace);
     let z0 = t.trace.z.clone();
     let a0 = t.trace.a.clone();
     let dz0 = t.trace.dz.clone();
@@ -311,7 +316,8 @@ pub fn probe<T: Scalar>(
         }
     }
     let f = z0[depth - 1].as_slice();
-    put(0, "f_norm", norm(f));
+    put(0, "f_norm", norm(f_raw0.as_slice()));
+    put(0, "f0_rel", ratio(norm(f_raw0.as_slice()), norm(y.as_slice())));
     put(
         0,
         "df_norm",

@@ -5,7 +5,7 @@
 use super::{ClaimResult, ExperimentId, ExperimentResult, Options, Table, Verdict};
 use crate::error::{Error, Result};
 use crate::fit::mean_std;
-use crate::kernel::compare::{run_compare, CompareConfig, Judgement};
+use crate::kernel::compare::{run_compare, CompareConfig};
 use crate::linalg::Compute;
 use crate::param::{Preset, ScaleChoice};
 use crate::probe::check::{self, CheckConfig, CheckReport, ScanRow};
@@ -90,18 +90,25 @@ fn slope_text(c: &check::Claim) -> String {
 /// A headline claim from one fitted slope of a check.
 fn slope_claim(rep: &CheckReport, q: &str, layer: usize, what: &str) -> ClaimResult {
     match claim(rep, q, layer) {
-        Some(c) => ClaimResult::new(
-            what,
-            c.predicted
-                .map(|p| format!("slope {p:+.3}"))
-                .unwrap_or_else(|| "-".into()),
-            format!("slope {}", slope_text(c)),
-            format!(
-                "|slope − predicted| ≤ {}; unclear when only the interval contains it",
-                rep.config.tolerance
-            ),
-            Verdict::from_check(&c.verdict),
-        ),
+        Some(c) => {
+            let judged = c.judged.clone().unwrap_or_else(|| {
+                crate::verdict::Judged::new(Verdict::Error, "no usable fit or prediction")
+            });
+            ClaimResult::judged(
+                what,
+                match (c.predicted_range, c.predicted) {
+                    (Some((lo, hi)), _) => format!("slope in [{lo:+.3}, {hi:+.3}]"),
+                    (None, Some(p)) => format!("slope {p:+.3}"),
+                    _ => "-".into(),
+                },
+                format!("slope {}", slope_text(c)),
+                format!(
+                    "95% interval inside predicted ± {}",
+                    rep.config.tolerance
+                ),
+                &judged,
+            )
+        }
         None => ClaimResult::new(what, "-", "not measured", "-", Verdict::Fail),
     }
 }
@@ -130,10 +137,15 @@ fn claims_table(caption: &str, rep: &CheckReport) -> Table {
                 format!("{} {}", c.layer, c.role)
             },
             slope_text(c),
-            c.predicted
-                .map(|p| format!("{p:+.3}"))
+            match (c.predicted_range, c.predicted) {
+                (Some((lo, hi)), _) => format!("[{lo:+.3}, {hi:+.3}]"),
+                (None, Some(p)) => format!("{p:+.3}"),
+                _ => "-".into(),
+            },
+            c.judged
+                .as_ref()
+                .map(|j| j.describe())
                 .unwrap_or_else(|| "-".into()),
-            c.verdict.clone(),
         ]);
     }
     for c in &rep.criteria {
@@ -142,7 +154,7 @@ fn claims_table(caption: &str, rep: &CheckReport) -> Table {
             String::new(),
             c.measured.clone(),
             String::new(),
-            c.verdict.clone(),
+            c.judged.describe(),
         ]);
     }
     t
@@ -150,29 +162,73 @@ fn claims_table(caption: &str, rep: &CheckReport) -> Table {
 
 /// Counts of a check's claim verdicts as one claim: every predicted slope passes.
 fn all_claims(rep: &CheckReport, what: &str) -> ClaimResult {
-    let judged: Vec<&check::Claim> = rep.claims.iter().filter(|c| c.verdict != "-").collect();
-    let n = |v: &str| judged.iter().filter(|c| c.verdict == v).count();
-    let crit_fail = rep.criteria.iter().filter(|c| c.verdict == "fail").count();
-    let crit_pass = rep.criteria.iter().filter(|c| c.verdict == "pass").count();
-    let (p, u, f) = (n("pass"), n("unclear"), n("fail"));
-    let verdict = if f > 0 || crit_fail > 0 {
-        Verdict::Fail
-    } else if u > 0 || crit_pass < rep.criteria.len() {
-        Verdict::Unclear
+    let judged: Vec<&check::Claim> = rep.claims.iter().filter(|c| c.verdict().is_some()).collect();
+    let n = |v: Verdict| judged.iter().filter(|c| c.verdict() == Some(v)).count();
+    let crit_pass = rep
+        .criteria
+        .iter()
+        .filter(|c| c.judged.verdict == Verdict::Pass)
+        .count();
+    let verdict = Verdict::worst(
+        judged
+            .iter()
+            .filter_map(|c| c.verdict())
+            .chain(rep.criteria.iter().map(|c| c.judged.verdict)),
+    );
+    let why = if verdict == Verdict::Pass {
+        String::new()
     } else {
-        Verdict::Pass
+        let mut rows: Vec<String> = rep
+            .claims
+            .iter()
+            .filter(|c| c.verdict() == Some(verdict))
+            .map(|c| {
+                let layer = if c.layer == 0 { "net".to_string() } else { format!("layer {}", c.layer) };
+                format!("{} {layer}", c.quantity)
+            })
+            .chain(
+                rep.criteria
+                    .iter()
+                    .filter(|c| c.judged.verdict == verdict)
+                    .map(|c| c.name.clone()),
+            )
+            .collect();
+        let more = rows.len().saturating_sub(6);
+        rows.truncate(6);
+        let seeds = rep
+            .claims
+            .iter()
+            .filter(|c| c.verdict() == Some(verdict))
+            .filter_map(|c| c.judged.as_ref().and_then(|j| j.seeds_to_decide))
+            .max();
+        format!(
+            "{}: {}{}{}",
+            verdict.name(),
+            rows.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() },
+            seeds
+                .map(|s| format!("; up to ≈ {s} seeds would decide them"))
+                .unwrap_or_default()
+        )
     };
+    let counts: Vec<String> = Verdict::ALL
+        .into_iter()
+        .filter(|v| n(*v) > 0)
+        .map(|v| format!("{} {}", n(v), v.name()))
+        .collect();
     ClaimResult::new(
         what,
         format!("all {} slopes as theory §4", judged.len()),
         format!(
-            "{p} pass, {u} unclear, {f} fail; criteria {}/{} pass",
+            "{}; criteria {}/{} pass",
+            counts.join(", "),
             crit_pass,
             rep.criteria.len()
         ),
-        format!("each slope within {}", rep.config.tolerance),
+        format!("each slope's 95% interval inside predicted ± {}", rep.config.tolerance),
         verdict,
     )
+    .because(why)
 }
 
 /// Measured against predicted exponents (one series per label), with y = x.
@@ -183,7 +239,7 @@ fn exponent_figure(title: &str, groups: &[(String, &CheckReport)]) -> Figure {
         let (mut x, mut y, mut l, mut h) = (vec![], vec![], vec![], vec![]);
         for c in &rep.claims {
             if let (Some(f), Some(p)) = (c.fit, c.predicted) {
-                if c.verdict == "-" || !f.slope.is_finite() {
+                if c.verdict().is_none() || !f.slope.is_finite() {
                     continue;
                 }
                 x.push(p);
@@ -767,38 +823,44 @@ fn t6(cfg: &T6Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                 let judged: Vec<&check::Claim> = rep
                     .claims
                     .iter()
-                    .filter(|k| &k.quantity == q && k.verdict != "-")
+                    .filter(|k| &k.quantity == q && k.verdict().is_some())
                     .collect();
                 if judged.is_empty() {
                     continue;
                 }
-                let n = |v: &str| judged.iter().filter(|k| k.verdict == v).count();
                 let per_layer = judged
                     .iter()
                     .map(|k| {
+                        let pred = match (k.predicted_range, k.predicted) {
+                            (Some((lo, hi)), _) => format!("[{lo:+.2}, {hi:+.2}]"),
+                            (None, Some(p)) => format!("{p:+.2}"),
+                            _ => "-".into(),
+                        };
                         format!(
-                            "ℓ{} {:+.2} (pred {:+.2})",
+                            "ℓ{} {:+.2} (pred {pred})",
                             k.layer,
                             k.fit.map(|f| f.slope).unwrap_or(f64::NAN),
-                            k.predicted.unwrap_or(f64::NAN)
                         )
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                let verdict = if n("fail") > 0 {
-                    Verdict::Fail
-                } else if n("unclear") > 0 {
-                    Verdict::Unclear
-                } else {
-                    Verdict::Pass
-                };
-                res.claims.push(ClaimResult::new(
-                    format!("{} r = {r}: {q}", c.model.arch),
-                    "slopes as theory §4 (finite-size corrected for op norms)",
-                    per_layer,
-                    format!("each within {}", c.tolerance),
-                    verdict,
-                ));
+                let verdict = Verdict::worst(judged.iter().filter_map(|k| k.verdict()));
+                let why = judged
+                    .iter()
+                    .filter(|k| k.verdict() == Some(verdict) && verdict != Verdict::Pass)
+                    .filter_map(|k| k.judged.as_ref().map(|j| format!("ℓ{}: {}", k.layer, j.reason)))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                res.claims.push(
+                    ClaimResult::new(
+                        format!("{} r = {r}: {q}", c.model.arch),
+                        "slopes as theory §4 (op norms of boundary layers: the finite-size bracket)",
+                        per_layer,
+                        format!("each 95% interval inside predicted ± {}", c.tolerance),
+                        verdict,
+                    )
+                    .because(why),
+                );
             }
             let fig = rep.figure(&rows, "dW_op_rel");
             res.add_figure(
@@ -871,7 +933,7 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
         let dk = claim(&rep, "dh_rel", 2);
         let ds = dk.and_then(|k| k.fit).map(|f| f.slope);
         if (-1e-9..=0.5 + 1e-9).contains(&r) {
-            let v = dk.map(|k| Verdict::from_check(&k.verdict));
+            let v = dk.and_then(|k| k.verdict());
             inside.push((r, ds.unwrap_or(f64::NAN), v.unwrap_or(Verdict::Fail)));
         }
         if let Some(s) = fs {
@@ -1072,11 +1134,7 @@ fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
             ),
             f.rule.clone(),
             // The verdict `ntk compare` prints (one rule: kernel::compare::judge).
-            match f.verdict {
-                Judgement::Pass => Verdict::Pass,
-                Judgement::Unclear => Verdict::Unclear,
-                Judgement::Miss => Verdict::Fail,
-            },
+            f.verdict,
         ));
     }
     for (stem, fig) in report.figures() {

@@ -18,13 +18,22 @@ pub(super) fn esc(s: &str) -> String {
     o
 }
 
+/// The reason under a verdict that is not a pass.
+fn why(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!("<span class=\"why\">{}</span>", esc(reason))
+    }
+}
+
 fn badge(v: Verdict) -> String {
     format!("<span class=\"badge {0}\">{0}</span>", v.name())
 }
 
 const CSS: &str = r#"
 :root { --fg:#1b1f24; --muted:#57606a; --line:#d0d7de; --bg:#ffffff; --soft:#f6f8fa;
-  --pass:#1a7f37; --fail:#cf222e; --unclear:#9a6700; --error:#8250df; }
+  --pass:#1a7f37; --fail:#cf222e; --unclear:#9a6700; --crossover:#0969da; --error:#8250df; }
 * { box-sizing: border-box; }
 body { margin:0; font:15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color:var(--fg); background:var(--bg); }
 main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 64px; }
@@ -41,6 +50,8 @@ td.num { font-variant-numeric: tabular-nums; }
 .badge { display:inline-block; min-width: 58px; text-align:center; padding: 1px 8px; border-radius: 10px; color: #fff; font-size: 12px; font-weight: 600; }
 .badge.pass { background: var(--pass); } .badge.fail { background: var(--fail); }
 .badge.unclear { background: var(--unclear); } .badge.error { background: var(--error); }
+.badge.crossover { background: var(--crossover); }
+.why { color: var(--muted); font-size: 13px; display: block; margin-top: 2px; }
 figure { margin: 12px 0 20px; }
 figure svg { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
@@ -96,12 +107,13 @@ fn section(e: &ExperimentResult) -> String {
         h.push_str("<table><thead><tr><th>claim</th><th>expected</th><th>measured</th><th>rule</th><th>verdict</th></tr></thead><tbody>\n");
         for c in &e.claims {
             h.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}{}</td></tr>\n",
                 esc(&c.claim),
                 esc(&c.expected),
                 esc(&c.measured),
                 esc(&c.tolerance),
-                badge(c.verdict)
+                badge(c.verdict),
+                why(&c.why)
             ));
         }
         h.push_str("</tbody></table>\n");
@@ -189,10 +201,11 @@ pub(super) fn render(r: &Report) -> String {
         .collect();
     let count = |v: Verdict| all.iter().filter(|x| **x == v).count();
     h.push_str(&format!(
-        "<p class=\"summary-counts\"><span>{} claims:</span><span>{} pass</span><span>{} unclear</span><span>{} fail</span><span>{} experiments could not run</span></p>\n",
+        "<p class=\"summary-counts\"><span>{} claims:</span><span>{} pass</span><span>{} unclear</span><span>{} crossover</span><span>{} fail</span><span>{} experiments could not run</span></p>\n",
         all.len(),
         count(Verdict::Pass),
         count(Verdict::Unclear),
+        count(Verdict::Crossover),
         count(Verdict::Fail),
         r.experiments.iter().filter(|e| e.error.is_some()).count()
     ));
@@ -209,18 +222,19 @@ pub(super) fn render(r: &Report) -> String {
         }
         for c in &e.claims {
             h.push_str(&format!(
-                "<tr><td><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
+                "<tr><td><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}{}</td></tr>\n",
                 e.id.stem(),
                 e.id.name(),
                 esc(&c.claim),
                 esc(&c.expected),
                 esc(&c.measured),
-                badge(c.verdict)
+                badge(c.verdict),
+                why(&c.why)
             ));
         }
     }
     h.push_str("</tbody></table>\n");
-    h.push_str("<p class=\"note\">Verdicts: <em>pass</em> — within the stated rule; <em>unclear</em> — the point estimate misses the tolerance but its 95% interval still contains the prediction (more seeds would decide); <em>fail</em> — a clear miss, reported as measured. Slopes are least-squares fits of log seed means against log width, with delete-one-seed jackknife intervals.</p>\n");
+    h.push_str(&format!("<p class=\"note\">Verdicts — {} Slopes are least-squares fits of log seed means against log width, with delete-one-seed jackknife intervals.</p>\n", esc(Verdict::LEGEND)));
     for e in &r.experiments {
         h.push_str(&section(e));
     }

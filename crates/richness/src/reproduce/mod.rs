@@ -167,42 +167,7 @@ impl FromStr for ExperimentId {
     }
 }
 
-/// pass / fail / unclear (interval contains the prediction but the point misses
-/// the tolerance) / error (the experiment could not run).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Unclear,
-    Error,
-}
-
-impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Unclear => "unclear",
-            Verdict::Error => "error",
-        }
-    }
-    pub fn from_bool(ok: bool) -> Self {
-        if ok {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
-        }
-    }
-    /// The check module's verdict strings.
-    pub fn from_check(s: &str) -> Self {
-        match s {
-            "pass" => Verdict::Pass,
-            "unclear" => Verdict::Unclear,
-            _ => Verdict::Fail,
-        }
-    }
-}
+pub use crate::verdict::Verdict;
 
 /// One claim of the tutorial with our measurement.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -215,6 +180,10 @@ pub struct ClaimResult {
     /// The rule that decides the verdict.
     pub tolerance: String,
     pub verdict: Verdict,
+    /// Why a verdict is not a pass (the interval, the regime, the seeds that would
+    /// decide); empty for a pass.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
 }
 
 impl ClaimResult {
@@ -231,7 +200,25 @@ impl ClaimResult {
             measured: measured.into(),
             tolerance: tolerance.into(),
             verdict,
+            why: String::new(),
         }
+    }
+
+    /// A claim judged by a [`crate::verdict::Judged`]: its verdict and its reason.
+    pub fn judged(
+        claim: impl Into<String>,
+        expected: impl Into<String>,
+        measured: impl Into<String>,
+        tolerance: impl Into<String>,
+        judged: &crate::verdict::Judged,
+    ) -> Self {
+        ClaimResult::new(claim, expected, measured, tolerance, judged.verdict).because(&judged.reason)
+    }
+
+    /// Attach the reason for a verdict that is not a pass.
+    pub fn because(mut self, why: impl Into<String>) -> Self {
+        self.why = why.into();
+        self
     }
 }
 
@@ -299,13 +286,7 @@ impl ExperimentResult {
         if self.error.is_some() || self.claims.is_empty() {
             return Verdict::Error;
         }
-        if self.claims.iter().any(|c| c.verdict == Verdict::Fail) {
-            Verdict::Fail
-        } else if self.claims.iter().any(|c| c.verdict == Verdict::Unclear) {
-            Verdict::Unclear
-        } else {
-            Verdict::Pass
-        }
+        Verdict::worst(self.claims.iter().map(|c| c.verdict))
     }
 
     /// Save a figure: PNG, SVG and CSV under `dir`, SVG kept for the report.
@@ -363,9 +344,33 @@ pub struct Report {
 impl Report {
     /// Every claim passed in every experiment.
     pub fn all_pass(&self) -> bool {
-        self.experiments
-            .iter()
-            .all(|e| e.verdict() == Verdict::Pass)
+        self.verdict() == Verdict::Pass
+    }
+
+    /// The worst verdict of every experiment.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::worst(self.experiments.iter().map(|e| e.verdict()))
+    }
+
+    /// How many claims got each verdict, in [`Verdict::ALL`] order.
+    pub fn counts(&self) -> Vec<(Verdict, usize)> {
+        Verdict::ALL
+            .into_iter()
+            .map(|v| {
+                let n = self
+                    .experiments
+                    .iter()
+                    .flat_map(|e| &e.claims)
+                    .filter(|c| c.verdict == v)
+                    .count()
+                    + self
+                        .experiments
+                        .iter()
+                        .filter(|e| v == Verdict::Error && e.error.is_some())
+                        .count();
+                (v, n)
+            })
+            .collect()
     }
 
     /// Plain-text overview: one line per claim.
@@ -384,15 +389,25 @@ impl Report {
             }
             for c in &e.claims {
                 s.push_str(&format!(
-                    "    {:<7} {}: expected {}; measured {} (rule: {})\n",
+                    "    {:<9} {}: expected {}; measured {} (rule: {})\n",
                     c.verdict.name(),
                     c.claim,
                     c.expected,
                     c.measured,
                     c.tolerance
                 ));
+                if !c.why.is_empty() {
+                    s.push_str(&format!("              why: {}\n", c.why));
+                }
             }
         }
+        let counts: Vec<String> = self
+            .counts()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(v, n)| format!("{n} {}", v.name()))
+            .collect();
+        s.push_str(&format!("\nclaims: {}\n", counts.join(", ")));
         s
     }
 
