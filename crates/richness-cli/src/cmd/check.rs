@@ -102,7 +102,11 @@ pub fn run_coord(a: CoordArgs, threads: usize, progress: bool) -> anyhow::Result
         report.write(dir, &rows)?;
         println!("wrote {}", dir.display());
     }
-    Ok(if report.stable { Exit::Ok } else { Exit::Fail })
+    Ok(if report.verdict.fails(a.scan.strict) {
+        Exit::Fail
+    } else {
+        Exit::Ok
+    })
 }
 
 pub fn run_diagnose(a: DiagnoseArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {

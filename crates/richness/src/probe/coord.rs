@@ -7,7 +7,11 @@
 //! network has no coordinate that grows with width: the verdict is `stable` when
 //! every log–log slope of `mean_abs` against width is at most the tolerance (it
 //! lists which are flat, |slope| ≤ tolerance; on the scale the output at init
-//! shrinks like n^{−r}, by design).
+//! shrinks like n^{−r}, by design). Slopes are judged on their 95% interval
+//! ([`crate::verdict`]): `fail` (grows) when the whole interval lies above the
+//! tolerance, `unclear` when it straddles it. Outputs are centred (f − f₀) unless
+//! `param.center = false`, so the read-out's coordinate at t = 0 is exactly 0 and is
+//! not fitted; ‖f₀‖/‖y‖ is reported per width either way.
 
 use super::check::CheckConfig;
 use crate::error::{Error, Result};
@@ -18,6 +22,7 @@ use crate::param::Parameterization;
 use crate::report::plot::{Figure, Grid, Series, Style};
 use crate::tensor::{Dtype, Scalar};
 use crate::train::Trainer;
+use crate::verdict::{judge_band, Judged, Verdict};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -42,6 +47,9 @@ pub struct CoordSlope {
     pub fit: Option<LineFit>,
     pub flat: bool,
     pub grows: bool,
+    /// "Does not grow": the 95% interval of the slope below +tolerance.
+    #[serde(flatten)]
+    pub judged: Judged,
 }
 
 /// The coordinate check's result (also `coord.json`).
@@ -52,7 +60,19 @@ pub struct CoordReport {
     pub slopes: Vec<CoordSlope>,
     /// (width, seed, step) where a coordinate became non-finite.
     pub diverged: Vec<(usize, usize, usize)>,
+    /// No coordinate's slope lies wholly above the tolerance (verdict not `fail`).
     pub stable: bool,
+    /// Whether outputs were centred (f − f₀).
+    #[serde(default)]
+    pub centred: bool,
+    /// ‖f₀‖/‖y‖ per width (seed mean), uncentred.
+    #[serde(default)]
+    pub f0_rel: Vec<(usize, f64)>,
+    /// Why an uncentred f₀ may bias the picture (see `check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f0_note: Option<String>,
+    /// The worst slope verdict (`fail`: a coordinate grows with width).
+    pub verdict: Verdict,
 }
 
 /// (width, seed, step) of a run that diverged.
@@ -95,6 +115,8 @@ fn run_typed<T: Scalar>(
         let arch = m.resolve(x.cols(), y.cols())?;
         let mut choice = cfg.param.clone();
         choice.base_lr = cfg.param.base_lr * (arch.width() as f64).powf(-cfg.lr_exponent);
+        // Centred unless asked otherwise, as `check` (theory.md §4.1).
+        choice.center = Some(cfg.param.center.unwrap_or(true));
         let param = Parameterization::resolve(&arch.layer_shapes(), &choice, cfg.optim.kind)?;
         let model = Model::<T>::init_with(&arch, param, s as u64)?;
         let mut t = Trainer::new(model, &cfg.optim, Compute::new(1), cfg.loss, b);
@@ -102,6 +124,17 @@ fn run_typed<T: Scalar>(
         let mut div = None;
         for step in 0..=cfg.steps {
             t.model.forward(&t.cx, x.as_slice(), b, &mut t.trace);
+            if step == 0 {
+                let f0 = t.model.raw_output(&t.trace);
+                rows.push(CoordRow {
+                    width: w,
+                    seed: s,
+                    step,
+                    layer: 0,
+                    quantity: "f0_rel".into(),
+                    value: crate::tensor::norm(f0.as_slice()) / crate::tensor::norm(y.as_slice()),
+                });
+            }
             for (l, z) in t.trace.z.iter().enumerate() {
                 let v = z.as_slice();
                 let n = v.len() as f64;
@@ -155,20 +188,33 @@ fn run_typed<T: Scalar>(
     let mut m = cfg.model.clone();
     m.width = Some(wmax);
     let arch = m.resolve(x.cols(), y.cols())?;
+    let mut choice = cfg.param.clone();
+    choice.center = Some(cfg.param.center.unwrap_or(true));
     let parameterization =
-        Parameterization::resolve(&arch.layer_shapes(), &cfg.param, cfg.optim.kind)?;
+        Parameterization::resolve(&arch.layer_shapes(), &choice, cfg.optim.kind)?;
+    let centred = parameterization.center;
     let depth = arch.depth();
     let tol = cfg.tolerance;
     let mut slopes = Vec::new();
     for step in 0..=cfg.steps {
         for layer in 1..=depth {
+            // A centred output is exactly 0 before the first step: nothing to fit.
+            if centred && step == 0 && layer == depth {
+                continue;
+            }
             let (xs, ys): (Vec<f64>, Vec<f64>) = stats(&rows, step, layer)
                 .into_iter()
                 .map(|p| (p.0, p.1))
                 .unzip();
             let fit = fit_loglog(&xs, &ys);
+            // Growing is judged on the interval: `grows` when the whole 95% interval
+            // lies above the tolerance, `unclear` when it straddles it.
+            let judged = match &fit {
+                Some(f) => judge_band(f.slope, f.ci95, (f64::NEG_INFINITY, tol), None),
+                None => Judged::new(Verdict::Error, "no fit (a coordinate is 0 or non-finite)"),
+            };
             let (flat, grows) = match fit {
-                Some(f) => (f.slope.abs() <= tol, f.slope > tol),
+                Some(f) => (f.slope.abs() <= tol, judged.verdict == Verdict::Fail),
                 None => (false, true),
             };
             slopes.push(CoordSlope {
@@ -177,10 +223,32 @@ fn run_typed<T: Scalar>(
                 fit,
                 flat,
                 grows,
+                judged,
             });
         }
     }
-    let stable = diverged.is_empty() && slopes.iter().all(|s| !s.grows);
+    let mut verdict = Verdict::worst(slopes.iter().map(|s| s.judged.verdict));
+    if !diverged.is_empty() {
+        verdict = Verdict::Fail;
+    }
+    let stable = !verdict.fails(false);
+    let f0_rel: Vec<(usize, f64)> = {
+        let mut widths: Vec<usize> = rows.iter().map(|r| r.width).collect();
+        widths.sort_unstable();
+        widths.dedup();
+        widths
+            .into_iter()
+            .map(|w| {
+                let v: Vec<f64> = rows
+                    .iter()
+                    .filter(|r| r.width == w && r.quantity == "f0_rel")
+                    .map(|r| r.value)
+                    .collect();
+                (w, mean_std(&v).0)
+            })
+            .collect()
+    };
+    let f0_note = super::check::f0_bias_note(&f0_rel, centred);
     Ok((
         CoordReport {
             config: cfg.clone(),
@@ -188,6 +256,10 @@ fn run_typed<T: Scalar>(
             slopes,
             diverged,
             stable,
+            centred,
+            f0_rel,
+            f0_note,
+            verdict,
         },
         rows,
     ))
@@ -234,17 +306,22 @@ impl CoordReport {
         for step in 0..=self.config.steps {
             let mut r = vec![step.to_string()];
             for l in 1..=depth {
-                let c = self
+                let Some(c) = self
                     .slopes
                     .iter()
                     .find(|c| c.step == step && c.layer == l)
-                    .unwrap();
+                else {
+                    r.push("0 (centred)".into());
+                    continue;
+                };
                 r.push(match c.fit {
                     Some(f) => format!(
                         "{:+.3}{}",
                         f.slope,
                         if c.grows {
                             " GROWS"
+                        } else if c.judged.verdict == Verdict::Unclear {
+                            " (unclear)"
                         } else if c.flat {
                             ""
                         } else {
@@ -263,12 +340,35 @@ impl CoordReport {
                 "diverged at width {w}, seed {seed}, step {step}\n"
             ));
         }
+        if !self.f0_rel.is_empty() {
+            s.push_str(&format!(
+                "‖f₀‖/‖y‖ by width ({}): {}\n",
+                if self.centred { "outputs centred" } else { "outputs not centred" },
+                self.f0_rel
+                    .iter()
+                    .map(|(w, v)| format!("{w}: {v:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(n) = &self.f0_note {
+            s.push_str(&format!("note: {n}\n"));
+        }
+        for c in self.slopes.iter().filter(|c| c.judged.verdict != Verdict::Pass) {
+            s.push_str(&format!(
+                "step {} layer {}: {}\n",
+                c.step,
+                c.layer,
+                c.judged.describe()
+            ));
+        }
         s.push_str(&format!(
-            "verdict: {}\n",
-            if self.stable {
-                "stable (no coordinate grows with width)"
-            } else {
-                "UNSTABLE (some coordinate grows with width)"
+            "verdict: {} — {}\n",
+            self.verdict.name(),
+            match self.verdict {
+                Verdict::Pass => "stable (no coordinate grows with width)",
+                Verdict::Unclear => "no coordinate clearly grows, but some slope's interval reaches above the tolerance",
+                _ => "UNSTABLE (some coordinate grows with width)",
             }
         ));
         s
@@ -305,6 +405,9 @@ impl CoordReport {
                 let mut f = Figure::loglog(format!("t = {step}"), "width n", "mean |h|");
                 f.size = (420, 340);
                 for l in 1..=depth {
+                    if self.centred && step == 0 && l == depth {
+                        continue; // exactly 0: nothing to draw on log axes
+                    }
                     let p = stats(rows, step, l);
                     f.series.push(
                         Series::new(

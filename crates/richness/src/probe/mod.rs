@@ -234,7 +234,13 @@ pub fn probe<T: Scalar>(
         let n_l = z0[l].cols();
         let h = z0[l].as_slice();
         let dh = sub(after.z[l].as_slice(), h);
-        let h_norm = norm(h);
+        // A centred output starts at exactly 0: its size at init is the network's own
+        // output f₀ (so ratios to it stay defined and comparable with uncentred runs).
+        let h_norm = if l + 1 == depth {
+            norm(f_raw0.as_slice())
+        } else {
+            norm(h)
+        };
         let dh_norm = norm(&dh);
         let coords = (b * n_l) as f64;
         put(layer, "h_norm", h_norm);
