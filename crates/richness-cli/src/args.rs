@@ -55,8 +55,8 @@ pub enum Command {
     /// result, our measurement and a verdict for every claim.
     Reproduce(ReproduceArgs),
     /// Measure the tutorial's width-scaling claims (‖Δh‖ ~ n^r, NTC, UUC, MAX, weight
-    /// alignment…) over a width grid and seeds; fit slopes; print verdicts. Exit 0 when
-    /// every verdict passes, 1 otherwise.
+    /// alignment…) over a width grid and seeds; fit slopes; print verdicts. Exit 1 when a
+    /// verdict is `fail` (with --strict: anything short of `pass`).
     Check(CheckArgs),
     /// The coordinate check: coordinate sizes per layer over training steps and widths
     /// (like mup's coord check), with a stability verdict.
@@ -100,6 +100,10 @@ pub struct ScanArgs {
     /// Number of seeds (0..SEEDS) [default: 8].
     #[arg(long)]
     pub seeds: Option<usize>,
+    /// More seeds at small widths, where they are cheap and the spread is largest:
+    /// width n gets ⌈SEEDS·(n_max/n)^E⌉ [default: 0, the same at every width].
+    #[arg(long, value_name = "E")]
+    pub seed_exponent: Option<f64>,
     /// Optimizer steps between the measurements [check: 1; coord: 3].
     #[arg(long)]
     pub steps: Option<usize>,
@@ -148,8 +152,8 @@ pub struct ScanArgs {
 Quantities (see `richness::probe`): h_rms, f_norm, dh_norm, dh_rel, df_norm,
 layer_term, passthrough_term, interaction_ratio, grad_norm, uuc, dW_op_rel,
 dW_fro_rel, align, loss_decrease, dh_rms; criteria: stable init, NTC, UUC, MAX.
-Probes are centred by default (f − f₀ is trained, f₀ the output at init; theory.md
-§4.1): at intermediate r and γ₀ = 1 the uncentred f₀ ~ 1/(γ₀n^r) drives an extra
+Probes are centred by default (f − f₀ is trained, f₀ the output at init; docs/theory.md
+§6.1): at intermediate r and γ₀ = 1 the uncentred f₀ ~ 1/(γ₀n^r) drives an extra
 update that bends ‖Δh‖, ‖Δf‖ and UUC slopes. --no-center gives the uncentred
 measurement (as mupify trains); the report prints ‖f₀‖/‖y‖ per width either way.
 

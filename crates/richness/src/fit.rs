@@ -122,33 +122,54 @@ pub fn fit_loglog(xs: &[f64], ys: &[f64]) -> Option<LineFit> {
 /// which the residuals of one fit cannot see. With fewer than three seeds the
 /// least-squares interval is returned.
 pub fn fit_loglog_jackknife(xs: &[f64], values: &[Vec<f64>]) -> Option<LineFit> {
-    let s = values.len();
+    let per_x: Vec<Vec<f64>> = (0..xs.len())
+        .map(|i| values.iter().map(|v| v[i]).collect())
+        .collect();
+    fit_loglog_jackknife_nested(xs, &per_x)
+}
+
+/// [`fit_loglog_jackknife`] for nested seed sets: `per_x[i]` holds the values of seeds
+/// 0..S_i at `xs[i]`, and S_i may differ between points (more seeds where they are
+/// cheap, e.g. at small widths). Deleting seed j removes it from every point that has
+/// it; the jackknife runs over all J = max S_i seeds, and the interval uses Student t
+/// with min S_i − 1 degrees of freedom. For equal S_i this is exactly
+/// [`fit_loglog_jackknife`]. With unequal S_i each point's share of the variance is
+/// scaled by (J−1)/J · S_i²/(S_i−1)² instead of 1 (slightly conservative), and units are
+/// not identically distributed; the delete-one jackknife is still consistent for
+/// smooth functions of means (Shao & Tu 1995, ch. 2).
+pub fn fit_loglog_jackknife_nested(xs: &[f64], per_x: &[Vec<f64>]) -> Option<LineFit> {
+    if per_x.len() != xs.len() || per_x.iter().any(|v| v.is_empty()) {
+        return None;
+    }
     let mean_at = |skip: Option<usize>| -> Vec<f64> {
-        (0..xs.len())
-            .map(|i| {
-                let (sum, n) = values
+        per_x
+            .iter()
+            .map(|v| {
+                let (sum, n) = v
                     .iter()
                     .enumerate()
                     .filter(|(j, _)| Some(*j) != skip)
-                    .fold((0.0, 0usize), |(a, n), (_, v)| (a + v[i], n + 1));
+                    .fold((0.0, 0usize), |(a, n), (_, x)| (a + x, n + 1));
                 sum / n as f64
             })
             .collect()
     };
     let full = fit_loglog(xs, &mean_at(None))?;
-    if s < 3 {
+    let s_min = per_x.iter().map(|v| v.len()).min().unwrap_or(0);
+    let s_max = per_x.iter().map(|v| v.len()).max().unwrap_or(0);
+    if s_min < 3 {
         return Some(full);
     }
-    let slopes: Vec<f64> = (0..s)
+    let slopes: Vec<f64> = (0..s_max)
         .filter_map(|j| fit_loglog(xs, &mean_at(Some(j))).map(|f| f.slope))
         .collect();
-    if slopes.len() != s {
+    if slopes.len() != s_max {
         return Some(full);
     }
-    let m = slopes.iter().sum::<f64>() / s as f64;
-    let se =
-        ((s as f64 - 1.0) / s as f64 * slopes.iter().map(|x| (x - m).powi(2)).sum::<f64>()).sqrt();
-    let half = t975(s - 1) * se;
+    let s = s_max as f64;
+    let m = slopes.iter().sum::<f64>() / s;
+    let se = ((s - 1.0) / s * slopes.iter().map(|x| (x - m).powi(2)).sum::<f64>()).sqrt();
+    let half = t975(s_min - 1) * se;
     Some(LineFit {
         slope_se: se,
         ci95: (full.slope - half, full.slope + half),
@@ -220,6 +241,28 @@ mod tests {
         assert!((f.slope_se - se).abs() < 1e-12);
         assert!((f.ci95.1 - f.slope - 2.776 * se).abs() < 1e-9);
         assert!((f.slope - 0.5).abs() < 0.1);
+    }
+
+    #[test]
+    fn nested_jackknife_equals_the_balanced_one_and_uses_extra_seeds() {
+        let xs = [1.0, 2.0, 4.0, 8.0];
+        let value = |s: usize, x: f64| x.powf(0.3) * (1.0 + 0.2 * (((s * 13 + x as usize * 7) % 11) as f64 / 11.0 - 0.5));
+        let balanced: Vec<Vec<f64>> = (0..6).map(|s| xs.iter().map(|&x| value(s, x)).collect()).collect();
+        let a = fit_loglog_jackknife(&xs, &balanced).unwrap();
+        let per_x: Vec<Vec<f64>> = xs.iter().map(|&x| (0..6).map(|s| value(s, x)).collect()).collect();
+        assert_eq!(a, fit_loglog_jackknife_nested(&xs, &per_x).unwrap());
+        // 24 seeds at the first two points, 6 at the others: a narrower interval, the
+        // t quantile of 5 degrees of freedom, and the slope of the seed means.
+        let more: Vec<Vec<f64>> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (0..if i < 2 { 24 } else { 6 }).map(|s| value(s, x)).collect())
+            .collect();
+        let b = fit_loglog_jackknife_nested(&xs, &more).unwrap();
+        let means: Vec<f64> = more.iter().map(|v| v.iter().sum::<f64>() / v.len() as f64).collect();
+        assert!((b.slope - fit_loglog(&xs, &means).unwrap().slope).abs() < 1e-15);
+        assert!((b.ci95.1 - b.slope - t975(5) * b.slope_se).abs() < 1e-12);
+        assert!(b.slope_se < a.slope_se, "{} vs {}", b.slope_se, a.slope_se);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! A measured exponent comes with a 95% interval [lo, hi]; the theory gives a
 //! prediction p (a point, or an interval [p₁, p₂] where two finite-width terms compete,
-//! theory.md §4.1) and the tool a tolerance τ. The *band* is [p₁ − τ, p₂ + τ]. A claim
+//! docs/theory.md §6.1) and the tool a tolerance τ. The *band* is [p₁ − τ, p₂ + τ]. A claim
 //! is decided only when the data could have said otherwise:
 //!
 //! | verdict | when |

@@ -33,6 +33,9 @@ fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::Chec
     if let Some(s) = a.seeds {
         cfg.seeds = s;
     }
+    if let Some(e) = a.seed_exponent {
+        cfg.seed_exponent = e;
+    }
     if let Some(s) = a.steps {
         cfg.steps = s;
     }

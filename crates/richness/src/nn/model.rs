@@ -294,7 +294,7 @@ pub struct Model<T> {
     /// The layer kinds of `arch` (derived once).
     kinds: Vec<LayerKind>,
     /// With `param.center`: a frozen copy of the weights at the start of training, whose
-    /// output f₀ is subtracted from every output (theory.md §4.1). Never trained.
+    /// output f₀ is subtracted from every output (docs/theory.md §6.1). Never trained.
     pub reference: Option<Box<Model<T>>>,
 }
 

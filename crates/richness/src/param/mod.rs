@@ -349,7 +349,7 @@ pub struct ScaleChoice {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abc: Option<Abc>,
     /// Centre the output: train f − f₀, with f₀ the network's own output at the start
-    /// of training (theory.md §4.1: removes the bias that f₀ ~ 1/(γ₀n^r) puts on every
+    /// of training (docs/theory.md §6.1: removes the bias that f₀ ~ 1/(γ₀n^r) puts on every
     /// one-step exponent at intermediate r). Unset: off for `train`, `sweep`,
     /// `transfer` and `ntk`; on for the probes (`check`, `coord`, `diagnose --measure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

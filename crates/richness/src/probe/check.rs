@@ -70,6 +70,12 @@ pub struct CheckConfig {
     /// A width-dependent base rate η₀(n) = base_lr · n^{−lr_exponent} (0: fixed).
     #[serde(default)]
     pub lr_exponent: f64,
+    /// More seeds where they are cheap: width n gets ⌈seeds·(n_max/n)^e⌉ seeds (at most
+    /// 64 × seeds). Seed-to-seed spread of most quantities falls like n^{−1/2} while a
+    /// probe costs ~n², so e = 1 narrows slope intervals at a small extra cost
+    /// (0: the same seeds at every width).
+    #[serde(default)]
+    pub seed_exponent: f64,
 }
 
 fn default_data() -> String {
@@ -113,6 +119,7 @@ impl Default for CheckConfig {
             spectral: true,
             tolerance: default_tol(),
             lr_exponent: 0.0,
+            seed_exponent: 0.0,
         }
     }
 }
@@ -136,7 +143,7 @@ pub struct Claim {
     pub role: String,
     pub fit: Option<LineFit>,
     pub predicted: Option<f64>,
-    /// An interval prediction (theory.md §4.1: where only a bracket is known), judged
+    /// An interval prediction (docs/theory.md §6.1: where only a bracket is known), judged
     /// with the tolerance added on both sides; `predicted` is then its asymptotic end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicted_range: Option<(f64, f64)>,
@@ -194,7 +201,7 @@ pub struct CheckReport {
     #[serde(default)]
     pub f0_rel: Vec<(usize, f64)>,
     /// A note when an uncentred f₀ is large enough, and changes enough with width, to
-    /// bend the one-step exponents (theory.md §4.1), with the remedies.
+    /// bend the one-step exponents (docs/theory.md §6.1), with the remedies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub f0_note: Option<String>,
     /// The worst verdict of every claim and criterion (`fail` also when a probe diverged).
@@ -248,7 +255,7 @@ fn param_at(
 ) -> Result<Parameterization> {
     let mut choice = cfg.param.clone();
     choice.base_lr = cfg.param.base_lr * (arch.width() as f64).powf(-cfg.lr_exponent);
-    // Probes are centred unless asked otherwise (theory.md §4.1).
+    // Probes are centred unless asked otherwise (docs/theory.md §6.1).
     choice.center = Some(cfg.param.center.unwrap_or(true));
     Parameterization::resolve(&arch.layer_shapes(), &choice, optimizer)
 }
@@ -289,6 +296,12 @@ fn validate(cfg: &CheckConfig) -> Result<()> {
     if cfg.seeds == 0 || cfg.steps == 0 || cfg.batch == 0 {
         return Err(Error::config("seeds, steps and batch must be at least 1"));
     }
+    if !(cfg.seed_exponent.is_finite() && (0.0..=2.0).contains(&cfg.seed_exponent)) {
+        return Err(Error::config(format!(
+            "seed_exponent must be in [0, 2], got {}",
+            cfg.seed_exponent
+        )));
+    }
     if !(cfg.tolerance.is_finite() && cfg.tolerance > 0.0) {
         return Err(Error::config("tolerance must be a positive number"));
     }
@@ -317,7 +330,7 @@ fn scan_typed<T: Scalar>(
     widths.dedup();
     let mut jobs: Vec<(usize, usize)> = widths
         .iter()
-        .flat_map(|&w| (0..cfg.seeds).map(move |s| (w, s)))
+        .flat_map(|&w| (0..seeds_at(cfg, w)).map(move |s| (w, s)))
         .collect();
     // Largest first: better load balance.
     jobs.sort_by_key(|&(w, s)| (std::cmp::Reverse(w), s));
@@ -458,12 +471,13 @@ pub fn fit(
     layer: usize,
     skip: &[(usize, usize, String)],
 ) -> Option<LineFit> {
-    let mut widths: Vec<usize> = rows.iter().map(|r| r.width).collect();
-    widths.sort_unstable();
-    widths.dedup();
-    let mut seeds: Vec<usize> = rows.iter().map(|r| r.seed).collect();
-    seeds.sort_unstable();
-    seeds.dedup();
+    // Seeds probed at each width (0..S_w, nested: more at small widths with
+    // `seed_exponent`), from every row of the scan.
+    let mut probed: std::collections::BTreeMap<usize, std::collections::BTreeSet<usize>> =
+        std::collections::BTreeMap::new();
+    for r in rows {
+        probed.entry(r.width).or_default().insert(r.seed);
+    }
     let mut table: std::collections::BTreeMap<(usize, usize), f64> =
         std::collections::BTreeMap::new();
     for r in rows
@@ -472,18 +486,27 @@ pub fn fit(
     {
         table.insert((r.width, r.seed), r.value);
     }
-    let usable: Vec<usize> = widths
-        .into_iter()
-        .filter(|w| {
-            !skip.iter().any(|d| d.0 == *w) && seeds.iter().all(|s| table.contains_key(&(*w, *s)))
-        })
-        .collect();
-    let xs: Vec<f64> = usable.iter().map(|&w| w as f64).collect();
-    let values: Vec<Vec<f64>> = seeds
-        .iter()
-        .map(|s| usable.iter().map(|w| table[&(*w, *s)]).collect())
-        .collect();
-    crate::fit::fit_loglog_jackknife(&xs, &values)
+    let mut xs = Vec::new();
+    let mut per_width = Vec::new();
+    for (w, seeds) in &probed {
+        if skip.iter().any(|d| d.0 == *w) {
+            continue;
+        }
+        let values: Option<Vec<f64>> = seeds.iter().map(|s| table.get(&(*w, *s)).copied()).collect();
+        if let Some(v) = values {
+            xs.push(*w as f64);
+            per_width.push(v);
+        }
+    }
+    crate::fit::fit_loglog_jackknife_nested(&xs, &per_width)
+}
+
+/// Seeds probed at `width`: `seeds` at the largest width, ⌈seeds·(w_max/w)^e⌉ at
+/// smaller ones (e = `seed_exponent`, at most 64 × `seeds`).
+pub fn seeds_at(cfg: &CheckConfig, width: usize) -> usize {
+    let wmax = cfg.widths.iter().copied().max().unwrap_or(width).max(1) as f64;
+    let factor = (wmax / width.max(1) as f64).powf(cfg.seed_exponent).min(64.0);
+    ((cfg.seeds as f64 * factor).ceil() as usize).max(cfg.seeds)
 }
 
 /// Run a check: scan, fit, compare, judge.
@@ -707,7 +730,7 @@ const F0_SMALL: f64 = 0.05;
 
 /// The note on f₀ for an uncentred scan: `Some` when ‖f₀‖/‖y‖ is not small at the
 /// smallest width and changes with width (by more than 20% across the scan), so
-/// that the residual it drives bends the one-step slopes (theory.md §4.1).
+/// that the residual it drives bends the one-step slopes (docs/theory.md §6.1).
 pub fn f0_bias_note(f0_rel: &[(usize, f64)], centred: bool) -> Option<String> {
     if centred || f0_rel.len() < 2 {
         return None;
@@ -718,7 +741,7 @@ pub fn f0_bias_note(f0_rel: &[(usize, f64)], centred: bool) -> Option<String> {
     let changes = (first / last).ln().abs() > 1.2f64.ln();
     (big > F0_SMALL && changes).then(|| {
         format!(
-            "the output at init is not small next to the targets (‖f₀‖/‖y‖ = {first:.2} at width {w0}, {last:.2} at {w1}) and shrinks with width: its residual drives an extra, r-independent update that bends the one-step exponents (‖Δh‖, ‖Δf‖, UUC) at intermediate r (theory.md §4.1). Remedies: --center (train f − f₀, the default for probes) or a larger --gamma0."
+            "the output at init is not small next to the targets (‖f₀‖/‖y‖ = {first:.2} at width {w0}, {last:.2} at {w1}) and shrinks with width: its residual drives an extra, r-independent update that bends the one-step exponents (‖Δh‖, ‖Δf‖, UUC) at intermediate r (docs/theory.md §6.1). Remedies: --center (train f − f₀, the default for probes) or a larger --gamma0."
         )
     })
 }
@@ -728,10 +751,18 @@ impl CheckReport {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         s.push_str(&format!(
-            "# check: {} | widths {:?} | {} seeds | {} step(s) | {} | tolerance ±{}\n",
+            "# check: {} | widths {:?} | {} seeds{} | {} step(s) | {} | tolerance ±{}\n",
             self.parameterization.summary(),
             self.config.widths,
             self.config.seeds,
+            if self.config.seed_exponent > 0.0 {
+                format!(
+                    " ({} at the smallest width)",
+                    seeds_at(&self.config, self.config.widths.iter().copied().min().unwrap_or(1))
+                )
+            } else {
+                String::new()
+            },
             self.config.steps,
             self.config.dtype.name(),
             self.config.tolerance

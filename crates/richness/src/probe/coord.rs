@@ -115,7 +115,7 @@ fn run_typed<T: Scalar>(
         let arch = m.resolve(x.cols(), y.cols())?;
         let mut choice = cfg.param.clone();
         choice.base_lr = cfg.param.base_lr * (arch.width() as f64).powf(-cfg.lr_exponent);
-        // Centred unless asked otherwise, as `check` (theory.md §4.1).
+        // Centred unless asked otherwise, as `check` (docs/theory.md §6.1).
         choice.center = Some(cfg.param.center.unwrap_or(true));
         let param = Parameterization::resolve(&arch.layer_shapes(), &choice, cfg.optim.kind)?;
         let model = Model::<T>::init_with(&arch, param, s as u64)?;

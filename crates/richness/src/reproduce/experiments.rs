@@ -1035,7 +1035,7 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
     );
     if !f0_notes.is_empty() {
         res.notes.push(format!(
-            "Width scans train centred (f − f₀; theory.md §4.1), so f₀ does not bend the ‖Δh‖/‖h‖ slopes. Its size next to the targets, ‖f₀‖/‖y‖: {}.",
+            "Width scans train centred (f − f₀; docs/theory.md §6.1), so f₀ does not bend the ‖Δh‖/‖h‖ slopes. Its size next to the targets, ‖f₀‖/‖y‖: {}.",
             f0_notes.join("; ")
         ));
     }
