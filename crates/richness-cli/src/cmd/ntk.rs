@@ -301,7 +301,7 @@ pub struct CompareArgs {
     pub dtype: Option<Dtype>,
     /// The prefactor γ₀ of α = γ₀n^r [default: 1]; a smaller one moves the kernel less
     /// (ε = γ₀n^{r−1/2}).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub gamma0: Option<f64>,
     /// Centre the networks (train f − f₀; the linearisation then starts at f₀ = 0).
     #[arg(long)]
