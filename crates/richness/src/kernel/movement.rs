@@ -3,7 +3,8 @@
 //! For the kernel K₀ at init and K_t after t steps, on the same points:
 //!
 //! ```text
-//! relative change     ‖K_t − K₀‖_F / ‖K₀‖_F            (theory.md §4 predicts ~ n^{r−1/2})
+//! relative change     ‖K_t − K₀‖_F / ‖K₀‖_F            (theory.md §4.1: mean ~ n^{2r−1} plus
+//!                                                     fluctuations; not n^{r−1/2})
 //! kernel distance     1 − ⟨K₀, K_t⟩_F / (‖K₀‖_F ‖K_t‖_F) (0 when K_t ∝ K₀; scale-free)
 //! target alignment    ⟨K, YYᵀ⟩_F / (‖K‖_F ‖YYᵀ‖_F)       (Cristianini et al., uncentred;
 //!                     = yᵀKy / (‖K‖_F ‖y‖²) for one output)

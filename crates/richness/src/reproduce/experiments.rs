@@ -1157,34 +1157,59 @@ struct T8Config {
 fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Result<()> {
     let c = &cfg.compare;
     res.setup = format!(
-        "ReLU MLP with {} weight layers on digits (±1 parity target), {} train / {} test points, full-batch GD {} steps at η₀ = {}, widths {:?}, r ∈ {:?}, {} seeds; network test predictions against the linearised network (empirical NTK at init) and the infinite-width NTK.",
-        c.depth, c.n_train, c.n_test, c.steps, c.base_lr, c.widths, c.rs, c.seeds
+        "ReLU MLP with {} weight layers on digits (±1 parity target), {} train / {} test points, full-batch GD {} steps at η₀ = {}, γ₀ = {}{}, widths {:?}, r ∈ {:?}, {} seeds; network test predictions against the linearised network (empirical NTK at init) and the infinite-width NTK; movement and gap split across seeds into mean and fluctuation parts, judged against theory.md §4.1.",
+        c.depth, c.n_train, c.n_test, c.steps, c.base_lr, c.gamma0,
+        if c.center { " (centred)" } else { "" },
+        c.widths, c.rs, c.seeds
     );
     let cx = Compute::new(opts.threads.max(1));
     let report = run_compare(c, &cx, opts.progress)?;
     crate::io::write_atomic(&dir.join("t8_runs.csv"), report.runs_csv().as_bytes())?;
+    crate::io::write_atomic(&dir.join("t8_parts.csv"), report.parts_csv().as_bytes())?;
     crate::io::write_atomic(&dir.join("t8_fits.csv"), report.fits_csv().as_bytes())?;
     res.files.push(csv_path(res, "t8_runs.csv"));
+    res.files.push(csv_path(res, "t8_parts.csv"));
     res.files.push(csv_path(res, "t8_fits.csv"));
+    for &r in &c.rs {
+        if let Some(g) = crate::kernel::compare::regime(&report, r) {
+            res.notes.push(format!(
+                "r = {r}: ε = γ₀n^(r−1/2) = {:.4} at n = {}, where the kernel moves by {:.1}% ({:.1}–{:.1}% over the widths); exponents are judged only below {:.0}% (theory.md §4.1).",
+                g.eps_min,
+                g.width_min,
+                100.0 * g.movement_min,
+                100.0 * g.movement_range.0,
+                100.0 * g.movement_range.1,
+                100.0 * crate::kernel::compare::SMALL_MOVEMENT
+            ));
+        }
+    }
     for f in &report.fits {
         let what = match f.quantity.as_str() {
             "gap_emp" => "network vs linearised network",
             "gap_inf" => "network vs infinite-width NTK",
             "movement" => "NTK movement ‖K_T − K₀‖/‖K₀‖",
+            "movement_mean" => "NTK movement, mean part across seeds",
+            "movement_fluct" => "NTK movement, fluctuation part across seeds",
+            "gap_emp_mean" => "gap to the linearised network, mean part",
+            "gap_emp_fluct" => "gap to the linearised network, fluctuation part",
             "k0_vs_inf" => "‖K₀ − K∞‖/‖K∞‖ at init",
             q => q,
         };
         let fit = &f.fit;
-        res.claims.push(ClaimResult::new(
+        let regime = match &f.regime {
+            Some(g) => format!("; movement {:.1}% at n = {}", 100.0 * g.movement_min, g.width_min),
+            None => String::new(),
+        };
+        res.claims.push(ClaimResult::judged(
             format!("r = {}: {what}", f.r),
-            format!("width slope {:+.2} ({})", f.predicted, f.rule),
+            format!("width slope {}", f.expected()),
             format!(
-                "{:+.3} (95% [{:+.3}, {:+.3}])",
+                "{:+.3} (95% [{:+.3}, {:+.3}]){regime}",
                 fit.slope, fit.ci95.0, fit.ci95.1
             ),
             f.rule.clone(),
             // The verdict `ntk compare` prints (one rule: kernel::compare::judge).
-            f.verdict,
+            &f.judged(),
         ));
     }
     for (stem, fig) in report.figures() {
