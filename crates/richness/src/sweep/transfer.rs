@@ -979,13 +979,14 @@ mod tests {
         assert_eq!(j.verdict, Verdict::Unclear, "{j:?}");
         assert!(j.reason.contains("alternative"), "{}", j.reason);
         assert!(j.seeds_to_decide.unwrap() > 5, "{j:?}");
-        // A negative alternative bounds the region from below.
+        // A negative alternative bounds the region from below: −0.04 lies inside
+        // [−0.05, +0.09], −0.06 just below it.
         assert_eq!(
-            judge_transfer(&d, 0.15, Some((-0.06, "x"))).verdict,
+            judge_transfer(&d, 0.15, Some((-0.04, "x"))).verdict,
             Verdict::Unclear
         );
         assert_eq!(
-            judge_transfer(&d, 0.15, Some((-0.2, "x"))).verdict,
+            judge_transfer(&d, 0.15, Some((-0.06, "x"))).verdict,
             Verdict::Pass
         );
         // Beyond the alternative, inside the band: no number of seeds separates them.
