@@ -171,12 +171,21 @@ pub enum Scale {
 #[command(after_help = "Examples:
   richness transfer configs/experiments/t5-transfer-digits.toml --out out/t5
   richness transfer --db out/t5/transfer.sqlite --out out/t5 --metric train_loss
+  richness transfer --db out/t5/transfer.sqlite --out out/t5 --against param.preset=ntp
 
 Runs (or, with only --db, reads) a width × base-rate × seed sweep. Per group of the
 other axes (e.g. param.preset) and width: the seed-mean loss against the rate, the best
 grid rate refined by a parabola in log-rate, the seed spread of the optimum; then the
 drift exponent of the optimum against width with a 95% interval (jackknife over
-seeds). The rate transfers when |drift| ≤ --tolerance. Files in --out: transfer.json,
+seeds, plus the rounding of optima kept at a grid point).
+
+Each group gets a verdict on the claim \"the rate transfers\" (drift 0 ± --tolerance):
+pass when the whole 95% interval lies in the band (with --against G, and also excludes
+G's measured drift on the side of 0), fail when it lies wholly outside, unclear
+otherwise (with the seeds that would decide it). The --against group itself is judged
+on \"the rate drifts up\": its interval above +tolerance. An optimum on the edge of the
+rate grid makes a group unclear. Exit status: 1 when any group is fail (or has no drift
+fit); unclear alone exits 0 unless --strict. Files in --out: transfer.json,
 transfer.csv, transfer.png|svg|csv (loss against rate per width, optima marked),
 drift.png|svg|csv.")]
 pub struct TransferArgs {
@@ -197,6 +206,14 @@ pub struct TransferArgs {
     /// Largest |drift exponent| that counts as transfer.
     #[arg(long, default_value_t = 0.15)]
     pub tolerance: f64,
+    /// A group (its label or one key=value of it, e.g. param.preset=ntp) whose measured
+    /// drift the other groups' transfer must be separated from; it is itself judged
+    /// on drifting up.
+    #[arg(long, value_name = "GROUP")]
+    pub against: Option<String>,
+    /// Exit 1 on unclear or crossover verdicts too, not only on fail.
+    #[arg(long)]
+    pub strict: bool,
     /// The loss a diverged run counts as.
     #[arg(long, default_value_t = 1e5)]
     pub diverged_loss: f64,
@@ -463,6 +480,9 @@ fn plot(a: PlotArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn transfer(a: TransferArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
+    if !(a.tolerance.is_finite() && a.tolerance > 0.0) {
+        anyhow::bail!("--tolerance must be a positive number, got {}", a.tolerance);
+    }
     let db = match (&a.spec, &a.db) {
         (_, Some(db)) => db.clone(),
         (Some(_), None) => a.out.join("transfer.sqlite"),
@@ -482,6 +502,7 @@ pub fn transfer(a: TransferArgs, threads: usize, progress: bool) -> anyhow::Resu
         metric: a.metric,
         diverged_loss: a.diverged_loss,
         tolerance: a.tolerance,
+        against: a.against.clone(),
     };
     let rep = analyse(&store.runs()?, &opts)?;
     write_transfer(&rep, &a.out)?;
@@ -491,7 +512,12 @@ pub fn transfer(a: TransferArgs, threads: usize, progress: bool) -> anyhow::Resu
         print_transfer(&rep);
         println!("wrote {}", a.out.join("transfer.png").display());
     }
-    Ok(Exit::Ok)
+    let worst = richness::verdict::Verdict::worst(rep.groups.iter().map(|g| g.verdict.verdict));
+    Ok(if worst.fails(a.strict) {
+        Exit::Fail
+    } else {
+        Exit::Ok
+    })
 }
 
 fn write_transfer(rep: &TransferReport, out: &Path) -> anyhow::Result<()> {
@@ -549,17 +575,25 @@ fn print_transfer(rep: &TransferReport) {
                 }
             );
         }
-        match (&g.drift, g.transfers) {
-            (Some(d), Some(t)) => println!(
-                "  drift exponent {:+.3}, 95% CI [{:+.3}, {:+.3}] ({}): {}",
-                d.slope,
-                d.ci95.0,
-                d.ci95.1,
-                d.interval,
-                if t { "transfers" } else { "does not transfer" }
-            ),
-            _ => println!("  no drift fit"),
+        if let Some(d) = &g.drift {
+            println!(
+                "  drift exponent {:+.3}, 95% CI [{:+.3}, {:+.3}] ({})",
+                d.slope, d.ci95.0, d.ci95.1, d.interval
+            );
         }
+        let claim = match g.claim {
+            richness::sweep::transfer::Claim::Transfers => format!(
+                "transfers (|drift| ≤ {}{})",
+                rep.options.tolerance,
+                g.alternative
+                    .map(|a| format!(", interval excludes {a:+.3}"))
+                    .unwrap_or_default()
+            ),
+            richness::sweep::transfer::Claim::DriftsUp => {
+                format!("drifts up (drift > {})", rep.options.tolerance)
+            }
+        };
+        println!("  {claim}: {}", g.verdict.describe());
         for w in &g.warnings {
             println!("  warning: {w}");
         }

@@ -15,14 +15,29 @@
 //! The drift exponent is the least-squares slope of ln(optimal rate) on ln(width).
 //! Its 95% interval is a delete-one-seed jackknife (seeds are the independent units;
 //! Student t with S − 1 degrees of freedom); with fewer than three seeds it is the
-//! least-squares interval over widths. The rate *transfers* when |drift| ≤ the
-//! tolerance (default 0.15).
+//! least-squares interval over widths. An optimum kept at a grid point is known only
+//! to within its grid cell, which deleting a seed cannot reveal (every leave-one-out
+//! curve may pick the same point), so the jackknife variance gets that cell's
+//! rounding variance (Δ²/12 in ln rate, propagated through the slope) added.
+//!
+//! Verdicts use the shared rule ([`crate::verdict::judge_band`]): the claim "the rate
+//! transfers" is drift 0 ± tolerance (default 0.15), `pass` only when the whole 95%
+//! interval lies in that band, and, when judged against an alternative drift (T5:
+//! NTP's measured drift), only when the interval also excludes that drift on the side
+//! of 0. The claim "the rate drifts up" is the band (tolerance, ∞): the same tolerance
+//! that lets a drift count as transfer keeps it from counting as drift, so no interval
+//! can pass both claims. An `unclear` verdict from a jackknife interval names the seeds
+//! that would decide it (the jackknife half-width shrinks like 1/√seeds; the grid
+//! rounding term does not, so with many grid-point optima the estimate is optimistic).
+//! An optimum on the edge of the rate grid makes the drift a bound, not a measurement:
+//! such a group is at best `unclear`.
 
 use super::spec::short_float;
 use super::store::RunRecord;
 use crate::error::{Error, Result};
 use crate::fit::{fit_line, mean_std, t975};
 use crate::report::plot::{Figure, Series, Style};
+use crate::verdict::{judge_band, Judged, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -69,6 +84,10 @@ pub struct TransferOptions {
     pub diverged_loss: f64,
     /// Largest |drift exponent| that counts as transfer.
     pub tolerance: f64,
+    /// A group (its label, or one `key=value` of it) whose measured drift is the
+    /// alternative the other groups' transfer is judged against; that group itself
+    /// is judged on the claim that its rate drifts up (T5: `param.preset=ntp`).
+    pub against: Option<String>,
 }
 
 impl Default for TransferOptions {
@@ -80,6 +99,7 @@ impl Default for TransferOptions {
             metric: Metric::TestLoss,
             diverged_loss: 1e5,
             tolerance: 0.15,
+            against: None,
         }
     }
 }
@@ -123,6 +143,20 @@ pub struct Drift {
     pub ci95: (f64, f64),
     /// `jackknife over S seeds` or `least squares over widths`.
     pub interval: String,
+    /// The seeds behind a jackknife interval (`None` for least squares over widths,
+    /// whose width does not shrink in a known way with more seeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<usize>,
+}
+
+/// What a group is claimed to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Claim {
+    /// The optimal rate stays put: drift 0 ± tolerance.
+    Transfers,
+    /// The optimal rate moves to larger rates with width: drift > tolerance.
+    DriftsUp,
 }
 
 /// One group (e.g. one parameterization).
@@ -133,7 +167,15 @@ pub struct TransferGroup {
     pub seeds: usize,
     pub widths: Vec<WidthOptimum>,
     pub drift: Option<Drift>,
-    /// |drift| ≤ tolerance; `None` without a fit.
+    /// The claim judged for this group.
+    pub claim: Claim,
+    /// The measured drift of the `against` group this one was judged against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternative: Option<f64>,
+    /// The verdict on `claim`, with its reason.
+    pub verdict: Judged,
+    /// For readers of the old field: `Some(true)` when the verdict on "transfers" is
+    /// a pass, `Some(false)` when it is a fail, `None` when undecided or not judged.
     pub transfers: Option<bool>,
     pub warnings: Vec<String>,
 }
@@ -241,11 +283,185 @@ pub fn analyse(runs: &[RunRecord], opts: &TransferOptions) -> Result<TransferRep
     for (label, cube) in groups {
         out.push(analyse_group(label, &cube, opts));
     }
+    judge_groups(&mut out, opts)?;
     Ok(TransferReport {
         options: opts.clone(),
         groups: out,
         failed_runs: failed,
     })
+}
+
+/// The group that `against` names: its exact label, else the one group with that
+/// `key=value` among its labels.
+fn find_group(groups: &[TransferGroup], name: &str) -> Result<usize> {
+    if let Some(i) = groups.iter().position(|g| g.label == name) {
+        return Ok(i);
+    }
+    let hits: Vec<usize> = (0..groups.len())
+        .filter(|&i| groups[i].label.split(' ').any(|t| t == name))
+        .collect();
+    let list = || {
+        groups
+            .iter()
+            .map(|g| format!("`{}`", g.label))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match hits.as_slice() {
+        [i] => Ok(*i),
+        [] => Err(Error::config(format!(
+            "--against `{name}`: no such group (groups: {})",
+            list()
+        ))),
+        _ => Err(Error::config(format!(
+            "--against `{name}` names {} groups (groups: {}): give a whole label",
+            hits.len(),
+            list()
+        ))),
+    }
+}
+
+fn judge_groups(groups: &mut [TransferGroup], opts: &TransferOptions) -> Result<()> {
+    let reference = match &opts.against {
+        Some(name) => Some(find_group(groups, name)?),
+        None => None,
+    };
+    let alternative = reference.and_then(|i| {
+        let g = &groups[i];
+        g.drift.as_ref().map(|d| (d.slope, g.label.clone()))
+    });
+    for (i, g) in groups.iter_mut().enumerate() {
+        if Some(i) == reference {
+            g.claim = Claim::DriftsUp;
+        } else if reference.is_some() {
+            match &alternative {
+                Some((a, _)) => g.alternative = Some(*a),
+                None => g.warnings.push(
+                    "the --against group has no drift fit: judged without the alternative".into(),
+                ),
+            }
+        }
+        let mut judged = match (&g.drift, g.claim) {
+            (None, _) => Judged::new(Verdict::Error, "fewer than two widths: no drift fit"),
+            (Some(d), Claim::DriftsUp) => judge_drifts_up(d, opts.tolerance),
+            (Some(d), Claim::Transfers) => judge_transfer(
+                d,
+                opts.tolerance,
+                alternative.as_ref().map(|(a, l)| (*a, l.as_str())),
+            ),
+        };
+        let edges: Vec<String> = g
+            .widths
+            .iter()
+            .filter(|w| w.at_edge)
+            .map(|w| short_float(w.width))
+            .collect();
+        if !edges.is_empty() && matches!(judged.verdict, Verdict::Pass | Verdict::Fail) {
+            judged = Judged::new(
+                Verdict::Unclear,
+                format!(
+                    "the interval alone says {}, but the optimum at width {} is at the edge of the rate grid, so the drift is a bound, not a measurement: widen the grid",
+                    judged.verdict,
+                    edges.join(", ")
+                ),
+            );
+        }
+        g.transfers = match (g.claim, judged.verdict) {
+            (Claim::Transfers, Verdict::Pass) => Some(true),
+            (Claim::Transfers, Verdict::Fail) | (Claim::DriftsUp, Verdict::Pass) => Some(false),
+            _ => None,
+        };
+        g.verdict = judged;
+    }
+    Ok(())
+}
+
+/// Judge the claim "the rate transfers": drift 0 ± `tol`. With an `alternative`
+/// drift (value, label), a pass also needs the interval to exclude it on the side of
+/// 0: the data must separate the prediction from the alternative, not merely contain
+/// the prediction. A wholly-outside interval is a `fail` either way.
+///
+/// The alternative is taken as measured (its own interval is not propagated), as the
+/// claim is "μP's drift is not NTP's measured drift".
+pub fn judge_transfer(d: &Drift, tol: f64, alternative: Option<(f64, &str)>) -> Judged {
+    let band = (-tol, tol);
+    let plain = judge_band(d.slope, d.ci95, band, d.seeds);
+    let (lo, hi) = d.ci95;
+    let Some((a, label)) = alternative.filter(|(a, _)| a.is_finite()) else {
+        return plain;
+    };
+    if matches!(plain.verdict, Verdict::Fail | Verdict::Error)
+        || !(lo.is_finite() && hi.is_finite())
+    {
+        return plain;
+    }
+    let name = if label.is_empty() {
+        format!("{a:+.3}")
+    } else {
+        format!("{a:+.3} ({label})")
+    };
+    // The pass region: the part of the band on 0's side of the alternative.
+    let region = if a > 0.0 {
+        (band.0, band.1.min(a))
+    } else if a < 0.0 {
+        (band.0.max(a), band.1)
+    } else {
+        return Judged::new(
+            Verdict::Unclear,
+            format!("the alternative drift {name} is the prediction itself: no data separate them"),
+        );
+    };
+    let contains_a = lo <= a && a <= hi;
+    if region.0 <= lo && hi <= region.1 && !contains_a {
+        return Judged::pass();
+    }
+    let mut why = Vec::new();
+    if !(band.0 <= lo && hi <= band.1) {
+        why.push(format!(
+            "its 95% interval [{lo:+.3}, {hi:+.3}] crosses an edge of the band [{:+.3}, {:+.3}]",
+            band.0, band.1
+        ));
+    }
+    if contains_a {
+        why.push(format!(
+            "the interval [{lo:+.3}, {hi:+.3}] contains the alternative drift {name}"
+        ));
+    }
+    let inside_region = region.0 < d.slope && d.slope < region.1;
+    let inside_band = band.0 <= d.slope && d.slope <= band.1;
+    let mut judged = Judged::new(
+        Verdict::Unclear,
+        format!("estimate {:+.3}: {}", d.slope, why.join("; and ")),
+    );
+    if inside_region {
+        // More seeds would shrink the interval into the region: a pass.
+        judged.seeds_to_decide = judge_band(d.slope, d.ci95, region, d.seeds).seeds_to_decide;
+    } else if !inside_band {
+        // More seeds would push the interval out of the band: a fail.
+        judged.seeds_to_decide = plain.seeds_to_decide;
+    } else {
+        judged.reason.push_str(
+            "; the estimate lies beyond the alternative, inside the band: more seeds would not separate them",
+        );
+        return judged;
+    }
+    match judged.seeds_to_decide {
+        Some(n) => judged
+            .reason
+            .push_str(&format!("; ≈ {n} seeds would decide")),
+        None if d.seeds.is_some() => judged
+            .reason
+            .push_str("; the estimate sits on the edge: no practical number of seeds decides it"),
+        None => {}
+    }
+    judged
+}
+
+/// Judge the claim "the rate drifts up with width": the band (`tol`, ∞), the
+/// complement of the transfer band on the positive side, so that one interval can
+/// never pass both claims.
+pub fn judge_drifts_up(d: &Drift, tol: f64) -> Judged {
+    judge_band(d.slope, d.ci95, (tol, f64::INFINITY), d.seeds)
 }
 
 /// How an optimum was located.
@@ -431,7 +647,8 @@ fn analyse_group(
                 .collect();
             let s = slopes.len() as f64;
             let m = slopes.iter().sum::<f64>() / s;
-            let se = ((s - 1.0) / s * slopes.iter().map(|x| (x - m).powi(2)).sum::<f64>()).sqrt();
+            let jack = (s - 1.0) / s * slopes.iter().map(|x| (x - m).powi(2)).sum::<f64>();
+            let se = (jack + grid_rounding_var(&widths, &lw)).sqrt();
             let half = t975(slopes.len() - 1) * se;
             Drift {
                 slope: f.slope,
@@ -439,6 +656,7 @@ fn analyse_group(
                 se,
                 ci95: (f.slope - half, f.slope + half),
                 interval: format!("jackknife over {seeds} seeds"),
+                seeds: Some(seeds),
             }
         } else {
             Drift {
@@ -447,6 +665,7 @@ fn analyse_group(
                 se: f.slope_se,
                 ci95: f.ci95,
                 interval: "least squares over widths".into(),
+                seeds: None,
             }
         }
     });
@@ -456,11 +675,54 @@ fn analyse_group(
     TransferGroup {
         label,
         seeds,
-        transfers: drift.as_ref().map(|d| d.slope.abs() <= opts.tolerance),
+        claim: Claim::Transfers,
+        alternative: None,
+        // Set by `judge_groups`, which knows every group.
+        verdict: Judged::new(Verdict::Error, "not judged"),
+        transfers: None,
         widths,
         drift,
         warnings,
     }
+}
+
+/// Variance of the drift slope from optima kept at a grid point: each is known to
+/// within its grid cell (width Δ in ln rate, rounding variance Δ²/12), and the slope
+/// is Σ cᵢ·ln(optimumᵢ) with cᵢ = (ln nᵢ − mean)/Sxx.
+fn grid_rounding_var(widths: &[WidthOptimum], lw: &[f64]) -> f64 {
+    let k = lw.len() as f64;
+    let mean = lw.iter().sum::<f64>() / k;
+    let sxx: f64 = lw.iter().map(|x| (x - mean).powi(2)).sum();
+    widths
+        .iter()
+        .zip(lw)
+        .filter(|(w, _)| w.located != Located::Parabola)
+        .map(|(w, x)| {
+            let xs: Vec<f64> = w.rates.iter().map(|r| r.ln()).collect();
+            // A grid-point optimum is exp(xs[j]); ln undoes it to rounding.
+            let j = xs.iter().position(|&v| (v - w.optimum.ln()).abs() < 1e-9);
+            let cell = match j {
+                Some(j) => {
+                    let left = if j > 0 { xs[j] - xs[j - 1] } else { 0.0 };
+                    let right = if j + 1 < xs.len() {
+                        xs[j + 1] - xs[j]
+                    } else {
+                        0.0
+                    };
+                    // Half of each neighbouring gap belongs to this point's cell.
+                    let c = 0.5 * (left + right);
+                    if j == 0 || j + 1 == xs.len() {
+                        2.0 * c
+                    } else {
+                        c
+                    }
+                }
+                None => 0.0,
+            };
+            let c = (x - mean) / sxx;
+            c * c * cell * cell / 12.0
+        })
+        .sum()
 }
 
 impl TransferReport {
@@ -679,6 +941,138 @@ mod tests {
         assert!((d.slope - 0.5).abs() < 0.05, "{d:?}");
         assert!(d.ci95.0 < d.slope && d.slope < d.ci95.1);
         assert_eq!(rep.groups[0].transfers, Some(false));
+        assert_eq!(rep.groups[0].verdict.verdict, Verdict::Fail);
         assert!(rep.groups[0].widths.iter().all(|w| !w.at_edge));
+    }
+
+    fn drift(slope: f64, lo: f64, hi: f64, seeds: usize) -> Drift {
+        Drift {
+            slope,
+            intercept: 0.0,
+            se: (hi - lo) / 4.0,
+            ci95: (lo, hi),
+            interval: format!("jackknife over {seeds} seeds"),
+            seeds: Some(seeds),
+        }
+    }
+
+    #[test]
+    fn a_wide_interval_reaching_ntp_is_unclear_not_pass() {
+        // The issue's case: μP +0.079 [−0.098, +0.257] against NTP's +0.289, 5 seeds.
+        // The old rule passed it on |0.079| ≤ 0.15.
+        let j = judge_transfer(&drift(0.079, -0.098, 0.257, 5), 0.15, Some((0.289, "ntp")));
+        assert_eq!(j.verdict, Verdict::Unclear, "{j:?}");
+        assert!(j.seeds_to_decide.unwrap() > 5, "{j:?}");
+        assert!(j.reason.contains("seeds would decide"), "{}", j.reason);
+    }
+
+    #[test]
+    fn transfer_passes_only_when_the_interval_separates_0_from_the_alternative() {
+        let d = drift(0.02, -0.05, 0.09, 5);
+        // Decisive: inside the band, far from NTP's drift.
+        assert_eq!(
+            judge_transfer(&d, 0.15, Some((0.289, "ntp"))).verdict,
+            Verdict::Pass
+        );
+        // Inside the band, but the alternative lies inside the interval too.
+        let j = judge_transfer(&d, 0.15, Some((0.06, "ntp")));
+        assert_eq!(j.verdict, Verdict::Unclear, "{j:?}");
+        assert!(j.reason.contains("alternative"), "{}", j.reason);
+        assert!(j.seeds_to_decide.unwrap() > 5, "{j:?}");
+        // A negative alternative bounds the region from below: −0.04 lies inside
+        // [−0.05, +0.09], −0.06 just below it.
+        assert_eq!(
+            judge_transfer(&d, 0.15, Some((-0.04, "x"))).verdict,
+            Verdict::Unclear
+        );
+        assert_eq!(
+            judge_transfer(&d, 0.15, Some((-0.06, "x"))).verdict,
+            Verdict::Pass
+        );
+        // Beyond the alternative, inside the band: no number of seeds separates them.
+        let j = judge_transfer(&drift(0.1, 0.02, 0.14, 5), 0.15, Some((0.05, "ntp")));
+        assert_eq!(j.verdict, Verdict::Unclear);
+        assert_eq!(j.seeds_to_decide, None);
+        // Wholly outside the band: fail, whatever the alternative.
+        let out = drift(0.40, 0.30, 0.50, 5);
+        assert_eq!(
+            judge_transfer(&out, 0.15, Some((0.289, "ntp"))).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(judge_transfer(&out, 0.15, None).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn drift_up_needs_the_interval_above_the_tolerance() {
+        // The issue's NTP drift +0.289 [+0.051, +0.528]: above 0, but reaching into the
+        // transfer band: unclear; margin 0.139, half-width 0.2385, 5 seeds:
+        // 5 · (1.2 · 0.2385 / 0.139)² = 21.2 → 22.
+        let j = judge_drifts_up(&drift(0.289, 0.051, 0.527, 5), 0.15);
+        assert_eq!(j.verdict, Verdict::Unclear, "{j:?}");
+        assert_eq!(j.seeds_to_decide, Some(22));
+        assert_eq!(
+            judge_drifts_up(&drift(0.3, 0.2, 0.4, 5), 0.15).verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            judge_drifts_up(&drift(0.0, -0.1, 0.1, 5), 0.15).verdict,
+            Verdict::Fail
+        );
+    }
+
+    fn preset_runs(preset: &str, exponent: f64, runs: &mut Vec<RunRecord>) {
+        let rates = super::super::spec::logspace(0.25, 64.0, 17);
+        for &n in &[64usize, 128, 256, 512] {
+            for seed in 0..4u64 {
+                for (ri, &r) in rates.iter().enumerate() {
+                    let opt = 4.0 * (n as f64 / 64.0).powf(exponent);
+                    let noise = 0.01 * ((seed as f64 + 1.0) * (ri as f64 + 1.0)).sin();
+                    let loss = (0.2 * (r / opt).ln().powi(2) + noise).exp() * 0.1;
+                    let mut rec = run(runs.len(), n, r, seed, loss);
+                    rec.params = serde_json::json!({"model.width": n, "param.base_lr": r,
+                        "seed": seed, "param.preset": preset})
+                    .to_string();
+                    runs.push(rec);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn groups_are_judged_against_the_named_group() {
+        let mut runs = Vec::new();
+        preset_runs("mup", 0.0, &mut runs);
+        preset_runs("ntp", 0.5, &mut runs);
+        let opts = TransferOptions {
+            against: Some("param.preset=ntp".into()),
+            ..TransferOptions::default()
+        };
+        let rep = analyse(&runs, &opts).unwrap();
+        let (mup, ntp) = (&rep.groups[0], &rep.groups[1]);
+        assert_eq!(mup.claim, Claim::Transfers);
+        assert_eq!(ntp.claim, Claim::DriftsUp);
+        let a = mup.alternative.unwrap();
+        assert_eq!(a, ntp.drift.as_ref().unwrap().slope);
+        assert_eq!(mup.verdict.verdict, Verdict::Pass, "{:?}", mup);
+        assert_eq!(ntp.verdict.verdict, Verdict::Pass, "{:?}", ntp);
+        assert_eq!(mup.transfers, Some(true));
+        let bad = TransferOptions {
+            against: Some("param.preset=sp".into()),
+            ..TransferOptions::default()
+        };
+        let e = analyse(&runs, &bad).unwrap_err().to_string();
+        assert!(e.contains("no such group") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn an_optimum_at_the_grid_edge_is_never_decided() {
+        // Optima beyond the top of the grid at the larger widths.
+        let mut runs = Vec::new();
+        preset_runs("ntp", 2.0, &mut runs);
+        let rep = analyse(&runs, &TransferOptions::default()).unwrap();
+        let g = &rep.groups[0];
+        assert!(g.widths.iter().any(|w| w.at_edge));
+        assert_eq!(g.verdict.verdict, Verdict::Unclear, "{:?}", g.verdict);
+        assert!(g.verdict.reason.contains("edge of the rate grid"));
     }
 }
