@@ -9,7 +9,7 @@ set +e
 ./target/release/richness reproduce --out "$OUT" --markdown "$OUT/overview.md" --resume
 status=$?
 set -e
-[ "$status" -le 1 ] || { echo "reproduce failed with status $status"; exit "$status"; }
+[ "$status" -eq 0 ] || { echo "reproduce failed with status $status"; exit "$status"; }
 mkdir -p docs/img
 for f in t1/exponents t2/t2 t3/curves t4/curves t5/transfer_mup t5/drift t7/dial_exponents t8/t8_gap; do
   [ -f "$OUT/$f.png" ] && cp "$OUT/$f.png" "docs/img/reproduce-$(echo "$f" | tr / -).png"
