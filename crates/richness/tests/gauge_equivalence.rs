@@ -286,7 +286,7 @@ fn convolutional_networks_are_gauge_equivalent_too() {
     }
 }
 
-/// Centring (theory.md §4.1) subtracts the same function f₀ in every gauge, so the
+/// Centring (docs/theory.md §6.1) subtracts the same function f₀ in every gauge, so the
 /// gauges stay one training run: SGD with momentum and Adam, at r = 1/4 with biases.
 #[test]
 fn centred_gauges_agree_step_for_step() {
@@ -322,4 +322,24 @@ fn centred_gauges_agree_step_for_step() {
             );
         }
     }
+}
+
+/// Centring works for Myrtle-5 too: the output starts at exactly 0 and the gauges stay
+/// one run.
+#[test]
+fn centred_convolutional_networks_start_at_zero_and_stay_gauge_equivalent() {
+    let arch = Arch::myrtle5([1, 6, 6], 8, 3);
+    let centred = |g: Gauge| ScaleChoice {
+        center: Some(true),
+        ..ScaleChoice::scale(0.25, g)
+    };
+    let at_init = train(&arch, &centred(Gauge::Mup), &OptimConfig::sgd(0.0), 0);
+    assert!(at_init.0.iter().all(|v| *v == 0.0));
+    let runs: Vec<_> = Gauge::ALL
+        .iter()
+        .map(|&g| train(&arch, &centred(g), &OptimConfig::sgd(0.9), 5))
+        .collect();
+    assert!(runs[0].0.iter().map(|v| v.abs()).sum::<f64>() > 1e-6);
+    assert_same(&runs[0], &runs[1], 1e-10, "centred conv mup vs layerwise");
+    assert_same(&runs[0], &runs[2], 1e-10, "centred conv mup vs rescale");
 }

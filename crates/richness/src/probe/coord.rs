@@ -15,7 +15,7 @@
 
 use super::check::CheckConfig;
 use crate::error::{Error, Result};
-use crate::fit::{fit_loglog, mean_std, LineFit};
+use crate::fit::{mean_std, LineFit};
 use crate::linalg::Compute;
 use crate::nn::Model;
 use crate::param::Parameterization;
@@ -202,11 +202,7 @@ fn run_typed<T: Scalar>(
             if centred && step == 0 && layer == depth {
                 continue;
             }
-            let (xs, ys): (Vec<f64>, Vec<f64>) = stats(&rows, step, layer)
-                .into_iter()
-                .map(|p| (p.0, p.1))
-                .unzip();
-            let fit = fit_loglog(&xs, &ys);
+            let fit = seed_fit(&rows, step, layer);
             // Growing is judged on the interval: `grows` when the whole 95% interval
             // lies above the tolerance, `unclear` when it straddles it.
             let judged = match &fit {
@@ -263,6 +259,31 @@ fn run_typed<T: Scalar>(
         },
         rows,
     ))
+}
+
+/// Log–log fit of `mean_abs` at one (step, layer): least squares on seed means with a
+/// delete-one-seed jackknife interval over seeds (the units), as `check` fits (with
+/// fewer than three seeds, the least-squares interval over widths).
+fn seed_fit(rows: &[CoordRow], step: usize, layer: usize) -> Option<LineFit> {
+    let mut table: std::collections::BTreeMap<usize, Vec<(usize, f64)>> =
+        std::collections::BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.step == step && r.layer == layer && r.quantity == "mean_abs")
+    {
+        table.entry(r.width).or_default().push((r.seed, r.value));
+    }
+    let mut xs = Vec::new();
+    let mut per_width = Vec::new();
+    for (w, mut v) in table {
+        v.sort_by_key(|p| p.0);
+        if v.iter().any(|p| !p.1.is_finite()) {
+            continue;
+        }
+        xs.push(w as f64);
+        per_width.push(v.into_iter().map(|p| p.1).collect::<Vec<f64>>());
+    }
+    crate::fit::fit_loglog_jackknife_nested(&xs, &per_width)
 }
 
 /// (width, mean, min, max) of `mean_abs` over seeds at one (step, layer).
