@@ -267,13 +267,14 @@ fn bad_experiment_names_and_configs_are_one_line_errors() {
     let cfg = d.join("cfg");
     std::fs::create_dir_all(&cfg).unwrap();
     std::fs::write(cfg.join("t3.toml"), "presets = [\"nope\"]\n").unwrap();
+    let out = d.join("out");
     let args = [
         "reproduce",
         "T3",
         "--config-dir",
         cfg.to_str().unwrap(),
         "--out",
-        d.join("out").to_str().unwrap(),
+        out.to_str().unwrap(),
     ];
     // The report is written, so the run exits 0; --strict turns the error into exit 1.
     let o = run(&args);
