@@ -339,7 +339,7 @@ impl Regime {
     /// The reason of a crossover verdict.
     pub fn reason(&self, r: f64, widths: (usize, usize)) -> String {
         format!(
-            "the kernel moves by {:.0}% at the smallest width n = {} (ε = γ₀n^(r−1/2) = {:.3} at r = {r}; {:.0}–{:.0}% over widths {}–{}), more than the {:.0}% where theory.md §4.1's expansion holds: the widths are in the crossover and cannot decide an exponent (lower γ₀ or use larger widths)",
+            "the kernel moves by {:.0}% at the smallest width n = {} (ε = γ₀n^(r−1/2) = {:.3} at r = {r}; {:.0}–{:.0}% over widths {}–{}), more than the {:.0}% where docs/theory.md §6.1's expansion holds: the widths are in the crossover and cannot decide an exponent (lower γ₀ or use larger widths)",
             100.0 * self.movement_min,
             self.width_min,
             self.eps_min,

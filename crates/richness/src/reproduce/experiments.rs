@@ -1176,7 +1176,7 @@ struct T8Config {
 fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Result<()> {
     let c = &cfg.compare;
     res.setup = format!(
-        "ReLU MLP with {} weight layers on digits (±1 parity target), {} train / {} test points, full-batch GD {} steps at η₀ = {}, γ₀ = {}{}, widths {:?}, r ∈ {:?}, {} seeds; network test predictions against the linearised network (empirical NTK at init) and the infinite-width NTK; movement and gap split across seeds into mean and fluctuation parts, judged against theory.md §4.1.",
+        "ReLU MLP with {} weight layers on digits (±1 parity target), {} train / {} test points, full-batch GD {} steps at η₀ = {}, γ₀ = {}{}, widths {:?}, r ∈ {:?}, {} seeds; network test predictions against the linearised network (empirical NTK at init) and the infinite-width NTK; movement and gap split across seeds into mean and fluctuation parts, judged against docs/theory.md §6.1.",
         c.depth, c.n_train, c.n_test, c.steps, c.base_lr, c.gamma0,
         if c.center { " (centred)" } else { "" },
         c.widths, c.rs, c.seeds
@@ -1192,7 +1192,7 @@ fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
     for &r in &c.rs {
         if let Some(g) = crate::kernel::compare::regime(&report, r) {
             res.notes.push(format!(
-                "r = {r}: ε = γ₀n^(r−1/2) = {:.4} at n = {}, where the kernel moves by {:.1}% ({:.1}–{:.1}% over the widths); exponents are judged only below {:.0}% (theory.md §4.1).",
+                "r = {r}: ε = γ₀n^(r−1/2) = {:.4} at n = {}, where the kernel moves by {:.1}% ({:.1}–{:.1}% over the widths); exponents are judged only below {:.0}% (docs/theory.md §6.1).",
                 g.eps_min,
                 g.width_min,
                 100.0 * g.movement_min,
