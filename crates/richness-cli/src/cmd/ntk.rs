@@ -668,7 +668,7 @@ fn compare(a: CompareArgs, cx: &Compute, progress: bool) -> anyhow::Result<Exit>
             println!();
         }
     }
-    println!("\nregime (theory.md §4.1: exponents are judged only where the kernel moves by ≤ {:.0}% at the smallest width):", 100.0 * SMALL_MOVEMENT);
+    println!("\nregime (docs/theory.md §6.1: exponents are judged only where the kernel moves by ≤ {:.0}% at the smallest width):", 100.0 * SMALL_MOVEMENT);
     for &r in &cfg.rs {
         if let Some(g) = richness::kernel::compare::regime(&report, r) {
             println!(
