@@ -121,6 +121,12 @@ pub fn run_diagnose(a: DiagnoseArgs, threads: usize, progress: bool) -> anyhow::
             if a.scan.lr_exponent.is_none() {
                 lr_exponent = s.lr_exponent;
             }
+            if !lr_exponent.is_finite() {
+                anyhow::bail!(
+                    "{}: lr_exponent must be a finite number, got {lr_exponent}",
+                    p.display()
+                );
+            }
             Some(s.abc())
         }
         (None, Some(x), Some(y), Some(z)) => Some(Abc {
