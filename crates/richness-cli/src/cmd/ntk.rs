@@ -721,7 +721,9 @@ fn compare(a: CompareArgs, cx: &Compute, progress: bool) -> anyhow::Result<Exit>
     if report.fits.iter().any(|f| f.verdict != Verdict::Pass) {
         println!("  ({})", Verdict::LEGEND);
     }
-    println!("\n{:.1}s; wrote {}", report.seconds, a.out.display());
+    if progress {
+        println!("\n{:.1}s; wrote {}", report.seconds, a.out.display());
+    }
     Ok(if report.worst().fails(a.strict) {
         Exit::Fail
     } else {
