@@ -263,22 +263,48 @@ fn bad_experiment_names_and_configs_are_one_line_errors() {
     );
     let o = run(&["reproduce", "--scale", "huge", "--out", d.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    // A broken config is that experiment's error, reported in the report, not a crash.
+    // A broken file in --config-dir is refused before anything runs: one line naming
+    // the file, exit 2, no report. T1's file is sound, so had T1 run first (it comes
+    // before T3) its folder would exist.
     let cfg = d.join("cfg");
     std::fs::create_dir_all(&cfg).unwrap();
+    tiny_configs(&cfg);
     std::fs::write(cfg.join("t3.toml"), "presets = [\"nope\"]\n").unwrap();
+    let out = d.join("out");
+    let o = run(&[
+        "reproduce",
+        "T1",
+        "T3",
+        "--config-dir",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("t3.toml") && err.contains("T3 config"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.join("t1").exists() && !out.join("index.html").exists());
+    // A missing file too.
+    std::fs::remove_file(cfg.join("t3.toml")).unwrap();
     let o = run(&[
         "reproduce",
         "T3",
         "--config-dir",
         cfg.to_str().unwrap(),
         "--out",
-        d.join("out").to_str().unwrap(),
+        out.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("error: T3 config"), "{stdout}");
-    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("t3.toml") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }
 
 fn chromium() -> Option<PathBuf> {
