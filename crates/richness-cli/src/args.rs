@@ -23,12 +23,71 @@ Exit status: 0 success; 1 a check with a `fail` verdict (any verdict short of `p
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Command,
-    /// Worker threads for matrix products and parallel work [default: all cores].
-    #[arg(long, global = true, value_name = "N")]
+    /// Worker threads for matrix products and parallel work, 1 to 1024 [default: all cores].
+    #[arg(long, global = true, value_name = "N", allow_negative_numbers = true, value_parser = threads)]
     pub threads: Option<usize>,
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+}
+
+/// More threads than this only oversubscribes any machine we know of, and thousands
+/// of them can exceed the process's thread limit.
+pub const MAX_THREADS: usize = 1024;
+
+fn threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX_THREADS}")),
+    }
+}
+
+/// Value parsers that refuse what no option means: NaN, infinities and out-of-range
+/// numbers are caught at parse time, with clap's one-line error naming the option.
+pub mod num {
+    fn float(s: &str) -> Result<f64, String> {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number"))?;
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err("expected a finite number".into())
+        }
+    }
+
+    pub fn finite(s: &str) -> Result<f64, String> {
+        float(s)
+    }
+
+    pub fn positive(s: &str) -> Result<f64, String> {
+        float(s).and_then(|v| {
+            if v > 0.0 {
+                Ok(v)
+            } else {
+                Err("expected a finite positive number".into())
+            }
+        })
+    }
+
+    pub fn non_negative(s: &str) -> Result<f64, String> {
+        float(s).and_then(|v| {
+            if v >= 0.0 {
+                Ok(v)
+            } else {
+                Err("expected a finite number ≥ 0".into())
+            }
+        })
+    }
+
+    /// A count that zero would make meaningless (seeds, nodes, widths, blocks).
+    pub fn at_least_one(s: &str) -> Result<usize, String> {
+        match s.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err("expected a whole number ≥ 1".into()),
+        }
+    }
 }
 
 impl Cli {
@@ -37,6 +96,7 @@ impl Cli {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
+                .min(MAX_THREADS)
         })
     }
 }
@@ -95,20 +155,20 @@ pub struct ScanArgs {
     #[arg(long)]
     pub activation: Option<richness::nn::Activation>,
     /// Widths to scan, comma-separated [default: 128,256,512,1024,2048,4096].
-    #[arg(long, value_delimiter = ',', value_name = "N,N,…")]
+    #[arg(long, value_delimiter = ',', value_name = "N,N,…", value_parser = num::at_least_one)]
     pub widths: Option<Vec<usize>>,
     /// Number of seeds (0..SEEDS) [default: 8].
-    #[arg(long)]
+    #[arg(long, value_parser = num::at_least_one)]
     pub seeds: Option<usize>,
     /// More seeds at small widths, where they are cheap and the spread is largest:
     /// width n gets ⌈SEEDS·(n_max/n)^E⌉ [default: 0, the same at every width].
-    #[arg(long, value_name = "E")]
+    #[arg(long, value_name = "E", allow_hyphen_values = true, value_parser = num::non_negative)]
     pub seed_exponent: Option<f64>,
     /// Optimizer steps between the measurements [check: 1; coord: 3].
     #[arg(long)]
     pub steps: Option<usize>,
     /// Probe batch: the first BATCH training examples [default: 256].
-    #[arg(long)]
+    #[arg(long, value_parser = num::at_least_one)]
     pub batch: Option<usize>,
     /// Data spec: digits, synthetic:…, npy:… [default: digits].
     #[arg(long, value_name = "SPEC")]
@@ -117,16 +177,16 @@ pub struct ScanArgs {
     #[arg(long)]
     pub optimizer: Option<OptimizerKind>,
     /// SGD momentum (does not affect a single step).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = num::non_negative)]
     pub momentum: Option<f64>,
     /// Precision: f32 or f64 [default: f32].
     #[arg(long)]
     pub dtype: Option<richness::tensor::Dtype>,
     /// Largest |measured − predicted| slope that passes [default: 0.05].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = num::positive)]
     pub tolerance: Option<f64>,
     /// Base rate scales as η₀·n^(−E) (e.g. 1 for a 1/n global rate) [default: 0].
-    #[arg(long, value_name = "E", allow_negative_numbers = true)]
+    #[arg(long, value_name = "E", allow_hyphen_values = true, value_parser = num::finite)]
     pub lr_exponent: Option<f64>,
     /// Skip spectral norms (faster; drops W_op, dW_op_rel, align).
     #[arg(long)]
@@ -239,19 +299,19 @@ pub struct ScaleArgs {
     #[arg(long, value_name = "NAME")]
     pub preset: Option<Preset>,
     /// Richness exponent r: ‖Δh‖ = γ₀·n^r (0 = lazy/NTK, 0.5 = μP; stable range [0, 0.5]).
-    #[arg(long, short = 'r', value_name = "R", allow_negative_numbers = true)]
+    #[arg(long, short = 'r', value_name = "R", allow_hyphen_values = true, value_parser = num::finite)]
     pub richness: Option<f64>,
     /// Width-independent prefactor γ₀ of α = γ₀·n^r [default: 1].
-    #[arg(long, value_name = "G")]
+    #[arg(long, value_name = "G", allow_hyphen_values = true, value_parser = num::positive)]
     pub gamma0: Option<f64>,
     /// Give α directly (a constant) instead of r.
-    #[arg(long, value_name = "A")]
+    #[arg(long, value_name = "A", allow_hyphen_values = true, value_parser = num::positive)]
     pub alpha: Option<f64>,
     /// Gauge: mup (Table 1), layerwise (no multipliers) or rescale (model rescaling) [default: mup].
     #[arg(long, value_name = "GAUGE")]
     pub gauge: Option<Gauge>,
     /// Base learning rate η₀ (multiplies every layer's factor) [default: 1].
-    #[arg(long = "lr", value_name = "ETA0")]
+    #[arg(long = "lr", value_name = "ETA0", allow_hyphen_values = true, value_parser = num::non_negative)]
     pub base_lr: Option<f64>,
     /// Layer roles, comma-separated (read-in, hidden, read-out), overriding position.
     #[arg(long, value_delimiter = ',', value_name = "ROLES")]
@@ -446,10 +506,10 @@ pub struct ReproduceArgs {
 #[derive(Args)]
 pub struct DemoArgs {
     /// Hidden width.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = num::at_least_one)]
     pub width: usize,
     /// Epochs over the 1,297 training digits.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = num::at_least_one)]
     pub epochs: usize,
     /// Output folder (one subfolder per run).
     #[arg(long, short, default_value = "out/demo")]

@@ -35,17 +35,16 @@ fn main() {
             }
         }
     };
-    if let Some(t) = cli.threads {
-        if t == 0 {
-            eprintln!("error: --threads must be at least 1");
-            std::process::exit(2);
-        }
-    }
     let threads = cli.threads_or_default();
-    // One global pool; matrix products and parallel loops run inside it.
-    let _ = rayon::ThreadPoolBuilder::new()
+    // One global pool; matrix products and parallel loops run inside it. If it cannot
+    // start (a thread limit), rayon would panic at the first parallel loop instead.
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .build_global();
+        .build_global()
+    {
+        eprintln!("error: --threads {threads}: cannot start the thread pool: {e}");
+        std::process::exit(2);
+    }
     match cmd::dispatch(cli) {
         Ok(Exit::Ok) => {}
         Ok(Exit::Fail) => std::process::exit(1),

@@ -252,3 +252,43 @@ fn coord_check_writes_panels_and_a_verdict() {
     assert!(s.contains("GROWS") && s.contains("verdict: fail"), "{s}");
     assert_eq!(o.status.code(), Some(1), "{s}");
 }
+
+#[test]
+fn quiet_keeps_the_results_and_drops_the_timing_and_file_lines() {
+    let out = tmp("quiet");
+    let args = [
+        "check",
+        "--arch",
+        "linear3",
+        "--widths",
+        "16,32",
+        "--seeds",
+        "2",
+        "--data",
+        SYN,
+        "--batch",
+        "16",
+        "--no-spectral",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let loud = Command::new(env!("CARGO_BIN_EXE_richness"))
+        .args(args)
+        .output()
+        .unwrap();
+    let loud = String::from_utf8_lossy(&loud.stdout).into_owned();
+    // The control: without --quiet both summary lines are there.
+    assert!(
+        loud.contains("probes in") && loud.contains("wrote "),
+        "{loud}"
+    );
+    let quiet = run(&args);
+    let text = String::from_utf8_lossy(&quiet.stdout);
+    assert!(text.contains("h_rms"), "the results are kept: {text}");
+    assert!(
+        !text.contains("probes in") && !text.contains("wrote "),
+        "{text}"
+    );
+    assert!(out.join("check.csv").exists());
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -263,25 +263,72 @@ fn bad_experiment_names_and_configs_are_one_line_errors() {
     );
     let o = run(&["reproduce", "--scale", "huge", "--out", d.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    // A broken config is that experiment's error, reported in the report, not a crash.
+    // A broken file in --config-dir is refused before anything runs: one line naming
+    // the file, exit 2, no report. T1's file is sound, so had T1 run first (it comes
+    // before T3) its folder would exist.
     let cfg = d.join("cfg");
     std::fs::create_dir_all(&cfg).unwrap();
+    tiny_configs(&cfg);
     std::fs::write(cfg.join("t3.toml"), "presets = [\"nope\"]\n").unwrap();
     let out = d.join("out");
-    let args = [
+    let o = run(&[
+        "reproduce",
+        "T1",
+        "T3",
+        "--config-dir",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("t3.toml") && err.contains("T3 config"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.join("t1").exists() && !out.join("index.html").exists());
+    // A missing file too.
+    std::fs::remove_file(cfg.join("t3.toml")).unwrap();
+    let o = run(&[
         "reproduce",
         "T3",
         "--config-dir",
         cfg.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("t3.toml") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    // A well-formed file whose values only fail when the experiment runs (one width):
+    // the report is written with that experiment's error, exit 0; --strict exits 1.
+    let bad_values = d.join("cfg-values");
+    std::fs::create_dir_all(&bad_values).unwrap();
+    tiny_configs(&bad_values);
+    let t1 = std::fs::read_to_string(bad_values.join("t1.toml")).unwrap();
+    std::fs::write(
+        bad_values.join("t1.toml"),
+        t1.replace("widths = [32, 64, 128]", "widths = [32]"),
+    )
+    .unwrap();
+    let out = d.join("out-values");
+    let args = [
+        "reproduce",
+        "T1",
+        "--config-dir",
+        bad_values.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
     ];
-    // The report is written, so the run exits 0; --strict turns the error into exit 1.
     let o = run(&args);
-    assert_eq!(o.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("error: T3 config"), "{stdout}");
-    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("error:") && out.join("index.html").exists(), "{stdout}");
     let o = run(&[&args[..], &["--strict"]].concat());
     assert_eq!(o.status.code(), Some(1));
 }

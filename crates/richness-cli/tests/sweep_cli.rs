@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_richness"));
@@ -136,32 +136,40 @@ fn count_runs(db: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Start a sweep, wait until the store holds at least `at` runs, SIGKILL it.
-/// Returns the number of runs stored when the kill landed.
-fn kill_at(spec: &Path, db: &Path, at: usize, resume: bool) -> usize {
+/// Start a sweep that pauses (test hook `RICHNESS_TEST_PAUSE_AFTER_RUNS`) after
+/// storing `new_runs` runs, SIGKILL it there, and return the runs in the store.
+/// Waiting for the pause line rather than polling the store keeps the kill point
+/// independent of how fast the machine is.
+fn kill_after(spec: &Path, db: &Path, new_runs: usize, resume: bool) -> usize {
+    use std::io::BufRead;
     let mut cmd = bin();
     cmd.args(["--threads", "1", "sweep", "run", s(spec), "--db", s(db)]);
     if resume {
         cmd.arg("--resume");
     }
     let mut child = cmd
+        .env("RICHNESS_TEST_PAUSE_AFTER_RUNS", new_runs.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while count_runs(db) < at {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the sweep ended before {at} runs were stored"
-        );
-        assert!(start.elapsed() < Duration::from_secs(120), "sweep too slow");
-        std::thread::sleep(Duration::from_millis(3));
+    let marker = format!("test pause after {new_runs} stored runs");
+    let mut seen = Vec::new();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let paused = line.contains(&marker);
+        seen.push(line);
+        if paused {
+            break;
+        }
     }
     assert!(
-        child.try_wait().unwrap().is_none(),
-        "the sweep finished before the kill"
+        seen.last().is_some_and(|l| l.contains(&marker)),
+        "the sweep ended without pausing; stderr: {}",
+        seen.join("\n")
     );
+    assert!(child.try_wait().unwrap().is_none(), "exited while paused");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     count_runs(db)
@@ -191,10 +199,10 @@ fn sigkill_twice_then_resume_equals_an_uninterrupted_sweep() {
     assert!(ref_runs.iter().all(|r| !r[6].contains("failed")));
 
     let db = dir.join("killed.sqlite");
-    let first = kill_at(&spec, &db, 10, false);
-    let second = kill_at(&spec, &db, 30, true);
-    assert!((10..48).contains(&first), "first kill at {first}");
-    assert!(second > first && second < 48, "second kill at {second}");
+    let first = kill_after(&spec, &db, 10, false);
+    assert_eq!(first, 10, "runs stored at the first kill");
+    let second = kill_after(&spec, &db, 20, true);
+    assert_eq!(second, 30, "runs stored at the second kill");
     // Resuming without --resume is refused.
     assert_one_line_error(
         &run(&["sweep", "run", s(&spec), "--db", s(&db)]),

@@ -78,15 +78,18 @@ pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_text());
-        println!(
-            "({} probes in {:.1}s)",
-            cfg.widths.len() * cfg.seeds,
-            start.elapsed().as_secs_f64()
-        );
+        // Timing and file locations are progress, not results: --quiet drops them.
+        if progress {
+            println!(
+                "({} probes in {:.1}s)",
+                cfg.widths.len() * cfg.seeds,
+                start.elapsed().as_secs_f64()
+            );
+        }
     }
     if let Some(dir) = &a.scan.out {
         report.write(dir, &rows)?;
-        if !a.json {
+        if !a.json && progress {
             println!("wrote {}", dir.display());
         }
     }
@@ -103,7 +106,9 @@ pub fn run_coord(a: CoordArgs, threads: usize, progress: bool) -> anyhow::Result
     print!("{}", report.to_text());
     if let Some(dir) = &a.scan.out {
         report.write(dir, &rows)?;
-        println!("wrote {}", dir.display());
+        if progress {
+            println!("wrote {}", dir.display());
+        }
     }
     Ok(if report.verdict.fails(a.scan.strict) {
         Exit::Fail
@@ -120,6 +125,12 @@ pub fn run_diagnose(a: DiagnoseArgs, threads: usize, progress: bool) -> anyhow::
             let s = AbcSpec::from_file(p)?;
             if a.scan.lr_exponent.is_none() {
                 lr_exponent = s.lr_exponent;
+            }
+            if !lr_exponent.is_finite() {
+                anyhow::bail!(
+                    "{}: lr_exponent must be a finite number, got {lr_exponent}",
+                    p.display()
+                );
             }
             Some(s.abc())
         }
@@ -190,7 +201,9 @@ pub fn run_diagnose(a: DiagnoseArgs, threads: usize, progress: bool) -> anyhow::
     print!("{}", report.to_text());
     if let Some(dir) = &a.scan.out {
         report.write(dir, &rows)?;
-        println!("wrote {}", dir.display());
+        if progress {
+            println!("wrote {}", dir.display());
+        }
     }
     Ok(if report.verdict.fails(a.scan.strict) {
         Exit::Fail

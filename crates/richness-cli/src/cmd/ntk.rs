@@ -2,7 +2,7 @@
 //! predictions, and experiment T8. Parsing and printing only; the work is in
 //! `richness::kernel`.
 
-use crate::args::ScaleArgs;
+use crate::args::{num, ScaleArgs};
 use crate::Exit;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -78,7 +78,7 @@ pub struct EmpiricalArgs {
     #[arg(long, default_value = "relu")]
     pub activation: Activation,
     /// Activation gain c_φ [default: the activation's variance-preserving gain].
-    #[arg(long, value_name = "C")]
+    #[arg(long, value_name = "C", allow_hyphen_values = true, value_parser = num::positive)]
     pub gain: Option<f64>,
     /// Every layer has a bias.
     #[arg(long)]
@@ -104,7 +104,7 @@ pub struct EmpiricalArgs {
     #[arg(long, default_value = "mean", value_name = "mean|each|INDEX")]
     pub output: Outputs,
     /// Rows per block of each input set (bounds memory; the kernel is the same up to rounding).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = num::at_least_one)]
     pub block: usize,
     /// Precision of the network's arithmetic (the kernel is accumulated and saved in f64).
     #[arg(long, default_value = "f64")]
@@ -148,13 +148,13 @@ Examples:
 )]
 pub struct InfiniteArgs {
     /// Number of weight layers L (≥ 1; L − 1 hidden layers).
-    #[arg(long)]
+    #[arg(long, value_parser = num::at_least_one)]
     pub depth: usize,
     /// Hidden activation: linear, relu, tanh, gelu, erf.
     #[arg(long, default_value = "relu")]
     pub activation: Activation,
     /// Activation gain c_φ [default: the activation's variance-preserving gain].
-    #[arg(long, value_name = "C")]
+    #[arg(long, value_name = "C", allow_hyphen_values = true, value_parser = num::positive)]
     pub gain: Option<f64>,
     /// Every layer has a bias (trained at the scale's rate).
     #[arg(long)]
@@ -163,7 +163,7 @@ pub struct InfiniteArgs {
     #[arg(long, value_enum, default_value = "zero")]
     pub bias_init: BiasInitChoice,
     /// α = γ₀·n^r (changes only the NNGP).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true, value_parser = num::positive)]
     pub alpha: f64,
     /// Inputs [N1, d] (.npy).
     #[arg(long, value_name = "X.npy")]
@@ -181,7 +181,7 @@ pub struct InfiniteArgs {
     #[arg(long, value_enum, default_value = "piecewise")]
     pub quadrature: QuadChoice,
     /// Nodes of the quadrature rule (per piece for piecewise) [default: 16 piecewise, 32 hermite].
-    #[arg(long)]
+    #[arg(long, value_parser = num::at_least_one)]
     pub nodes: Option<usize>,
     /// Use quadrature even where a closed form exists (a check).
     #[arg(long)]
@@ -219,16 +219,16 @@ pub struct PredictArgs {
     #[arg(long, value_name = "F0X.npy")]
     pub f0_test: Option<PathBuf>,
     /// Base learning rate η₀.
-    #[arg(long = "lr", default_value_t = 1.0)]
+    #[arg(long = "lr", default_value_t = 1.0, allow_hyphen_values = true, value_parser = num::non_negative)]
     pub base_lr: f64,
     /// Gradient descent steps (exact discrete dynamics).
     #[arg(long, conflicts_with = "time")]
     pub steps: Option<usize>,
     /// Gradient-flow time (in steps).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = num::non_negative)]
     pub time: Option<f64>,
     /// Ridge μ ≥ 0.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = num::non_negative)]
     pub ridge: f64,
     /// Predictions (.npy, float64, [N, k]).
     #[arg(long, short, value_name = "P.npy")]
@@ -270,28 +270,28 @@ pub struct CompareArgs {
     #[arg(long)]
     pub full: bool,
     /// Widths [default: 256,512,1024,2048].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = num::at_least_one)]
     pub widths: Option<Vec<usize>>,
     /// Richness exponents [default: 0,0.25,0.5].
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true, value_parser = num::finite)]
     pub rs: Option<Vec<f64>>,
     /// Seeds per (width, r) [default: 3].
-    #[arg(long)]
+    #[arg(long, value_parser = num::at_least_one)]
     pub seeds: Option<usize>,
     /// Weight layers [default: 3].
     #[arg(long)]
     pub depth: Option<usize>,
     /// Training points [default: 128].
-    #[arg(long = "train")]
+    #[arg(long = "train", value_parser = num::at_least_one)]
     pub n_train: Option<usize>,
     /// Test points [default: 128].
-    #[arg(long = "test")]
+    #[arg(long = "test", value_parser = num::at_least_one)]
     pub n_test: Option<usize>,
     /// Full-batch GD steps [default: 150].
     #[arg(long)]
     pub steps: Option<usize>,
     /// Base rate η₀ [default: 0.2].
-    #[arg(long = "lr")]
+    #[arg(long = "lr", allow_hyphen_values = true, value_parser = num::positive)]
     pub base_lr: Option<f64>,
     /// Gauge [default: mup].
     #[arg(long)]
@@ -301,7 +301,7 @@ pub struct CompareArgs {
     pub dtype: Option<Dtype>,
     /// The prefactor γ₀ of α = γ₀n^r [default: 1]; a smaller one moves the kernel less
     /// (ε = γ₀n^{r−1/2}).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = num::positive)]
     pub gamma0: Option<f64>,
     /// Centre the networks (train f − f₀; the linearisation then starts at f₀ = 0).
     #[arg(long)]
@@ -721,7 +721,9 @@ fn compare(a: CompareArgs, cx: &Compute, progress: bool) -> anyhow::Result<Exit>
     if report.fits.iter().any(|f| f.verdict != Verdict::Pass) {
         println!("  ({})", Verdict::LEGEND);
     }
-    println!("\n{:.1}s; wrote {}", report.seconds, a.out.display());
+    if progress {
+        println!("\n{:.1}s; wrote {}", report.seconds, a.out.display());
+    }
     Ok(if report.worst().fails(a.strict) {
         Exit::Fail
     } else {

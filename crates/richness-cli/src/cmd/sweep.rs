@@ -97,7 +97,7 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Number of array tasks (shards) [default: min(runs, 16)].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::args::num::at_least_one)]
     pub shards: Option<usize>,
     /// An extra `#SBATCH` option, e.g. --sbatch-arg=--time=1:00:00 (repeatable).
     #[arg(long = "sbatch-arg", value_name = "OPT", allow_hyphen_values = true)]
@@ -204,7 +204,7 @@ pub struct TransferArgs {
     #[arg(long, default_value = "test_loss")]
     pub metric: Metric,
     /// Largest |drift exponent| that counts as transfer.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = 0.15, allow_hyphen_values = true, value_parser = crate::args::num::positive)]
     pub tolerance: f64,
     /// A group (its label or one key=value of it, e.g. param.preset=ntp) whose measured
     /// drift the other groups' transfer must be separated from; it is itself judged
@@ -215,7 +215,7 @@ pub struct TransferArgs {
     #[arg(long)]
     pub strict: bool,
     /// The loss a diverged run counts as.
-    #[arg(long, default_value_t = 1e5)]
+    #[arg(long, default_value_t = 1e5, allow_hyphen_values = true, value_parser = crate::args::num::positive)]
     pub diverged_loss: f64,
     #[arg(long, default_value = "model.width", value_name = "KEY")]
     pub width_key: String,

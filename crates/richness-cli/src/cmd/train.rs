@@ -77,7 +77,8 @@ pub fn run(a: TrainArgs, threads: usize, progress: bool) -> anyhow::Result<Exit>
         fmt(outcome.final_train_loss),
         fmt(outcome.final_test_loss),
     );
-    if let Some(out) = &a.out {
+    // Where the files went is progress, not a result: --quiet drops it.
+    if let Some(out) = a.out.as_ref().filter(|_| progress) {
         println!("wrote {}", out.display());
     }
     match outcome.status {

@@ -589,6 +589,21 @@ pub fn positional_roles(n_layers: usize) -> Vec<Role> {
         .collect()
 }
 
+/// A finite α can still give α² = inf (or 1/α² = 0) in one layer's scaling: refuse
+/// it here rather than train on inf weights.
+fn check_finite(layers: &[LayerParam]) -> Result<()> {
+    for l in layers {
+        let all = [l.multiplier, l.init_std, l.lr, l.eff_lr];
+        if all.iter().any(|v| !v.is_finite()) {
+            return Err(Error::config(format!(
+                "{}: multiplier {}, init std {}, rate {} are not all finite (alpha or the exponents are too extreme)",
+                l.name, l.multiplier, l.init_std, l.lr
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Width n of a network: the largest hidden width (fan-out of every layer but the last).
 pub fn width_of(shapes: &[LayerShape]) -> usize {
     shapes[..shapes.len().saturating_sub(1)]
@@ -749,6 +764,14 @@ impl Parameterization {
             (None, Some(r)) => (choice.gamma0 * n.powf(r), r),
             (None, None) => (1.0, 0.0),
         };
+        // γ₀ and r are each finite, but γ₀·n^r can still overflow (or underflow to 0),
+        // and every multiplier, init scale and rate below would then be inf or NaN.
+        if !(alpha.is_finite() && alpha > 0.0) {
+            return Err(Error::config(format!(
+                "alpha = gamma0·n^r = {}·{n}^{} is {alpha}: not a finite positive number (use a smaller --gamma0 or --richness)",
+                choice.gamma0, r_for_exponents
+            )));
+        }
         let mut warnings = Vec::new();
         if let Some(r) = r {
             if r < 0.0 {
@@ -808,7 +831,8 @@ impl Parameterization {
                     adam_eps,
                 }
             })
-            .collect();
+            .collect::<Vec<LayerParam>>();
+        check_finite(&layers)?;
         Ok(Parameterization {
             width,
             alpha,
@@ -894,6 +918,7 @@ impl Parameterization {
                 }
             })
             .collect();
+        check_finite(&layers)?;
         let mut p = Parameterization {
             width,
             alpha: 1.0,

@@ -296,6 +296,12 @@ fn validate(cfg: &CheckConfig) -> Result<()> {
     if cfg.seeds == 0 || cfg.steps == 0 || cfg.batch == 0 {
         return Err(Error::config("seeds, steps and batch must be at least 1"));
     }
+    if !cfg.lr_exponent.is_finite() {
+        return Err(Error::config(format!(
+            "lr_exponent must be a finite number, got {}",
+            cfg.lr_exponent
+        )));
+    }
     if !(cfg.seed_exponent.is_finite() && (0.0..=2.0).contains(&cfg.seed_exponent)) {
         return Err(Error::config(format!(
             "seed_exponent must be in [0, 2], got {}",

@@ -100,6 +100,14 @@ fn run_typed<T: Scalar>(
             "a coordinate check needs at least two widths and one seed",
         ));
     }
+    // As `check` does: a NaN momentum would otherwise train silently into NaN.
+    cfg.optim.validate()?;
+    if !cfg.lr_exponent.is_finite() {
+        return Err(Error::config(format!(
+            "lr_exponent must be a finite number, got {}",
+            cfg.lr_exponent
+        )));
+    }
     let (x, y) = super::check::probe_batch::<T>(cfg)?;
     let b = x.rows();
     let mut jobs: Vec<(usize, usize)> = cfg

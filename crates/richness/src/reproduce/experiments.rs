@@ -33,6 +33,23 @@ pub(super) fn run(
     }
 }
 
+/// Parse an experiment's config without running anything, so that `reproduce` can
+/// refuse a bad file in a `config_dir` before the experiments ahead of it have run
+/// (minutes to hours) instead of as an error row in the report.
+pub(super) fn check_config(id: ExperimentId, text: &str) -> Result<()> {
+    match id {
+        ExperimentId::T1 => parse::<T1Config>(text, id).map(drop),
+        ExperimentId::T2 => parse::<T2Config>(text, id).map(drop),
+        ExperimentId::T3 | ExperimentId::T4 => parse::<T3Config>(text, id).map(drop),
+        ExperimentId::T5 => {
+            crate::sweep::spec::SweepSpec::from_toml(text, "T5 config", None, "t5").map(drop)
+        }
+        ExperimentId::T6 => parse::<T6Config>(text, id).map(drop),
+        ExperimentId::T7 => parse::<T7Config>(text, id).map(drop),
+        ExperimentId::T8 => parse::<T8Config>(text, id).map(drop),
+    }
+}
+
 fn parse<C: DeserializeOwned>(text: &str, id: ExperimentId) -> Result<C> {
     toml::from_str(text).map_err(|e| {
         Error::config(crate::train::toml_error(

@@ -505,6 +505,17 @@ pub fn reproduce(ids: &[ExperimentId], opts: &Options) -> Result<Report> {
         v.dedup();
         v
     };
+    // A bad file in --config-dir fails here, before any experiment runs, rather than
+    // as an error row in a report that took an hour to produce.
+    if let Some(dir) = &opts.config_dir {
+        for &id in &ids {
+            let text = config_text(id, opts)?;
+            experiments::check_config(id, &text).map_err(|e| match e {
+                Error::Config(m) => Error::file(dir.join(format!("{}.toml", id.stem())), m),
+                other => other,
+            })?;
+        }
+    }
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let cfg_dir = opts.out.join("configs");
     std::fs::create_dir_all(&cfg_dir).map_err(|e| Error::io(&cfg_dir, e))?;

@@ -8,6 +8,12 @@
 //! Neither the order nor the thread count changes a run's numbers: every random
 //! stream comes from the config's seed, and matrix products give the same bits on
 //! any thread count.
+//!
+//! For tests only: with `RICHNESS_TEST_PAUSE_AFTER_RUNS=N` in the environment, the
+//! sweep stops storing after its N-th stored run of this call, prints
+//! `richness: test pause after N stored runs` on stderr and waits until it is
+//! killed. Crash-safety tests use it to SIGKILL the process at a known point
+//! instead of racing the sweep (which finished before the kill on fast machines).
 
 use super::spec::{PlannedRun, RecordConfig, SweepSpec};
 use super::store::{MetricRecord, RunRecord, Store};
@@ -113,9 +119,30 @@ pub fn selected_runs(spec: &SweepSpec, shard: Option<Shard>) -> Result<Vec<Plann
         .collect())
 }
 
+/// The environment variable behind the test-only pause (see the module docs).
+pub const TEST_PAUSE_ENV: &str = "RICHNESS_TEST_PAUSE_AFTER_RUNS";
+
+fn test_pause_after() -> Result<Option<usize>> {
+    let Some(v) = std::env::var_os(TEST_PAUSE_ENV) else {
+        return Ok(None);
+    };
+    // A typo here would silently let the test race again, so it is an error.
+    v.to_str()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .map(Some)
+        .ok_or_else(|| {
+            Error::config(format!(
+                "{TEST_PAUSE_ENV}={}: expected a positive integer",
+                v.to_string_lossy()
+            ))
+        })
+}
+
 /// Run every pending run of `spec` into `store`.
 pub fn run_sweep(spec: &SweepSpec, store: &mut Store, opts: &RunnerOptions) -> Result<SweepReport> {
     let start = Instant::now();
+    let pause_after = test_pause_after()?;
     let runs = selected_runs(spec, opts.shard)?;
     let existing = store.run_count()?;
     if existing > 0 && !opts.resume {
@@ -211,6 +238,15 @@ pub fn run_sweep(spec: &SweepSpec, store: &mut Store, opts: &RunnerOptions) -> R
                 continue;
             }
             bar.inc(1);
+            let stored = report.completed + report.diverged + report.failed;
+            if pause_after == Some(stored) {
+                bar.finish_and_clear();
+                eprintln!("richness: test pause after {stored} stored runs");
+                // Parked for good: the test's SIGKILL is the only way out.
+                loop {
+                    std::thread::park();
+                }
+            }
             if report.diverged + report.failed > 0 {
                 bar.set_message(format!(
                     "{} diverged, {} failed",

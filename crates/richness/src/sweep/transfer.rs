@@ -208,6 +208,20 @@ fn key(x: f64) -> i64 {
 
 /// Analyse the runs of a width × rate sweep.
 pub fn analyse(runs: &[RunRecord], opts: &TransferOptions) -> Result<TransferReport> {
+    // A NaN here would make every comparison false: no run would count as diverged
+    // and the optimum search would find no finite loss.
+    if !(opts.diverged_loss.is_finite() && opts.diverged_loss > 0.0) {
+        return Err(Error::config(format!(
+            "diverged_loss must be a finite positive number, got {}",
+            opts.diverged_loss
+        )));
+    }
+    if !(opts.tolerance.is_finite() && opts.tolerance > 0.0) {
+        return Err(Error::config(format!(
+            "tolerance must be a finite positive number, got {}",
+            opts.tolerance
+        )));
+    }
     // group label → width → seed → rate → loss
     type Cube = BTreeMap<i64, BTreeMap<String, BTreeMap<i64, f64>>>;
     let mut groups: Vec<(String, Cube)> = Vec::new();
@@ -562,7 +576,14 @@ fn analyse_group(
         let any_div: Vec<bool> = (0..rates.len())
             .map(|j| full.iter().any(|s| s[j] >= opts.diverged_loss))
             .collect();
-        let (x_opt, l_opt, located) = curve_optimum(&xs, &mean, &any_div).expect("finite");
+        // Seed means of huge losses (near f64::MAX) can overflow to inf at every rate.
+        let Some((x_opt, l_opt, located)) = curve_optimum(&xs, &mean, &any_div) else {
+            warnings.push(format!(
+                "width {}: no finite seed-mean loss at any rate",
+                short_float(width)
+            ));
+            continue;
+        };
         let edge = located == Located::GridEdge;
         if edge {
             warnings.push(format!(
@@ -1074,5 +1095,36 @@ mod tests {
         assert!(g.widths.iter().any(|w| w.at_edge));
         assert_eq!(g.verdict.verdict, Verdict::Unclear, "{:?}", g.verdict);
         assert!(g.verdict.reason.contains("edge of the rate grid"));
+    }
+
+    #[test]
+    fn a_non_finite_diverged_loss_is_a_config_error_not_a_panic() {
+        let mut runs = Vec::new();
+        preset_runs("mup", 0.0, &mut runs);
+        for bad in [f64::NAN, f64::INFINITY, 0.0, -1.0] {
+            let opts = TransferOptions {
+                diverged_loss: bad,
+                ..TransferOptions::default()
+            };
+            let e = analyse(&runs, &opts).unwrap_err();
+            assert!(matches!(e, Error::Config(_)), "{e}");
+            assert!(e.to_string().contains("diverged_loss"), "{e}");
+        }
+        // Finite but so large that seed means overflow: a warning, not a panic.
+        let mut huge = Vec::new();
+        preset_runs("mup", 0.0, &mut huge);
+        for r in &mut huge {
+            r.final_test_loss = Some(f64::MAX);
+        }
+        let opts = TransferOptions {
+            diverged_loss: f64::MAX,
+            ..TransferOptions::default()
+        };
+        let rep = analyse(&huge, &opts).unwrap();
+        let warnings: Vec<&String> = rep.groups.iter().flat_map(|g| &g.warnings).collect();
+        assert!(
+            warnings.iter().any(|w| w.contains("no finite")),
+            "{warnings:?}"
+        );
     }
 }
