@@ -245,8 +245,17 @@ fn coord_check_writes_panels_and_a_verdict() {
     // SP with a Θ(1) rate: coordinates grow with width after a few steps, clearly
     // enough (seed-jackknife intervals wholly above the tolerance) to exit 1.
     let o = run(&[
-        "coord", "--arch", "mlp3", "--preset", "sp", "--widths", "128,256,512,1024", "--seeds",
-        "4", "--steps", "3",
+        "coord",
+        "--arch",
+        "mlp3",
+        "--preset",
+        "sp",
+        "--widths",
+        "128,256,512,1024",
+        "--seeds",
+        "4",
+        "--steps",
+        "3",
     ]);
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("GROWS") && s.contains("verdict: fail"), "{s}");

@@ -285,7 +285,9 @@ fn compare_writes_tidy_results_and_judges_slopes() {
     );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
-        stdout.contains("gap_emp") && stdout.contains("predicted") && stdout.contains("ε = γ₀n^(r−1/2)"),
+        stdout.contains("gap_emp")
+            && stdout.contains("predicted")
+            && stdout.contains("ε = γ₀n^(r−1/2)"),
         "{stdout}"
     );
     let runs = std::fs::read_to_string(d.join("t8_runs.csv")).unwrap();
@@ -322,7 +324,11 @@ fn compare_writes_tidy_results_and_judges_slopes() {
             assert!(!f["reason"].as_str().unwrap().is_empty(), "{f}");
         }
         if f["quantity"] == "movement" && f["r"] == 0.0 {
-            assert_eq!(f["predicted_range"], serde_json::json!([-1.0, -0.75]), "{f}");
+            assert_eq!(
+                f["predicted_range"],
+                serde_json::json!([-1.0, -0.75]),
+                "{f}"
+            );
         }
         if f["quantity"] != "k0_vs_inf" {
             assert!(f["regime"]["eps_min"].is_number(), "{f}");
@@ -346,7 +352,14 @@ fn compare_writes_tidy_results_and_judges_slopes() {
     let printed: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains("predicted"))
-        .map(|l| l.split(" → ").nth(1).unwrap().split_whitespace().next().unwrap())
+        .map(|l| {
+            l.split(" → ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+        })
         .collect();
     assert_eq!(printed, verdicts, "{stdout}");
 }

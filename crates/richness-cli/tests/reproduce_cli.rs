@@ -328,7 +328,10 @@ fn bad_experiment_names_and_configs_are_one_line_errors() {
     let o = run(&args);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("error:") && out.join("index.html").exists(), "{stdout}");
+    assert!(
+        stdout.contains("error:") && out.join("index.html").exists(),
+        "{stdout}"
+    );
     let o = run(&[&args[..], &["--strict"]].concat());
     assert_eq!(o.status.code(), Some(1));
 }

@@ -510,9 +510,16 @@ fn transfer_runs_and_reads_a_sweep() {
     let v: serde_json::Value =
         serde_json::from_str(&String::from_utf8_lossy(&lenient.stdout)).unwrap();
     assert_eq!(v["groups"][0]["widths"].as_array().unwrap().len(), 2);
-    let verdict = v["groups"][0]["verdict"]["verdict"].as_str().unwrap().to_string();
+    let verdict = v["groups"][0]["verdict"]["verdict"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
-        verdict == "pass" || !v["groups"][0]["verdict"]["reason"].as_str().unwrap().is_empty(),
+        verdict == "pass"
+            || !v["groups"][0]["verdict"]["reason"]
+                .as_str()
+                .unwrap()
+                .is_empty(),
         "a non-pass verdict carries its reason: {v}"
     );
     // Only fail (or error) exits 1; --strict adds unclear and crossover.
@@ -524,7 +531,11 @@ fn transfer_runs_and_reads_a_sweep() {
     assert_eq!(lenient.status.code(), Some(code(false)), "{verdict}");
     let mut strict_args = args.to_vec();
     strict_args.push("--strict");
-    assert_eq!(run(&strict_args).status.code(), Some(code(true)), "{verdict}");
+    assert_eq!(
+        run(&strict_args).status.code(),
+        Some(code(true)),
+        "{verdict}"
+    );
     assert_one_line_error(
         &run(&["transfer", "--db", s(&db), "--against", "param.preset=ntp"]),
         2,

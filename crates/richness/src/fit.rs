@@ -246,20 +246,34 @@ mod tests {
     #[test]
     fn nested_jackknife_equals_the_balanced_one_and_uses_extra_seeds() {
         let xs = [1.0, 2.0, 4.0, 8.0];
-        let value = |s: usize, x: f64| x.powf(0.3) * (1.0 + 0.2 * (((s * 13 + x as usize * 7) % 11) as f64 / 11.0 - 0.5));
-        let balanced: Vec<Vec<f64>> = (0..6).map(|s| xs.iter().map(|&x| value(s, x)).collect()).collect();
+        let value = |s: usize, x: f64| {
+            x.powf(0.3) * (1.0 + 0.2 * (((s * 13 + x as usize * 7) % 11) as f64 / 11.0 - 0.5))
+        };
+        let balanced: Vec<Vec<f64>> = (0..6)
+            .map(|s| xs.iter().map(|&x| value(s, x)).collect())
+            .collect();
         let a = fit_loglog_jackknife(&xs, &balanced).unwrap();
-        let per_x: Vec<Vec<f64>> = xs.iter().map(|&x| (0..6).map(|s| value(s, x)).collect()).collect();
+        let per_x: Vec<Vec<f64>> = xs
+            .iter()
+            .map(|&x| (0..6).map(|s| value(s, x)).collect())
+            .collect();
         assert_eq!(a, fit_loglog_jackknife_nested(&xs, &per_x).unwrap());
         // 24 seeds at the first two points, 6 at the others: a narrower interval, the
         // t quantile of 5 degrees of freedom, and the slope of the seed means.
         let more: Vec<Vec<f64>> = xs
             .iter()
             .enumerate()
-            .map(|(i, &x)| (0..if i < 2 { 24 } else { 6 }).map(|s| value(s, x)).collect())
+            .map(|(i, &x)| {
+                (0..if i < 2 { 24 } else { 6 })
+                    .map(|s| value(s, x))
+                    .collect()
+            })
             .collect();
         let b = fit_loglog_jackknife_nested(&xs, &more).unwrap();
-        let means: Vec<f64> = more.iter().map(|v| v.iter().sum::<f64>() / v.len() as f64).collect();
+        let means: Vec<f64> = more
+            .iter()
+            .map(|v| v.iter().sum::<f64>() / v.len() as f64)
+            .collect();
         assert!((b.slope - fit_loglog(&xs, &means).unwrap().slope).abs() < 1e-15);
         assert!((b.ci95.1 - b.slope - t975(5) * b.slope_se).abs() < 1e-12);
         assert!(b.slope_se < a.slope_se, "{} vs {}", b.slope_se, a.slope_se);

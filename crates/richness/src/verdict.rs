@@ -247,11 +247,13 @@ pub fn judge_band(
         if needed.is_finite() && needed <= MAX_SUGGESTED_SEEDS as f64 {
             let n = (needed as usize).max(s + 1);
             judged.seeds_to_decide = Some(n);
-            judged.reason.push_str(&format!("; ≈ {n} seeds would decide"));
-        } else {
             judged
                 .reason
-                .push_str("; the estimate sits on the edge: no practical number of seeds decides it");
+                .push_str(&format!("; ≈ {n} seeds would decide"));
+        } else {
+            judged.reason.push_str(
+                "; the estimate sits on the edge: no practical number of seeds decides it",
+            );
         }
     }
     judged
@@ -332,7 +334,12 @@ mod tests {
 
     #[test]
     fn non_finite_inputs_never_pass() {
-        let j = judge_slope(&fit(0.25, f64::NEG_INFINITY, f64::INFINITY), 0.25, 0.05, None);
+        let j = judge_slope(
+            &fit(0.25, f64::NEG_INFINITY, f64::INFINITY),
+            0.25,
+            0.05,
+            None,
+        );
         assert_eq!(j.verdict, Verdict::Unclear);
         let j = judge_slope(&fit(f64::NAN, 0.0, 1.0), 0.25, 0.05, None);
         assert_eq!(j.verdict, Verdict::Error);
@@ -345,7 +352,10 @@ mod tests {
             Verdict::Crossover
         );
         assert_eq!(Verdict::worst([]), Verdict::Pass);
-        assert_eq!(serde_json::to_value(Verdict::Crossover).unwrap(), "crossover");
+        assert_eq!(
+            serde_json::to_value(Verdict::Crossover).unwrap(),
+            "crossover"
+        );
         assert_eq!("fail".parse::<Verdict>().unwrap(), Verdict::Fail);
         assert!(!Verdict::Unclear.fails(false));
         assert!(Verdict::Unclear.fails(true));

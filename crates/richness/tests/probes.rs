@@ -246,7 +246,10 @@ fn the_output_at_init_bends_slopes_by_gamma0_and_centring_removes_it() {
         biased < 0.25 - 0.1,
         "uncentred γ₀ = 1: slope {biased} should be bent well below r = 0.25"
     );
-    assert!(centred > biased + 0.08, "centred {centred}, uncentred {biased}");
+    assert!(
+        centred > biased + 0.08,
+        "centred {centred}, uncentred {biased}"
+    );
     assert!(
         less_biased > biased + 0.05,
         "γ₀ = 8 ({less_biased}) should bend less than γ₀ = 1 ({biased})"
@@ -258,7 +261,10 @@ fn the_output_at_init_bends_slopes_by_gamma0_and_centring_removes_it() {
     // The report names the cause and the remedy when uncentred, and f₀ is reported
     // (uncentred, the same init) either way.
     let note = report.f0_note.as_deref().expect("an f₀ note");
-    assert!(note.contains("--center") && note.contains("--gamma0"), "{note}");
+    assert!(
+        note.contains("--center") && note.contains("--gamma0"),
+        "{note}"
+    );
     assert!(centred_report.f0_note.is_none());
     assert!(centred_report.centred && !report.centred);
     assert_eq!(report.f0_rel, centred_report.f0_rel);
@@ -285,9 +291,7 @@ fn a_centred_model_starts_at_zero_and_keeps_its_tangent_kernel() {
     let raw = plain.predict(&cx, &x, &mut tp);
     centred.forward(&cx, x.as_slice(), 6, &mut tr);
     assert_eq!(centred.raw_output(&tr).as_slice(), raw.as_slice());
-    let k = |m: &Model<f64>| {
-        richness::kernel::empirical::ntk(m, &cx, &x, None).unwrap()
-    };
+    let k = |m: &Model<f64>| richness::kernel::empirical::ntk(m, &cx, &x, None).unwrap();
     let (kp, kc) = (k(&plain), k(&centred));
     assert_eq!(kp.as_slice(), kc.as_slice());
 }

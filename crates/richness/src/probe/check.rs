@@ -498,7 +498,10 @@ pub fn fit(
         if skip.iter().any(|d| d.0 == *w) {
             continue;
         }
-        let values: Option<Vec<f64>> = seeds.iter().map(|s| table.get(&(*w, *s)).copied()).collect();
+        let values: Option<Vec<f64>> = seeds
+            .iter()
+            .map(|s| table.get(&(*w, *s)).copied())
+            .collect();
         if let Some(v) = values {
             xs.push(*w as f64);
             per_width.push(v);
@@ -511,7 +514,9 @@ pub fn fit(
 /// smaller ones (e = `seed_exponent`, at most 64 × `seeds`).
 pub fn seeds_at(cfg: &CheckConfig, width: usize) -> usize {
     let wmax = cfg.widths.iter().copied().max().unwrap_or(width).max(1) as f64;
-    let factor = (wmax / width.max(1) as f64).powf(cfg.seed_exponent).min(64.0);
+    let factor = (wmax / width.max(1) as f64)
+        .powf(cfg.seed_exponent)
+        .min(64.0);
     ((cfg.seeds as f64 * factor).ceil() as usize).max(cfg.seeds)
 }
 
@@ -764,7 +769,10 @@ impl CheckReport {
             if self.config.seed_exponent > 0.0 {
                 format!(
                     " ({} at the smallest width)",
-                    seeds_at(&self.config, self.config.widths.iter().copied().min().unwrap_or(1))
+                    seeds_at(
+                        &self.config,
+                        self.config.widths.iter().copied().min().unwrap_or(1)
+                    )
                 )
             } else {
                 String::new()
@@ -795,7 +803,12 @@ impl CheckReport {
                 ),
                 None => "n/a".into(),
             };
-            let p = match (c.quantity.as_str(), c.predicted, c.asymptotic, c.predicted_range) {
+            let p = match (
+                c.quantity.as_str(),
+                c.predicted,
+                c.asymptotic,
+                c.predicted_range,
+            ) {
                 ("interaction_ratio", ..) => "→ 0 (< 0)".to_string(),
                 (_, _, Some(a), Some((lo, hi))) => format!("[{lo:+.3}, {hi:+.3}] (n→∞: {a:+.3})"),
                 (_, Some(p), Some(a), None) => format!("{p:+.3} (n→∞: {a:+.3})"),

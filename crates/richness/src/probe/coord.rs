@@ -335,11 +335,7 @@ impl CoordReport {
         for step in 0..=self.config.steps {
             let mut r = vec![step.to_string()];
             for l in 1..=depth {
-                let Some(c) = self
-                    .slopes
-                    .iter()
-                    .find(|c| c.step == step && c.layer == l)
-                else {
+                let Some(c) = self.slopes.iter().find(|c| c.step == step && c.layer == l) else {
                     r.push("0 (centred)".into());
                     continue;
                 };
@@ -372,7 +368,11 @@ impl CoordReport {
         if !self.f0_rel.is_empty() {
             s.push_str(&format!(
                 "‖f₀‖/‖y‖ by width ({}): {}\n",
-                if self.centred { "outputs centred" } else { "outputs not centred" },
+                if self.centred {
+                    "outputs centred"
+                } else {
+                    "outputs not centred"
+                },
                 self.f0_rel
                     .iter()
                     .map(|(w, v)| format!("{w}: {v:.3}"))
@@ -383,7 +383,11 @@ impl CoordReport {
         if let Some(n) = &self.f0_note {
             s.push_str(&format!("note: {n}\n"));
         }
-        for c in self.slopes.iter().filter(|c| c.judged.verdict != Verdict::Pass) {
+        for c in self
+            .slopes
+            .iter()
+            .filter(|c| c.judged.verdict != Verdict::Pass)
+        {
             s.push_str(&format!(
                 "step {} layer {}: {}\n",
                 c.step,

@@ -323,7 +323,11 @@ pub fn probe<T: Scalar>(
     }
     let f = z0[depth - 1].as_slice();
     put(0, "f_norm", norm(f_raw0.as_slice()));
-    put(0, "f0_rel", ratio(norm(f_raw0.as_slice()), norm(y.as_slice())));
+    put(
+        0,
+        "f0_rel",
+        ratio(norm(f_raw0.as_slice()), norm(y.as_slice())),
+    );
     put(
         0,
         "df_norm",

@@ -126,10 +126,7 @@ fn slope_claim(rep: &CheckReport, q: &str, layer: usize, what: &str) -> ClaimRes
                     _ => "-".into(),
                 },
                 format!("slope {}", slope_text(c)),
-                format!(
-                    "95% interval inside predicted ± {}",
-                    rep.config.tolerance
-                ),
+                format!("95% interval inside predicted ± {}", rep.config.tolerance),
                 &judged,
             )
         }
@@ -186,7 +183,11 @@ fn claims_table(caption: &str, rep: &CheckReport) -> Table {
 
 /// Counts of a check's claim verdicts as one claim: every predicted slope passes.
 fn all_claims(rep: &CheckReport, what: &str) -> ClaimResult {
-    let judged: Vec<&check::Claim> = rep.claims.iter().filter(|c| c.verdict().is_some()).collect();
+    let judged: Vec<&check::Claim> = rep
+        .claims
+        .iter()
+        .filter(|c| c.verdict().is_some())
+        .collect();
     let n = |v: Verdict| judged.iter().filter(|c| c.verdict() == Some(v)).count();
     let crit_pass = rep
         .criteria
@@ -207,7 +208,11 @@ fn all_claims(rep: &CheckReport, what: &str) -> ClaimResult {
             .iter()
             .filter(|c| c.verdict() == Some(verdict))
             .map(|c| {
-                let layer = if c.layer == 0 { "net".to_string() } else { format!("layer {}", c.layer) };
+                let layer = if c.layer == 0 {
+                    "net".to_string()
+                } else {
+                    format!("layer {}", c.layer)
+                };
                 format!("{} {layer}", c.quantity)
             })
             .chain(
@@ -229,7 +234,11 @@ fn all_claims(rep: &CheckReport, what: &str) -> ClaimResult {
             "{}: {}{}{}",
             verdict.name(),
             rows.join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() },
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            },
             seeds
                 .map(|s| format!("; up to ≈ {s} seeds would decide them"))
                 .unwrap_or_default()
@@ -249,7 +258,10 @@ fn all_claims(rep: &CheckReport, what: &str) -> ClaimResult {
             crit_pass,
             rep.criteria.len()
         ),
-        format!("each slope's 95% interval inside predicted ± {}", rep.config.tolerance),
+        format!(
+            "each slope's 95% interval inside predicted ± {}",
+            rep.config.tolerance
+        ),
         verdict,
     )
     .because(why)
@@ -328,11 +340,16 @@ fn t1(cfg: &T1Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                 .iter()
                 .filter(|k| k.quantity == "dh_norm" && k.role != "read-out")
                 .collect();
-            let verdict = Verdict::worst(parts.iter().map(|k| k.verdict().unwrap_or(Verdict::Error)));
+            let verdict =
+                Verdict::worst(parts.iter().map(|k| k.verdict().unwrap_or(Verdict::Error)));
             let why = parts
                 .iter()
                 .filter(|k| k.verdict() == Some(verdict) && verdict != Verdict::Pass)
-                .filter_map(|k| k.judged.as_ref().map(|j| format!("‖Δh_{}‖: {}", k.layer, j.reason)))
+                .filter_map(|k| {
+                    k.judged
+                        .as_ref()
+                        .map(|j| format!("‖Δh_{}‖: {}", k.layer, j.reason))
+                })
                 .collect::<Vec<_>>()
                 .join("; ");
             res.claims.push(
@@ -896,7 +913,11 @@ fn t6(cfg: &T6Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                 let why = judged
                     .iter()
                     .filter(|k| k.verdict() == Some(verdict) && verdict != Verdict::Pass)
-                    .filter_map(|k| k.judged.as_ref().map(|j| format!("ℓ{}: {}", k.layer, j.reason)))
+                    .filter_map(|k| {
+                        k.judged
+                            .as_ref()
+                            .map(|j| format!("ℓ{}: {}", k.layer, j.reason))
+                    })
                     .collect::<Vec<_>>()
                     .join("; ");
                 res.claims.push(
@@ -1000,7 +1021,14 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
             hi_judged.push((
                 r,
                 dk.and_then(|k| k.fit)
-                    .map(|f| crate::verdict::judge_band(f.slope, f.ci95, (0.0, f64::INFINITY), Some(c.seeds)))
+                    .map(|f| {
+                        crate::verdict::judge_band(
+                            f.slope,
+                            f.ci95,
+                            (0.0, f64::INFINITY),
+                            Some(c.seeds),
+                        )
+                    })
                     .unwrap_or_else(missing),
             ));
         }
@@ -1233,7 +1261,11 @@ fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
         };
         let fit = &f.fit;
         let regime = match &f.regime {
-            Some(g) => format!("; movement {:.1}% at n = {}", 100.0 * g.movement_min, g.width_min),
+            Some(g) => format!(
+                "; movement {:.1}% at n = {}",
+                100.0 * g.movement_min,
+                g.width_min
+            ),
             None => String::new(),
         };
         res.claims.push(ClaimResult::judged(

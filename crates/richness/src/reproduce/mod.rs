@@ -212,7 +212,8 @@ impl ClaimResult {
         tolerance: impl Into<String>,
         judged: &crate::verdict::Judged,
     ) -> Self {
-        ClaimResult::new(claim, expected, measured, tolerance, judged.verdict).because(&judged.reason)
+        ClaimResult::new(claim, expected, measured, tolerance, judged.verdict)
+            .because(&judged.reason)
     }
 
     /// Attach the reason for a verdict that is not a pass.
