@@ -333,7 +333,11 @@ pub struct Regime {
 impl Regime {
     /// Whether the kernel moves too much at the smallest width for §4.1 to apply.
     pub fn is_crossover(&self) -> bool {
-        !(self.movement_min <= SMALL_MOVEMENT)
+        // NaN movement (nothing measured) counts as a crossover too.
+        !matches!(
+            self.movement_min.partial_cmp(&SMALL_MOVEMENT),
+            Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+        )
     }
 
     /// The reason of a crossover verdict.

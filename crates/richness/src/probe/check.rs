@@ -932,7 +932,7 @@ impl CheckReport {
             ));
         }
         crate::io::write_atomic(&dir.join("fits.csv"), fits.as_bytes())?;
-        let mut f0 = format!("width,f0_rel,centred\n");
+        let mut f0 = String::from("width,f0_rel,centred\n");
         for (w, v) in &self.f0_rel {
             f0.push_str(&format!("{w},{v:e},{}\n", self.centred));
         }
