@@ -736,6 +736,23 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
     })
 }
 
+/// The printed line of ‖f₀‖/‖y‖ per width (`check` and `coord`).
+pub fn f0_line(f0_rel: &[(usize, f64)], centred: bool) -> String {
+    format!(
+        "‖f₀‖/‖y‖ by width ({}): {}\n",
+        if centred {
+            "outputs centred: f − f₀ trained, so f₀ does not bias the slopes"
+        } else {
+            "outputs not centred"
+        },
+        f0_rel
+            .iter()
+            .map(|(w, v)| format!("{w}: {v:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// Largest ‖f₀‖/‖y‖ that cannot bias a one-step exponent by more than rounding.
 const F0_SMALL: f64 = 0.05;
 
@@ -853,19 +870,8 @@ impl CheckReport {
             s.push_str(&format!("diverged at width {w}, seed {seed}: {why}\n"));
         }
         if !self.f0_rel.is_empty() {
-            s.push_str(&format!(
-                "\n‖f₀‖/‖y‖ by width ({}): {}\n",
-                if self.centred {
-                    "outputs centred: f − f₀ trained, so f₀ does not bias the slopes"
-                } else {
-                    "outputs not centred"
-                },
-                self.f0_rel
-                    .iter()
-                    .map(|(w, v)| format!("{w}: {v:.3}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            s.push('\n');
+            s.push_str(&f0_line(&self.f0_rel, self.centred));
         }
         if !notes.is_empty() {
             s.push_str("\nwhy not a pass:\n");

@@ -366,19 +366,7 @@ impl CoordReport {
             ));
         }
         if !self.f0_rel.is_empty() {
-            s.push_str(&format!(
-                "‖f₀‖/‖y‖ by width ({}): {}\n",
-                if self.centred {
-                    "outputs centred"
-                } else {
-                    "outputs not centred"
-                },
-                self.f0_rel
-                    .iter()
-                    .map(|(w, v)| format!("{w}: {v:.3}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            s.push_str(&super::check::f0_line(&self.f0_rel, self.centred));
         }
         if let Some(n) = &self.f0_note {
             s.push_str(&format!("note: {n}\n"));
