@@ -67,6 +67,15 @@ fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::Chec
     Ok(cfg)
 }
 
+/// Exit 1 when the verdict fails (any verdict short of `pass` with `--strict`).
+fn exit_for(verdict: richness::verdict::Verdict, strict: bool) -> Exit {
+    if verdict.fails(strict) {
+        Exit::Fail
+    } else {
+        Exit::Ok
+    }
+}
+
 pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
     let cfg = scan_config(&a.scan, 1)?;
     let start = std::time::Instant::now();
@@ -93,11 +102,7 @@ pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result
             println!("wrote {}", dir.display());
         }
     }
-    Ok(if report.verdict.fails(a.scan.strict) {
-        Exit::Fail
-    } else {
-        Exit::Ok
-    })
+    Ok(exit_for(report.verdict, a.scan.strict))
 }
 
 pub fn run_coord(a: CoordArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
@@ -110,11 +115,7 @@ pub fn run_coord(a: CoordArgs, threads: usize, progress: bool) -> anyhow::Result
             println!("wrote {}", dir.display());
         }
     }
-    Ok(if report.verdict.fails(a.scan.strict) {
-        Exit::Fail
-    } else {
-        Exit::Ok
-    })
+    Ok(exit_for(report.verdict, a.scan.strict))
 }
 
 pub fn run_diagnose(a: DiagnoseArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
@@ -205,9 +206,5 @@ pub fn run_diagnose(a: DiagnoseArgs, threads: usize, progress: bool) -> anyhow::
             println!("wrote {}", dir.display());
         }
     }
-    Ok(if report.verdict.fails(a.scan.strict) {
-        Exit::Fail
-    } else {
-        Exit::Ok
-    })
+    Ok(exit_for(report.verdict, a.scan.strict))
 }
