@@ -191,6 +191,11 @@ pub struct ScanArgs {
     /// Skip spectral norms (faster; drops W_op, dW_op_rel, align).
     #[arg(long)]
     pub no_spectral: bool,
+    /// Measure, fit and judge only these quantities, comma-separated (e.g. da_rel for
+    /// the companion library's T2 protocol); criteria whose quantity is not measured
+    /// are left out [default: all]. `check` and `diagnose --measure` only.
+    #[arg(long, value_name = "Q,Q,…", value_delimiter = ',')]
+    pub quantities: Option<Vec<String>>,
     /// Exit 1 unless every verdict is a pass (by default only `fail` rows, a failed
     /// criterion or a diverged probe exit 1; `unclear` and `crossover` do not).
     #[arg(long)]

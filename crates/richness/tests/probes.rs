@@ -3,7 +3,7 @@
 use richness::linalg::spectral::op_norm;
 use richness::prelude::*;
 use richness::probe::check::{self, CheckConfig};
-use richness::probe::{probe, ProbeSpec};
+use richness::probe::{onestep, probe, probe_stepped, ProbeSpec};
 use richness::rng::normal_vec;
 use richness::train::ModelConfig;
 
@@ -37,8 +37,10 @@ fn the_three_terms_sum_to_the_representation_update() {
                 steps,
                 spectral: false,
                 seed: 0,
+                quantities: None,
             };
-            let p = probe(
+            // The general probe (the one-step fast path sums the terms by construction).
+            let p = probe_stepped(
                 &model,
                 &OptimConfig::sgd(0.9),
                 Loss::Mse,
@@ -294,4 +296,124 @@ fn a_centred_model_starts_at_zero_and_keeps_its_tangent_kernel() {
     let k = |m: &Model<f64>| richness::kernel::empirical::ntk(m, &cx, &x, None).unwrap();
     let (kp, kc) = (k(&plain), k(&centred));
     assert_eq!(kp.as_slice(), kc.as_slice());
+}
+
+/// Every quantity of the one-step fast path (low-rank identities) against the general
+/// probe that steps the weights: both sides of the formed / factored switch, biases,
+/// centring, momentum (whose first step is plain SGD), the parameterizations.
+#[test]
+fn the_one_step_fast_path_equals_the_general_probe() {
+    let cases: Vec<(Vec<usize>, Activation, bool, usize)> = vec![
+        // batch 12 < widths: hidden layers factored, read-out formed.
+        (vec![5, 48, 40, 3], Activation::Relu, false, 12),
+        (vec![5, 48, 40, 36, 3], Activation::Tanh, true, 12),
+        // batch wider than the layers: everything formed.
+        (vec![4, 16, 16, 2], Activation::Relu, true, 40),
+        (vec![6, 64, 1], Activation::Linear, false, 9),
+    ];
+    let choices = [
+        ScaleChoice::preset(Preset::Ntp),
+        ScaleChoice::preset(Preset::Mup),
+        ScaleChoice::preset(Preset::Mfp),
+        ScaleChoice::scale(0.25, Gauge::Layerwise),
+    ];
+    let mut compared = 0;
+    for (dims, act, bias, b) in cases {
+        let mut arch = Arch::mlp(dims.clone(), act);
+        arch.bias = bias;
+        arch.bias_init = richness::nn::BiasInit::Normal;
+        let (x, y) = data(b, dims[0], *dims.last().unwrap());
+        for (ci, choice) in choices.iter().enumerate() {
+            for center in [false, true] {
+                let choice = ScaleChoice {
+                    center: Some(center),
+                    ..choice.clone()
+                };
+                let model =
+                    Model::<f64>::init(&arch, &choice, OptimizerKind::Sgd, ci as u64).unwrap();
+                let opt = OptimConfig::sgd(if ci % 2 == 0 { 0.9 } else { 0.0 });
+                let spec = ProbeSpec::default();
+                assert!(onestep::applies(&model, &opt, &spec));
+                let cx = Compute::new(1);
+                let fast = onestep::probe_one_step(&model, &opt, Loss::Mse, &x, &y, &spec, cx);
+                let slow = probe_stepped(&model, &opt, Loss::Mse, &x, &y, &spec, cx);
+                assert!(fast.diverged.is_none() && slow.diverged.is_none());
+                for m in &slow.values {
+                    if m.quantity == "decomp_residual" {
+                        assert!(fast.get("decomp_residual", m.layer).is_none());
+                        continue;
+                    }
+                    let got = fast.get(&m.quantity, m.layer).unwrap_or_else(|| {
+                        panic!("{dims:?}: fast path lacks {} layer {}", m.quantity, m.layer)
+                    });
+                    // Lanczos stops at a relative change of 1e-7 from different start
+                    // operators; everything else is rounding.
+                    let tol = if m.quantity.contains("op") || m.quantity.starts_with("align") {
+                        1e-5
+                    } else {
+                        1e-9
+                    };
+                    let scale = m.value.abs().max(1e-12);
+                    assert!(
+                        (got - m.value).abs() <= tol * scale,
+                        "{dims:?} {act:?} bias={bias} choice {ci} centre={center}: {} layer {}: fast {got} vs stepped {}",
+                        m.quantity,
+                        m.layer,
+                        m.value
+                    );
+                    compared += 1;
+                }
+                assert_eq!(fast.values.len() + slow.values.iter().filter(|m| m.quantity == "decomp_residual").count(), slow.values.len());
+            }
+        }
+    }
+    assert!(compared > 1000, "compared {compared}");
+}
+
+#[test]
+fn the_fast_path_is_taken_only_where_it_is_exact() {
+    let arch = Arch::mlp(vec![4, 16, 2], Activation::Relu);
+    let model =
+        Model::<f64>::init(&arch, &ScaleChoice::preset(Preset::Mup), OptimizerKind::Sgd, 0)
+            .unwrap();
+    let one = ProbeSpec::default();
+    let three = ProbeSpec {
+        steps: 3,
+        ..ProbeSpec::default()
+    };
+    assert!(onestep::applies(&model, &OptimConfig::sgd(0.9), &one));
+    assert!(!onestep::applies(&model, &OptimConfig::sgd(0.9), &three));
+    assert!(!onestep::applies(&model, &OptimConfig::adam(), &one));
+    let decay = OptimConfig {
+        weight_decay: 1e-3,
+        ..OptimConfig::sgd(0.0)
+    };
+    assert!(!onestep::applies(&model, &decay, &one));
+}
+
+#[test]
+fn asking_for_fewer_quantities_gives_the_same_values() {
+    let arch = Arch::mlp(vec![5, 48, 40, 3], Activation::Relu);
+    let (x, y) = data(12, 5, 3);
+    let model =
+        Model::<f64>::init(&arch, &ScaleChoice::preset(Preset::Ntp), OptimizerKind::Sgd, 3)
+            .unwrap();
+    for opt in [OptimConfig::sgd(0.0), OptimConfig::adam()] {
+        let all = probe(&model, &opt, Loss::Mse, &x, &y, &ProbeSpec::default(), Compute::new(1));
+        let spec = ProbeSpec {
+            quantities: Some(vec!["da_rel".into(), "dW_op_rel".into()]),
+            ..ProbeSpec::default()
+        };
+        let some = probe(&model, &opt, Loss::Mse, &x, &y, &spec, Compute::new(1));
+        let mut names: Vec<&str> = some.values.iter().map(|m| m.quantity.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(
+            names,
+            ["dW_op_rel", "da_rel", "f0_rel", "loss_after", "loss_before", "loss_decrease"]
+        );
+        for m in &some.values {
+            assert_eq!(Some(m.value), all.get(&m.quantity, m.layer), "{}", m.quantity);
+        }
+    }
 }

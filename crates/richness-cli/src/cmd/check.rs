@@ -63,6 +63,10 @@ fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::Chec
     if a.no_spectral {
         cfg.spectral = false;
     }
+    if let Some(q) = &a.quantities {
+        richness::probe::validate_quantities(q)?;
+        cfg.quantities = Some(q.clone());
+    }
     cfg.param = a.scale.apply(&cfg.param);
     Ok(cfg)
 }
@@ -106,6 +110,9 @@ pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result
 }
 
 pub fn run_coord(a: CoordArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
+    if a.scan.quantities.is_some() {
+        anyhow::bail!("--quantities applies to `check` and `diagnose --measure`; `coord` measures coordinate sizes per step");
+    }
     let cfg = scan_config(&a.scan, 3)?;
     let (report, rows) = coord::run(&cfg, threads, progress)?;
     print!("{}", report.to_text());

@@ -457,6 +457,25 @@ impl<T: Scalar> Model<T> {
     /// Forward pass on `batch` rows of `x` (row-major [batch, input_dim]),
     /// filling `trace`.
     pub fn forward(&self, cx: &Compute, x: &[T], batch: usize, trace: &mut Trace<T>) {
+        self.forward_uncentred(cx, x, batch, trace);
+        if let Some(reference) = &self.reference {
+            let depth = self.depth();
+            let rt = trace
+                .reference
+                .get_or_insert_with(|| Box::new(Trace::new(reference, trace.capacity)));
+            reference.forward(cx, x, batch, rt);
+            let f0 = rt.output().as_slice();
+            trace.z[depth - 1]
+                .as_mut_slice()
+                .iter_mut()
+                .zip(f0)
+                .for_each(|(f, &f0)| *f -= f0);
+        }
+    }
+
+    /// The forward pass of the network's own weights: the trace's output is the raw
+    /// f even for a centred model (whose reference is not run).
+    pub fn forward_uncentred(&self, cx: &Compute, x: &[T], batch: usize, trace: &mut Trace<T>) {
         let d0 = self.input_dim();
         assert!(
             x.len() >= batch * d0,
@@ -518,18 +537,6 @@ impl<T: Scalar> Model<T> {
                     }
                 }
             }
-        }
-        if let Some(reference) = &self.reference {
-            let rt = trace
-                .reference
-                .get_or_insert_with(|| Box::new(Trace::new(reference, trace.capacity)));
-            reference.forward(cx, x, batch, rt);
-            let f0 = rt.output().as_slice();
-            trace.z[depth - 1]
-                .as_mut_slice()
-                .iter_mut()
-                .zip(f0)
-                .for_each(|(f, &f0)| *f -= f0);
         }
     }
 
@@ -659,7 +666,7 @@ impl<T: Scalar> Model<T> {
 
     /// For layer ℓ: `∂L/∂z_ℓ` from `∂L/∂a_ℓ` (hidden layers; through the pooling when
     /// the layer pools), then the gradient of layer ℓ's input.
-    fn backward_signal(&self, cx: &Compute, trace: &mut Trace<T>, l: usize) {
+    pub(crate) fn backward_signal(&self, cx: &Compute, trace: &mut Trace<T>, l: usize) {
         let batch = trace.batch;
         let Trace {
             z, dz, da, dp, col, ..

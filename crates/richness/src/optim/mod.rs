@@ -173,6 +173,12 @@ impl<T: Scalar> Optimizer<T> {
         if self.cfg.kind != OptimizerKind::Sgd || self.cfg.momentum != 0.0 {
             return None;
         }
+        Some(self.layer_rates(model))
+    }
+
+    /// Per-layer `(η_w, wd_w, η_b, wd_b)` of any optimizer (the bias entries 0 for a
+    /// layer without bias): the rates its first step applies to the gradient.
+    pub fn layer_rates(&self, model: &Model<T>) -> Vec<(T, T, T, T)> {
         let mut i = 0;
         let mut out = Vec::new();
         for b in &model.biases {
@@ -187,7 +193,7 @@ impl<T: Scalar> Optimizer<T> {
             };
             out.push((w.lr, w.wd, lb, wdb));
         }
-        Some(out)
+        out
     }
 
     /// Count a step taken elsewhere (by the fused SGD path).

@@ -76,6 +76,11 @@ pub struct CheckConfig {
     /// (0: the same seeds at every width).
     #[serde(default)]
     pub seed_exponent: f64,
+    /// Measure, fit and judge only these quantities (names from
+    /// [`crate::probe::QUANTITIES`]); unset: all. A criterion is judged only when
+    /// its quantity is measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantities: Option<Vec<String>>,
 }
 
 fn default_data() -> String {
@@ -120,6 +125,7 @@ impl Default for CheckConfig {
             tolerance: default_tol(),
             lr_exponent: 0.0,
             seed_exponent: 0.0,
+            quantities: None,
         }
     }
 }
@@ -311,6 +317,9 @@ fn validate(cfg: &CheckConfig) -> Result<()> {
     if !(cfg.tolerance.is_finite() && cfg.tolerance > 0.0) {
         return Err(Error::config("tolerance must be a positive number"));
     }
+    if let Some(qs) = &cfg.quantities {
+        crate::probe::validate_quantities(qs)?;
+    }
     if cfg.model.arch == "myrtle5" {
         return Err(Error::config("width scans probe dense networks (linear3, mlp3, mlp); train CNNs with `richness train`"));
     }
@@ -355,6 +364,7 @@ fn scan_typed<T: Scalar>(
                 steps: cfg.steps,
                 spectral: cfg.spectral,
                 seed: s as u64,
+                quantities: cfg.quantities.clone(),
             };
             let p = probe(&model, &cfg.optim, cfg.loss, &x, &y, &spec, Compute::new(1));
             bar.inc(1);
@@ -575,7 +585,15 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
     let r = param.richness;
     let seeds = cfg.seeds;
     let mut claims = Vec::new();
+    let measured = |q: &str| {
+        cfg.quantities
+            .as_ref()
+            .is_none_or(|qs| qs.iter().any(|x| x == q))
+    };
     for q in CLAIMS {
+        if !measured(q) {
+            continue;
+        }
         let layers: Vec<usize> = match q {
             "f_norm" | "df_norm" | "loss_decrease" => vec![0],
             "h_rms" | "dh_rel" | "da_rel" | "dh_norm" | "dh_rms" => (1..depth).collect(),
@@ -657,12 +675,18 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
     let f_slope = slope("f_norm", 0);
     // Stable init: every hidden RMS coordinate flat, and the output at init not
     // growing (its slope below +tolerance).
-    let mut parts: Vec<Judged> = (1..depth).map(|l| judge0("h_rms", l)).collect();
-    parts.push(match fit(rows, "f_norm", 0, &diverged) {
-        Some(f) => judge_below(&f, tol, Some(seeds)),
-        None => Judged::new(Verdict::Error, "no usable fit of f_norm"),
-    });
-    criteria.push(Criterion {
+    let mut parts: Vec<Judged> = Vec::new();
+    if measured("h_rms") {
+        parts.extend((1..depth).map(|l| judge0("h_rms", l)));
+    }
+    if measured("f_norm") {
+        parts.push(match fit(rows, "f_norm", 0, &diverged) {
+            Some(f) => judge_below(&f, tol, Some(seeds)),
+            None => Judged::new(Verdict::Error, "no usable fit of f_norm"),
+        });
+    }
+    if !parts.is_empty() {
+        criteria.push(Criterion {
         name: "stable init".into(),
         measured: format!(
             "h_rms slopes {} (want 0), f_norm slope {} (want ≤ 0)",
@@ -675,13 +699,16 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
         ),
         judged: worst_of(parts),
     });
+    }
     let df = slope("df_norm", 0);
-    criteria.push(Criterion {
-        name: "NTC".into(),
-        measured: format!("‖Δf‖ slope {} (want 0)", fmt(df)),
-        judged: judge0("df_norm", 0),
-    });
-    for l in 1..=depth {
+    if measured("df_norm") {
+        criteria.push(Criterion {
+            name: "NTC".into(),
+            measured: format!("‖Δf‖ slope {} (want 0)", fmt(df)),
+            judged: judge0("df_norm", 0),
+        });
+    }
+    for l in (1..=depth).filter(|_| measured("uuc")) {
         let u = slope("uuc", l);
         criteria.push(Criterion {
             name: format!("UUC layer {l} ({})", role(l)),
@@ -689,7 +716,7 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
             judged: judge0("uuc", l),
         });
     }
-    for l in 2..=depth {
+    for l in (2..=depth).filter(|_| measured("layer_share")) {
         let m = slope("layer_share", l);
         criteria.push(Criterion {
             name: format!("MAX layer {l} ({})", role(l)),
@@ -855,7 +882,9 @@ impl CheckReport {
                 c.judged.verdict.name().to_string(),
             ]);
         }
-        s.push_str(&crate::param::align(&crit));
+        if crit.len() > 1 {
+            s.push_str(&crate::param::align(&crit));
+        }
         if let Some((r, spread)) = self.estimated_r {
             let set = self
                 .parameterization

@@ -50,6 +50,7 @@
 
 pub mod check;
 pub mod coord;
+pub mod onestep;
 
 use crate::linalg::spectral::{op_norm, TOL};
 use crate::linalg::Compute;
@@ -96,6 +97,39 @@ pub fn describe(quantity: &str) -> &'static str {
     }
 }
 
+/// Every quantity a probe measures (layer quantities, then network ones).
+pub const QUANTITIES: [&str; 29] = [
+    "h_norm",
+    "h_rms",
+    "a_rms",
+    "dh_norm",
+    "dh_rms",
+    "dh_rel",
+    "da_rel",
+    "layer_term",
+    "passthrough_term",
+    "interaction_term",
+    "interaction_ratio",
+    "layer_share",
+    "decomp_residual",
+    "grad_norm",
+    "uuc",
+    "W_op",
+    "dW_op",
+    "dW_op_rel",
+    "W_fro",
+    "dW_fro",
+    "dW_fro_rel",
+    "align",
+    "align_passthrough",
+    "f_norm",
+    "f0_rel",
+    "df_norm",
+    "loss_before",
+    "loss_after",
+    "loss_decrease",
+];
+
 /// What to probe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProbeSpec {
@@ -105,6 +139,11 @@ pub struct ProbeSpec {
     pub spectral: bool,
     /// Seed of the spectral solver's start vectors.
     pub seed: u64,
+    /// Measure only these quantities (names from [`QUANTITIES`]); `None`: all. The
+    /// losses and `f0_rel` are always reported (they tell a diverged probe and the
+    /// size of the output at init).
+    #[serde(default)]
+    pub quantities: Option<Vec<String>>,
 }
 
 impl Default for ProbeSpec {
@@ -113,7 +152,65 @@ impl Default for ProbeSpec {
             steps: 1,
             spectral: true,
             seed: 0,
+            quantities: None,
         }
+    }
+}
+
+/// Check quantity names against [`QUANTITIES`].
+pub fn validate_quantities(names: &[String]) -> crate::Result<()> {
+    if names.is_empty() {
+        return Err(crate::Error::config("the quantity list is empty"));
+    }
+    for q in names {
+        if !QUANTITIES.contains(&q.as_str()) {
+            return Err(crate::Error::config(format!(
+                "unknown quantity {q:?} (known: {})",
+                QUANTITIES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Which groups of work a [`ProbeSpec`] needs.
+pub(crate) struct Want<'a> {
+    only: Option<&'a [String]>,
+    /// The decomposition terms of Δh.
+    pub terms: bool,
+    /// Frobenius norms of W̃ and ΔW̃.
+    pub weights: bool,
+    /// ‖W̃‖_op.
+    pub w_op: bool,
+    /// ‖ΔW̃‖_op.
+    pub dw_op: bool,
+}
+
+impl<'a> Want<'a> {
+    pub fn new(spec: &'a ProbeSpec) -> Self {
+        let only = spec.quantities.as_deref();
+        let any = |qs: &[&str]| only.is_none_or(|o| o.iter().any(|q| qs.contains(&q.as_str())));
+        Want {
+            only,
+            terms: any(&[
+                "layer_term",
+                "passthrough_term",
+                "interaction_term",
+                "interaction_ratio",
+                "layer_share",
+                "decomp_residual",
+                "align",
+                "align_passthrough",
+            ]),
+            weights: any(&["W_fro", "dW_fro", "dW_fro_rel"]),
+            w_op: spec.spectral && any(&["W_op", "dW_op_rel", "align_passthrough"]),
+            dw_op: spec.spectral && any(&["dW_op", "dW_op_rel", "align"]),
+        }
+    }
+
+    /// Whether quantity `q` is reported.
+    pub fn get(&self, q: &str) -> bool {
+        q.starts_with("loss_") || q == "f0_rel" || self.only.is_none_or(|o| o.iter().any(|x| x == q))
     }
 }
 
@@ -180,6 +277,24 @@ pub fn probe<T: Scalar>(
     spec: &ProbeSpec,
     cx: Compute,
 ) -> Probe {
+    if onestep::applies(model, optim, spec) {
+        return onestep::probe_one_step(model, optim, loss, x, y, spec, cx);
+    }
+    probe_stepped(model, optim, loss, x, y, spec, cx)
+}
+
+/// The general probe: steps a copy of the model with the trainer and forms every
+/// term from the weights before and after (any optimizer, steps and layer kinds).
+pub fn probe_stepped<T: Scalar>(
+    model: &Model<T>,
+    optim: &OptimConfig,
+    loss: Loss,
+    x: &Mat<T>,
+    y: &Mat<T>,
+    spec: &ProbeSpec,
+    cx: Compute,
+) -> Probe {
+    let want = Want::new(spec);
     let b = x.rows();
     let depth = model.depth();
     let mut t = Trainer::new(model.clone(), optim, cx, loss, b).unfused();
@@ -201,11 +316,13 @@ pub fn probe<T: Scalar>(
     let after = &t.trace;
     let mut out = Vec::new();
     let mut put = |layer: usize, q: &str, v: f64| {
-        out.push(Measurement {
-            layer,
-            quantity: q.to_string(),
-            value: v,
-        })
+        if want.get(q) {
+            out.push(Measurement {
+                layer,
+                quantity: q.to_string(),
+                value: v,
+            })
+        }
     };
     let mut diverged = None;
     if !loss_after.is_finite()
@@ -272,11 +389,30 @@ pub fn probe<T: Scalar>(
             after.a[l - 1].as_slice()
         };
         let dinp = sub(inp1, inp0);
-        let w_op = if spec.spectral {
+        let w_op = if want.w_op {
             op_norm(&w0, TOL, spec.seed ^ (l as u64 + 1)).value
         } else {
             f64::NAN
         };
+        let (w_fro, dw_fro) = (w0.norm(), dw.norm());
+        put(layer, "W_fro", w_fro);
+        put(layer, "dW_fro", dw_fro);
+        put(layer, "dW_fro_rel", ratio(dw_fro, w_fro));
+        let dw_op = if want.dw_op {
+            op_norm(&dw, TOL, spec.seed ^ (l as u64 + 101)).value
+        } else {
+            f64::NAN
+        };
+        if want.w_op {
+            put(layer, "W_op", w_op);
+        }
+        if want.dw_op {
+            put(layer, "dW_op", dw_op);
+            put(layer, "dW_op_rel", ratio(dw_op, w_op));
+        }
+        if !want.terms {
+            continue;
+        }
         let layer_term = apply(&cx, inp0, b, &dw);
         let lt = norm(layer_term.as_slice());
         put(layer, "layer_term", lt);
@@ -292,7 +428,7 @@ pub fn probe<T: Scalar>(
             sum.iter_mut()
                 .zip(pass.as_slice().iter().zip(inter.as_slice()))
                 .for_each(|(s, (&p, &i))| *s += p + i);
-            if spec.spectral {
+            if want.w_op {
                 put(layer, "align_passthrough", ratio(pt, w_op * norm(&dinp)));
             }
         }
@@ -309,15 +445,7 @@ pub fn probe<T: Scalar>(
             "decomp_residual",
             ratio(crate::tensor::dist(&sum, &dh), dh_norm),
         );
-        let (w_fro, dw_fro) = (w0.norm(), dw.norm());
-        put(layer, "W_fro", w_fro);
-        put(layer, "dW_fro", dw_fro);
-        put(layer, "dW_fro_rel", ratio(dw_fro, w_fro));
-        if spec.spectral {
-            let dw_op = op_norm(&dw, TOL, spec.seed ^ (l as u64 + 101)).value;
-            put(layer, "W_op", w_op);
-            put(layer, "dW_op", dw_op);
-            put(layer, "dW_op_rel", ratio(dw_op, w_op));
+        if want.dw_op {
             put(layer, "align", ratio(lt, dw_op * norm(inp0)));
         }
     }
