@@ -36,7 +36,7 @@
 //!
 //! ```
 //! use richness::prelude::*;
-//! use richness::probe::{probe, ProbeSpec};
+//! use richness::probe::{probe, probe_stepped, ProbeSpec};
 //! let arch = Arch::linear3(4, 64, 1);
 //! let choice = ScaleChoice { base_lr: 0.1, ..ScaleChoice::preset(Preset::Mup) };
 //! let model = Model::<f64>::init(&arch, &choice, OptimizerKind::Sgd, 0).unwrap();
@@ -44,8 +44,14 @@
 //! let y = Mat::from_fn(8, 1, |i, _| i as f64 / 8.0);
 //! let opt = OptimConfig::sgd(0.0);
 //! let p = probe(&model, &opt, Loss::Mse, &x, &y, &ProbeSpec::default(), Compute::new(1));
-//! assert!(p.get("decomp_residual", 2).unwrap() < 1e-12);
 //! assert!(p.get("loss_decrease", 0).unwrap() > 0.0);
+//! // The general probe steps the weights and checks the decomposition; one SGD step
+//! // of a dense net takes the low-rank fast path ([`onestep`]), which gives the same
+//! // values without forming ΔW.
+//! let q = probe_stepped(&model, &opt, Loss::Mse, &x, &y, &ProbeSpec::default(), Compute::new(1));
+//! assert!(q.get("decomp_residual", 2).unwrap() < 1e-12);
+//! let (a, b) = (p.get("dh_norm", 2).unwrap(), q.get("dh_norm", 2).unwrap());
+//! assert!((a - b).abs() < 1e-12 * b);
 //! ```
 
 pub mod check;
