@@ -321,13 +321,16 @@ def main():
                 wall, rss, out = timed(pin + cmd, env)
                 if who == "richness":
                     m = re.search(r" in ([0-9.]+)s", out)
-                    inner = {"kernel": float(m.group(1)) if m else float("nan")}
+                    su = re.search(r"model set up in ([0-9.]+)s", out)
+                    inner = {"kernel": float(m.group(1)) if m else float("nan"),
+                             "setup": float(su.group(1)) if su else 0.0}
                 else:
                     inner = json.loads(out.strip().splitlines()[-1])
                 rows[who].append({"wall": wall, "rss": rss, **inner})
                 print(f"{name} pass {p + 1} {who:9s} wall {wall:6.2f} s  kernel {inner['kernel']:6.2f} s  "
                       f"peak RSS {rss:7.0f} MiB"
-                      + (f"  (import {inner['import']:.2f} load {inner['load']:.2f} compile {inner['compile']:.2f} save {inner['save']:.2f})" if who == "nt" else ""),
+                      + (f"  (import {inner['import']:.2f} load {inner['load']:.2f} compile {inner['compile']:.2f} save {inner['save']:.2f})"
+                         if who == "nt" else f"  (model set-up {inner['setup']:.2f})"),
                       flush=True)
         agree = agreement(kr, kn)
         med = {who: {q: statistics.median(r[q] for r in rs) for q in ("wall", "kernel", "rss")}
