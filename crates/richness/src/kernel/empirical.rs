@@ -309,7 +309,15 @@ fn pair_block<T: Scalar>(
             continue; // a frozen layer contributes nothing
         }
         if lw != 0.0 {
-            gram(cx, &mut ga, &fi.a[l], &fj.a[l], same, T::zero(), &mut scratch);
+            gram(
+                cx,
+                &mut ga,
+                &fi.a[l],
+                &fj.a[l],
+                same,
+                T::zero(),
+                &mut scratch,
+            );
         }
         let ga_s = ga.as_slice();
         let layer_term = |i: usize| {
