@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::nn::{Arch, LayerKind, Model};
 use crate::param::Parameterization;
 use crate::tensor::{Dtype, Mat, Scalar};
-use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype as StDtype, Metadata, TensorInfo};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// Metadata key of the parameterization (JSON).
@@ -41,7 +42,8 @@ fn to_bytes<T: Scalar>(v: &[T]) -> Vec<u8> {
 /// in `HashMap` order (random per process) and would make identical runs write
 /// different files. The layout is the standard one: an 8-byte little-endian header
 /// length, the JSON header (keys sorted, padded with spaces to 8 bytes), the data.
-/// Files are read back through the `safetensors` crate, which validates them.
+/// Files are read back with the `safetensors` crate's header validation, the tensors
+/// streamed from the file into the model ([`load_weights_into`]).
 pub fn weights_to_bytes<T: Scalar>(model: &Model<T>) -> Result<Vec<u8>> {
     let dtype = match T::DTYPE {
         Dtype::F32 => "F32",
@@ -115,6 +117,14 @@ fn torch_layout<T: Scalar>(kind: LayerKind, w: &Mat<T>) -> (Vec<usize>, Vec<T>) 
     }
 }
 
+/// The shape [`torch_layout`] gives, without copying the values.
+fn torch_layout_shape<T: Scalar>(kind: LayerKind, w: &Mat<T>) -> Vec<usize> {
+    match kind {
+        LayerKind::Dense { .. } => vec![w.rows(), w.cols()],
+        LayerKind::Conv(g) => vec![g.c_out, g.c_in, g.k, g.k],
+    }
+}
+
 /// The inverse of [`torch_layout`].
 fn from_torch_layout<T: Scalar>(kind: LayerKind, values: &[T], w: &mut Mat<T>) {
     match kind {
@@ -149,13 +159,64 @@ pub struct WeightsMeta {
     pub arch: Option<Arch>,
 }
 
-/// Read the metadata (parameterization, architecture) of a weights file.
+/// Most header bytes accepted (the `safetensors` crate's own limit).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// A safetensors file's header, read and validated without reading the data: the
+/// tensors' offsets must tile the data exactly (the crate's own checks), and the
+/// data must end exactly at the end of the file. Nothing is allocated from a size
+/// the header claims before that size is checked against the file's length.
+struct Header {
+    file: std::fs::File,
+    /// Offset of the data section in the file.
+    data_start: u64,
+    meta: Metadata,
+}
+
+fn read_header(path: &Path) -> Result<Header> {
+    let bad = |what: String| Error::file(path, format!("not a valid safetensors file: {what}"));
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len < 8 {
+        return Err(bad(format!(
+            "{len} bytes, shorter than the 8-byte header length"
+        )));
+    }
+    let mut n8 = [0u8; 8];
+    file.read_exact(&mut n8).map_err(|e| Error::io(path, e))?;
+    let n = u64::from_le_bytes(n8);
+    if n > MAX_HEADER_BYTES || n > len - 8 {
+        return Err(bad(format!(
+            "header of {n} bytes in a file of {len} bytes (at most {MAX_HEADER_BYTES})"
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| Error::io(path, e))?;
+    // Deserialising `Metadata` runs the crate's validation: offsets contiguous from
+    // 0, each tensor's byte length equal to its shape times its dtype's size.
+    let meta: Metadata = serde_json::from_slice(&header).map_err(|e| bad(e.to_string()))?;
+    let data_start = 8 + n;
+    if data_start.checked_add(meta.data_len() as u64) != Some(len) {
+        return Err(bad(format!(
+            "the tensors cover {} data bytes, the file holds {}",
+            meta.data_len(),
+            len - data_start
+        )));
+    }
+    Ok(Header {
+        file,
+        data_start,
+        meta,
+    })
+}
+
+/// Read the metadata (parameterization, architecture) of a weights file (its
+/// header only: the tensors are not read).
 pub fn read_weights_meta(path: impl AsRef<Path>) -> Result<WeightsMeta> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
-    let map = meta.metadata().clone().unwrap_or_default();
+    let header = read_header(path)?;
+    let map = header.meta.metadata().clone().unwrap_or_default();
     let param = match map.get(META_PARAM) {
         Some(s) => Some(
             serde_json::from_str(s)
@@ -173,47 +234,79 @@ pub fn read_weights_meta(path: impl AsRef<Path>) -> Result<WeightsMeta> {
     Ok(WeightsMeta { param, arch })
 }
 
-fn read_values<T: Scalar>(view: &TensorView<'_>, path: &Path, name: &str) -> Result<Vec<T>> {
-    let data = view.data();
-    Ok(match view.dtype() {
-        StDtype::F32 => data
-            .chunks_exact(4)
-            .map(|c| T::of(f32::from_le_bytes(c.try_into().unwrap()) as f64))
-            .collect(),
-        StDtype::F64 => data
-            .chunks_exact(8)
-            .map(|c| T::of(f64::from_le_bytes(c.try_into().unwrap())))
-            .collect(),
+/// Bytes read from the file at a time by [`read_values_into`].
+const READ_CHUNK: usize = 1 << 20;
+
+/// Read one tensor's values (F32 or F64, little-endian) from the file straight into
+/// `dst`, converting to `T` a chunk at a time: no buffer of the whole tensor.
+fn read_values_into<T: Scalar>(
+    header: &mut Header,
+    info: &TensorInfo,
+    dst: &mut [T],
+    path: &Path,
+    name: &str,
+) -> Result<()> {
+    let size = match info.dtype {
+        StDtype::F32 => 4,
+        StDtype::F64 => 8,
         d => {
             return Err(Error::file(
                 path,
                 format!("tensor `{name}` has dtype {d:?}; expected F32 or F64"),
             ))
         }
-    })
+    };
+    let (s, e) = info.data_offsets;
+    // The header's validation makes e − s the shape's element count times the
+    // dtype's size, and the caller checked the shape; checked again since it sizes reads.
+    if e - s != dst.len() * size {
+        return Err(Error::file(path, format!("tensor `{name}`: size mismatch")));
+    }
+    let file = &mut header.file;
+    file.seek(SeekFrom::Start(header.data_start + s as u64))
+        .map_err(|e| Error::io(path, e))?;
+    let mut buf = vec![0u8; READ_CHUNK.min(e - s)];
+    for out in dst.chunks_mut(READ_CHUNK / size) {
+        let bytes = &mut buf[..out.len() * size];
+        file.read_exact(bytes).map_err(|e| Error::io(path, e))?;
+        if size == 4 {
+            for (d, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *d = T::of(f32::from_le_bytes(c.try_into().unwrap()) as f64);
+            }
+        } else {
+            for (d, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+                *d = T::of(f64::from_le_bytes(c.try_into().unwrap()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Overwrite `model`'s weights with those in a safetensors file. Every tensor the
 /// model has must be present with the right shape; unknown tensors are an error.
 /// F32 and F64 files load into models of either precision. A centred model
 /// (`param.center`) is re-centred at the loaded weights.
+///
+/// The file is streamed: the header is read and validated first (tensor offsets
+/// tiling the data, the data ending at the end of the file), every name, shape and
+/// dtype is checked, and only then are the values read, a megabyte at a time,
+/// straight into the model's weights (no copy of the file or of a tensor is held).
+/// An I/O error while reading the values leaves the model's weights unspecified.
 pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
+    let mut header = read_header(path)?;
     let mut expected = Vec::new();
     for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
         expected.push((
             format!("layers.{l}.weight"),
-            torch_layout(model.kind(l), w).0,
+            torch_layout_shape(model.kind(l), w),
         ));
         if let Some(b) = b {
             expected.push((format!("layers.{l}.bias"), vec![b.len()]));
         }
     }
-    for name in st.names() {
-        if !expected.iter().any(|(n, _)| n == name) {
+    for name in header.meta.offset_keys() {
+        if !expected.iter().any(|(n, _)| *n == name) {
             return Err(Error::file(
                 path,
                 format!(
@@ -228,33 +321,56 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
             ));
         }
     }
-    let mut loaded: Vec<Vec<T>> = Vec::new();
+    // Every check on names, shapes and dtypes comes before the first value is
+    // written into the model; only an I/O error while reading can leave it part-loaded.
+    let mut infos = Vec::with_capacity(expected.len());
     for (name, shape) in &expected {
-        let view = st
-            .tensor(name)
-            .map_err(|_| Error::file(path, format!("missing tensor `{name}`")))?;
-        if view.shape() != shape.as_slice() {
+        let info = header
+            .meta
+            .info(name)
+            .ok_or_else(|| Error::file(path, format!("missing tensor `{name}`")))?
+            .clone();
+        if info.shape != *shape {
             return Err(Error::file(
                 path,
                 format!(
                     "tensor `{name}` has shape {:?}, the model needs {:?}",
-                    view.shape(),
-                    shape
+                    info.shape, shape
                 ),
             ));
         }
-        loaded.push(read_values(&view, path, name)?);
+        if !matches!(info.dtype, StDtype::F32 | StDtype::F64) {
+            return Err(Error::file(
+                path,
+                format!(
+                    "tensor `{name}` has dtype {:?}; expected F32 or F64",
+                    info.dtype
+                ),
+            ));
+        }
+        infos.push(info);
     }
-    let mut it = loaded.into_iter();
+    let mut it = infos.iter().zip(&expected);
     for l in 0..model.depth() {
-        let kind = model.kind(l);
-        from_torch_layout(
-            kind,
-            &it.next().expect("one per tensor"),
-            &mut model.weights[l],
-        );
+        let (info, (name, _)) = it.next().expect("one per tensor");
+        match model.kind(l) {
+            // A dense layer's internal layout is PyTorch's: read in place.
+            LayerKind::Dense { .. } => read_values_into(
+                &mut header,
+                info,
+                model.weights[l].as_mut_slice(),
+                path,
+                name,
+            )?,
+            kind @ LayerKind::Conv(_) => {
+                let mut values = vec![T::zero(); model.weights[l].as_slice().len()];
+                read_values_into(&mut header, info, &mut values, path, name)?;
+                from_torch_layout(kind, &values, &mut model.weights[l]);
+            }
+        }
         if let Some(b) = model.biases[l].as_mut() {
-            b.copy_from_slice(&it.next().expect("one per tensor"));
+            let (info, (name, _)) = it.next().expect("one per tensor");
+            read_values_into(&mut header, info, b, path, name)?;
         }
     }
     // A centred model is centred at the weights it starts from: these.

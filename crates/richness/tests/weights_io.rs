@@ -3,7 +3,7 @@
 
 use richness::io::{load_weights_into, save_weights};
 use richness::linalg::Compute;
-use richness::nn::{Arch, BiasInit, Model, Trace};
+use richness::nn::{Activation, Arch, BiasInit, Model, Trace};
 use richness::param::{OptimizerKind, Preset, ScaleChoice};
 use richness::rng::normal_vec;
 use safetensors::SafeTensors;
@@ -128,5 +128,50 @@ fn a_saved_mlp_loads_back_bit_for_bit() {
     for l in 0..a.depth() {
         assert_eq!(a.weights[l].as_slice(), b.weights[l].as_slice());
         assert_eq!(a.biases[l], b.biases[l]);
+    }
+}
+
+#[test]
+fn damaged_weight_files_are_refused_before_anything_is_allocated_from_them() {
+    let arch = Arch::mlp(vec![3, 5, 2], Activation::Relu);
+    let model = Model::<f64>::init(
+        &arch,
+        &ScaleChoice::preset(Preset::Mup),
+        OptimizerKind::Sgd,
+        1,
+    )
+    .unwrap();
+    let good = richness::io::weights_to_bytes(&model).unwrap();
+    let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("shorter than the length field", good[..5].to_vec()),
+        ("data cut short", good[..good.len() - 8].to_vec()),
+        ("trailing bytes", [good.clone(), vec![0u8; 8]].concat()),
+        ("header cut short", good[..8 + n / 2].to_vec()),
+    ];
+    // A header length far beyond the file (and beyond any sane allocation).
+    let mut huge = good.clone();
+    huge[..8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    cases.push(("huge header length", huge));
+    for (what, bytes) in cases {
+        let path = tmp(&format!("damaged-{}.safetensors", what.replace(' ', "-")));
+        std::fs::write(&path, &bytes).unwrap();
+        let mut m = Model::<f64>::zeros(&arch, model.param.clone()).unwrap();
+        assert!(load_weights_into(&mut m, &path).is_err(), "{what}: loaded");
+        assert!(
+            richness::io::read_weights_meta(&path).is_err(),
+            "{what}: metadata read"
+        );
+    }
+    // The intact file loads, into either precision.
+    let path = tmp("intact.safetensors");
+    std::fs::write(&path, &good).unwrap();
+    let mut m = Model::<f32>::zeros(&arch, model.param.clone()).unwrap();
+    load_weights_into(&mut m, &path).unwrap();
+    for (a, b) in m.weights.iter().zip(&model.weights) {
+        for (&x, &y) in a.as_slice().iter().zip(b.as_slice()) {
+            assert_eq!(x, y as f32);
+        }
     }
 }

@@ -417,12 +417,12 @@ fn empirical(a: EmpiricalArgs, cx: &Compute) -> anyhow::Result<Exit> {
     let (arch, param) = model_spec(&a)?;
     let x = read_mat(&a.x)?;
     let x2 = a.x2.as_ref().map(|p| read_mat(p)).transpose()?;
-    let start = Instant::now();
-    let ks = match a.dtype {
+    // Seconds setting up the model (reading the weights, or drawing an init) and
+    // computing the kernel, reported apart.
+    let (ks, setup, secs) = match a.dtype {
         Dtype::F64 => empirical_typed::<f64>(&a, &arch, &param, &x, x2.as_ref(), cx)?,
         Dtype::F32 => empirical_typed::<f32>(&a, &arch, &param, &x, x2.as_ref(), cx)?,
     };
-    let secs = start.elapsed().as_secs_f64();
     if ks.len() == 1 {
         save_mat_npy(&a.out, &ks[0])?;
     } else {
@@ -435,7 +435,7 @@ fn empirical(a: EmpiricalArgs, cx: &Compute) -> anyhow::Result<Exit> {
     }
     let k0 = &ks[0];
     println!(
-        "empirical NTK of {}{:?} {} ({}), {} kernel(s) {}x{} in {:.2}s → {}",
+        "empirical NTK of {}{:?} {} ({}), {} kernel(s) {}x{} in {:.2}s (model set up in {:.2}s) → {}",
         if arch.is_mlp() { "" } else { "myrtle5 " },
         arch.dims,
         arch.activation.name(),
@@ -444,6 +444,7 @@ fn empirical(a: EmpiricalArgs, cx: &Compute) -> anyhow::Result<Exit> {
         k0.rows(),
         k0.cols(),
         secs,
+        setup,
         a.out.display()
     );
     if k0.rows() == k0.cols() {
@@ -469,17 +470,26 @@ fn empirical_typed<T: Scalar>(
     x: &Mat<f64>,
     x2: Option<&Mat<f64>>,
     cx: &Compute,
-) -> anyhow::Result<Vec<Mat<f64>>> {
-    let mut model = Model::<T>::init_with(arch, param.clone(), a.seed)?;
-    if let Some(w) = &a.init_weights {
-        richness::io::load_weights_into(&mut model, w)?;
-    }
+) -> anyhow::Result<(Vec<Mat<f64>>, f64, f64)> {
+    let start = Instant::now();
+    let model = match &a.init_weights {
+        // No draws to overwrite: the file sets every weight.
+        Some(w) => {
+            let mut m = Model::<T>::zeros(arch, param.clone())?;
+            richness::io::load_weights_into(&mut m, w)?;
+            m
+        }
+        None => Model::<T>::init_with(arch, param.clone(), a.seed)?,
+    };
+    let setup = start.elapsed().as_secs_f64();
+    let start = Instant::now();
     let (xt, x2t): (Mat<T>, Option<Mat<T>>) = (x.cast(), x2.map(|m| m.cast()));
     let opts = NtkOptions {
         outputs: a.output,
         block: a.block,
     };
-    Ok(empirical_ntk(&model, cx, &xt, x2t.as_ref(), &opts)?)
+    let ks = empirical_ntk(&model, cx, &xt, x2t.as_ref(), &opts)?;
+    Ok((ks, setup, start.elapsed().as_secs_f64()))
 }
 
 fn infinite(a: InfiniteArgs, cx: &Compute) -> anyhow::Result<Exit> {
