@@ -196,6 +196,12 @@ pub struct ScanArgs {
     /// are left out [default: all]. `check` and `diagnose --measure` only.
     #[arg(long, value_name = "Q,Q,…", value_delimiter = ',')]
     pub quantities: Option<Vec<String>>,
+    /// Seeds for the quantities at init (‖f₀‖, h_rms, a_rms), at least --seeds: the
+    /// extra seeds get one forward pass each. The output at init is one random draw
+    /// per seed whose spread does not shrink with width, so its slope needs more
+    /// seeds than the updates [default: --seeds]. `check` and `diagnose --measure`.
+    #[arg(long, value_name = "N", value_parser = num::at_least_one)]
+    pub init_seeds: Option<usize>,
     /// Exit 1 unless every verdict is a pass (by default only `fail` rows, a failed
     /// criterion or a diverged probe exit 1; `unclear` and `crossover` do not).
     #[arg(long)]

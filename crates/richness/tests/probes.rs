@@ -417,3 +417,52 @@ fn asking_for_fewer_quantities_gives_the_same_values() {
         }
     }
 }
+
+#[test]
+fn extra_init_seeds_measure_the_output_at_init_only_and_leave_the_probes_alone() {
+    let mut cfg = small_scan(0.0);
+    cfg.seeds = 3;
+    let (base, base_rows) = check::run(&cfg, 2, false).unwrap();
+    cfg.init_seeds = Some(7);
+    let (more, rows) = check::run(&cfg, 2, false).unwrap();
+    let seeds_of = |q: &str, w: usize| {
+        rows.iter()
+            .filter(|r| r.quantity == q && r.width == w && r.layer == 0)
+            .count()
+    };
+    for &w in &cfg.widths {
+        assert_eq!(seeds_of("f_norm", w), 7);
+        assert_eq!(seeds_of("df_norm", w), 3);
+    }
+    // The probed seeds' rows are the same with and without the extra seeds.
+    for r in &base_rows {
+        assert!(rows.contains(r), "{r:?} changed");
+    }
+    // The extra seeds' values at init are exactly what a probe of that seed reports.
+    let extra: Vec<&check::ScanRow> = rows.iter().filter(|r| r.seed >= 3).collect();
+    assert!(!extra.is_empty());
+    assert!(extra
+        .iter()
+        .all(|r| richness::probe::AT_INIT.contains(&r.quantity.as_str())));
+    let mut seven = cfg.clone();
+    seven.seeds = 7;
+    seven.init_seeds = None;
+    let (_, rows7) = check::run(&seven, 2, false).unwrap();
+    for r in extra {
+        let same = rows7
+            .iter()
+            .find(|q| (q.width, q.seed, q.layer, &q.quantity) == (r.width, r.seed, r.layer, &r.quantity))
+            .unwrap();
+        assert_eq!(same.value, r.value, "{r:?}");
+    }
+    // Fits of the probed quantities do not change; those at init use the extra seeds.
+    let claim = |rep: &check::CheckReport, q: &str, l: usize| {
+        rep.claims
+            .iter()
+            .find(|c| c.quantity == q && c.layer == l)
+            .and_then(|c| c.fit)
+            .unwrap()
+    };
+    assert_eq!(claim(&base, "dh_norm", 2).slope, claim(&more, "dh_norm", 2).slope);
+    assert_ne!(claim(&base, "f_norm", 0).slope, claim(&more, "f_norm", 0).slope);
+}

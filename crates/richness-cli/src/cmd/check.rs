@@ -67,6 +67,9 @@ fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::Chec
         richness::probe::validate_quantities(q)?;
         cfg.quantities = Some(q.clone());
     }
+    if let Some(i) = a.init_seeds {
+        cfg.init_seeds = Some(i);
+    }
     cfg.param = a.scale.apply(&cfg.param);
     Ok(cfg)
 }
@@ -110,8 +113,8 @@ pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result
 }
 
 pub fn run_coord(a: CoordArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
-    if a.scan.quantities.is_some() {
-        anyhow::bail!("--quantities applies to `check` and `diagnose --measure`; `coord` measures coordinate sizes per step");
+    if a.scan.quantities.is_some() || a.scan.init_seeds.is_some() {
+        anyhow::bail!("--quantities and --init-seeds apply to `check` and `diagnose --measure`; `coord` measures coordinate sizes per step");
     }
     let cfg = scan_config(&a.scan, 3)?;
     let (report, rows) = coord::run(&cfg, threads, progress)?;

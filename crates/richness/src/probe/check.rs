@@ -81,6 +81,13 @@ pub struct CheckConfig {
     /// its quantity is measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantities: Option<Vec<String>>,
+    /// Seeds for the quantities at init ([`crate::probe::AT_INIT`]: ‖f₀‖, h_rms, …),
+    /// at least `seeds`: the seeds beyond the probed ones get a forward pass only
+    /// (nested like `seeds`, with `seed_exponent`). The output at init is one random
+    /// draw per seed whose spread does not shrink with width, so its slope needs far
+    /// more seeds than the updates do, and they cost a forward pass each. Unset: `seeds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_seeds: Option<usize>,
 }
 
 fn default_data() -> String {
@@ -126,6 +133,7 @@ impl Default for CheckConfig {
             lr_exponent: 0.0,
             seed_exponent: 0.0,
             quantities: None,
+            init_seeds: None,
         }
     }
 }
@@ -320,6 +328,13 @@ fn validate(cfg: &CheckConfig) -> Result<()> {
     if let Some(qs) = &cfg.quantities {
         crate::probe::validate_quantities(qs)?;
     }
+    if cfg.init_seeds.is_some_and(|i| i < cfg.seeds) {
+        return Err(Error::config(format!(
+            "init_seeds ({}) must be at least seeds ({})",
+            cfg.init_seeds.unwrap_or(0),
+            cfg.seeds
+        )));
+    }
     if cfg.model.arch == "myrtle5" {
         return Err(Error::config("width scans probe dense networks (linear3, mlp3, mlp); train CNNs with `richness train`"));
     }
@@ -343,23 +358,32 @@ fn scan_typed<T: Scalar>(
     let mut widths = cfg.widths.clone();
     widths.sort_unstable();
     widths.dedup();
-    let mut jobs: Vec<(usize, usize)> = widths
+    // (width, seed, probed): seeds past the probed ones measure the quantities at
+    // init only (`init_seeds`).
+    let mut jobs: Vec<(usize, usize, bool)> = widths
         .iter()
-        .flat_map(|&w| (0..seeds_at(cfg, w)).map(move |s| (w, s)))
+        .flat_map(|&w| {
+            let probed = seeds_at(cfg, w);
+            (0..init_seeds_at(cfg, w)).map(move |s| (w, s, s < probed))
+        })
         .collect();
-    // Largest first: better load balance.
-    jobs.sort_by_key(|&(w, s)| (std::cmp::Reverse(w), s));
+    // Probes first, largest first: better load balance.
+    jobs.sort_by_key(|&(w, s, p)| (!p, std::cmp::Reverse(w), s));
     // Resolve every architecture up front so bad configs fail before any work.
     for &w in &widths {
         let arch = arch_at(&cfg.model, w, n_in, n_out)?;
         param_at(cfg, &arch, cfg.optim.kind)?;
     }
     let bar = crate::progress::bar(jobs.len() as u64, "probes", progress);
-    let run_one =
-        |&(w, s): &(usize, usize)| -> Result<(usize, usize, Vec<Measurement>, Option<String>)> {
+    let run_one = |&(w, s, probed): &(usize, usize, bool)| -> Result<(usize, usize, Vec<Measurement>, Option<String>)> {
             let arch = arch_at(&cfg.model, w, n_in, n_out)?;
             let param = param_at(cfg, &arch, cfg.optim.kind)?;
             let model = Model::<T>::init_with(&arch, param, s as u64)?;
+            if !probed {
+                let values = crate::probe::at_init(&model, &x, &y, cfg.quantities.as_deref(), Compute::new(1));
+                bar.inc(1);
+                return Ok((w, s, values, None));
+            }
             let spec = ProbeSpec {
                 steps: cfg.steps,
                 spectral: cfg.spectral,
@@ -487,11 +511,16 @@ pub fn fit(
     layer: usize,
     skip: &[(usize, usize, String)],
 ) -> Option<LineFit> {
-    // Seeds probed at each width (0..S_w, nested: more at small widths with
-    // `seed_exponent`), from every row of the scan.
+    // Seeds measured at each width (0..S_w, nested: more at small widths with
+    // `seed_exponent`, more for the quantities at init with `init_seeds`): every seed
+    // with a row of this quantity, or, for a probe that diverged and reported only its
+    // losses, of the losses (a width with a seed missing is left out).
     let mut probed: std::collections::BTreeMap<usize, std::collections::BTreeSet<usize>> =
         std::collections::BTreeMap::new();
-    for r in rows {
+    for r in rows
+        .iter()
+        .filter(|r| r.quantity == quantity || r.quantity == "loss_before")
+    {
         probed.entry(r.width).or_default().insert(r.seed);
     }
     let mut table: std::collections::BTreeMap<(usize, usize), f64> =
@@ -523,11 +552,21 @@ pub fn fit(
 /// Seeds probed at `width`: `seeds` at the largest width, ⌈seeds·(w_max/w)^e⌉ at
 /// smaller ones (e = `seed_exponent`, at most 64 × `seeds`).
 pub fn seeds_at(cfg: &CheckConfig, width: usize) -> usize {
+    nested_seeds(cfg, width, cfg.seeds)
+}
+
+/// Seeds at `width` for the quantities at init: `init_seeds` (or `seeds`) spread
+/// over widths like [`seeds_at`], never fewer than the probed seeds.
+pub fn init_seeds_at(cfg: &CheckConfig, width: usize) -> usize {
+    nested_seeds(cfg, width, cfg.init_seeds.unwrap_or(cfg.seeds)).max(seeds_at(cfg, width))
+}
+
+fn nested_seeds(cfg: &CheckConfig, width: usize, base: usize) -> usize {
     let wmax = cfg.widths.iter().copied().max().unwrap_or(width).max(1) as f64;
     let factor = (wmax / width.max(1) as f64)
         .powf(cfg.seed_exponent)
         .min(64.0);
-    ((cfg.seeds as f64 * factor).ceil() as usize).max(cfg.seeds)
+    ((base as f64 * factor).ceil() as usize).max(base)
 }
 
 /// Run a check: scan, fit, compare, judge.
@@ -584,6 +623,14 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
     };
     let r = param.richness;
     let seeds = cfg.seeds;
+    let init_seeds = cfg.init_seeds.unwrap_or(seeds);
+    let seeds_for = |q: &str| {
+        if crate::probe::AT_INIT.contains(&q) {
+            init_seeds
+        } else {
+            seeds
+        }
+    };
     let mut claims = Vec::new();
     let measured = |q: &str| {
         cfg.quantities
@@ -644,8 +691,8 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
                     Some(judge_below(f, 0.0, Some(seeds)))
                 }
                 (_, Some(f), Some(p)) => Some(match predicted_range {
-                    Some(range) => crate::verdict::judge_interval(f, range, tol, Some(seeds)),
-                    None => judge_slope(f, p, tol, Some(seeds)),
+                    Some(range) => crate::verdict::judge_interval(f, range, tol, Some(seeds_for(q))),
+                    None => judge_slope(f, p, tol, Some(seeds_for(q))),
                 }),
                 _ => None,
             };
@@ -663,7 +710,7 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
     }
     let slope = |q: &str, l: usize| fit(rows, q, l, &diverged).map(|f| f.slope);
     let judge0 = |q: &str, l: usize| match fit(rows, q, l, &diverged) {
-        Some(f) => judge_slope(&f, 0.0, tol, Some(seeds)),
+        Some(f) => judge_slope(&f, 0.0, tol, Some(seeds_for(q))),
         None => Judged::new(Verdict::Error, format!("no usable fit of {q}")),
     };
     let fmt = |s: Option<f64>| {
@@ -681,7 +728,7 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
     }
     if measured("f_norm") {
         parts.push(match fit(rows, "f_norm", 0, &diverged) {
-            Some(f) => judge_below(&f, tol, Some(seeds)),
+            Some(f) => judge_below(&f, tol, Some(seeds_for("f_norm"))),
             None => Judged::new(Verdict::Error, "no usable fit of f_norm"),
         });
     }
@@ -806,7 +853,7 @@ impl CheckReport {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         s.push_str(&format!(
-            "# check: {} | widths {:?} | {} seeds{} | {} step(s) | {} | tolerance ±{}\n",
+            "# check: {} | widths {:?} | {} seeds{}{} | {} step(s) | {} | tolerance ±{}\n",
             self.parameterization.summary(),
             self.config.widths,
             self.config.seeds,
@@ -820,6 +867,10 @@ impl CheckReport {
                 )
             } else {
                 String::new()
+            },
+            match self.config.init_seeds {
+                Some(i) if i > self.config.seeds => format!(" ({i} for the quantities at init)"),
+                _ => String::new(),
             },
             self.config.steps,
             self.config.dtype.name(),

@@ -271,6 +271,52 @@ fn apply<T: Scalar>(cx: &Compute, inp: &[T], batch: usize, m: &Mat<T>) -> Mat<T>
     out
 }
 
+/// The quantities a probe measures at init from one forward pass (no step).
+pub const AT_INIT: [&str; 5] = ["h_norm", "h_rms", "a_rms", "f_norm", "f0_rel"];
+
+/// The [`AT_INIT`] quantities of `model` on `x` (with `y` for `f0_rel`): one forward
+/// pass, the same values [`probe`] reports for them. A scan measures them on extra
+/// seeds (`init_seeds`): the output at init is one random draw per seed whose spread
+/// does not shrink with width, unlike the updates, so its slope needs more seeds, and
+/// these cost a forward pass each.
+pub fn at_init<T: Scalar>(
+    model: &Model<T>,
+    x: &Mat<T>,
+    y: &Mat<T>,
+    quantities: Option<&[String]>,
+    cx: Compute,
+) -> Vec<Measurement> {
+    let b = x.rows();
+    let depth = model.depth();
+    let mut t = crate::nn::Trace::new(model, b);
+    model.forward_uncentred(&cx, x.as_slice(), b, &mut t);
+    let want = |q: &str| q == "f0_rel" || quantities.is_none_or(|o| o.iter().any(|x| x == q));
+    let mut out = Vec::new();
+    let mut put = |layer: usize, q: &str, v: f64| {
+        if want(q) {
+            out.push(Measurement {
+                layer,
+                quantity: q.to_string(),
+                value: v,
+            })
+        }
+    };
+    for l in 0..depth {
+        let h = t.z[l].as_slice();
+        let coords = (b * t.z[l].cols()) as f64;
+        let h_norm = norm(h);
+        put(l + 1, "h_norm", h_norm);
+        put(l + 1, "h_rms", h_norm / coords.sqrt());
+        if l + 1 < depth {
+            put(l + 1, "a_rms", norm(t.a[l].as_slice()) / coords.sqrt());
+        }
+    }
+    let f0 = norm(t.output().as_slice());
+    put(0, "f_norm", f0);
+    put(0, "f0_rel", ratio(f0, norm(y.as_slice())));
+    out
+}
+
 /// Probe `model` on (`x`, `y`): measure, take `spec.steps` optimizer steps on the
 /// same batch (with `optim`; the base rate is the parameterization's), measure again.
 /// The model itself is not changed.
