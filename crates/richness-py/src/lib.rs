@@ -270,6 +270,47 @@ fn ntk_empirical<'py>(
         .into_pyarray(py))
 }
 
+/// A fresh init as `richness train` draws it (`Model::init_with`, streams
+/// `(seed, "init/weight", l)`): {name: float64 array} in PyTorch's layout, and the
+/// parameterization (JSON). What `richness train --steps 0` writes, without the file.
+#[pyfunction]
+#[pyo3(signature = (dims, activation, bias, bias_init, preset, richness, gamma0, gauge, optimizer, seed))]
+#[allow(clippy::too_many_arguments)]
+fn init_weights<'py>(
+    py: Python<'py>,
+    dims: Vec<usize>,
+    activation: &str,
+    bias: bool,
+    bias_init: &str,
+    preset: Option<&str>,
+    richness: Option<f64>,
+    gamma0: f64,
+    gauge: Option<&str>,
+    optimizer: &str,
+    seed: u64,
+) -> PyResult<(Bound<'py, PyDict>, String)> {
+    let mut arch = Arch::mlp(dims, parse::<Activation>(activation)?);
+    arch.bias = bias;
+    arch.bias_init = match bias_init {
+        "zero" => richness::nn::BiasInit::Zero,
+        "normal" => richness::nn::BiasInit::Normal,
+        other => return Err(cfg_err(format!("unknown bias_init `{other}` (expected zero or normal)"))),
+    };
+    arch.validate().map_err(err)?;
+    let choice = scale_choice(preset, richness, gamma0, gauge, None, 1.0, 1e-8, None)?;
+    let param = Parameterization::resolve(&arch.layer_shapes(), &choice, parse(optimizer)?)
+        .map_err(err)?;
+    let model = Model::<f64>::init_with(&arch, param, seed).map_err(err)?;
+    let d = PyDict::new(py);
+    for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
+        d.set_item(format!("layers.{l}.weight"), to_py2(py, w))?;
+        if let Some(b) = b {
+            d.set_item(format!("layers.{l}.bias"), Array1::from_vec(b.clone()).into_pyarray(py))?;
+        }
+    }
+    Ok((d, json(&model.param)))
+}
+
 /// `richness ntk infinite`: (ntk, nngp).
 #[pyfunction]
 #[pyo3(signature = (x, x2, depth, activation, gain, bias, alpha, threads))]
@@ -699,6 +740,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(activation_gain, m)?,
         wrap_pyfunction!(ntk_empirical, m)?,
         wrap_pyfunction!(ntk_infinite, m)?,
+        wrap_pyfunction!(init_weights, m)?,
         wrap_pyfunction!(fit_slope, m)?,
         wrap_pyfunction!(judge, m)?,
         wrap_pyfunction!(train, m)?,

@@ -258,25 +258,61 @@ def t2_model(width):
     return nn.Sequential(nn.Linear(64, width, bias=False), nn.ReLU(), nn.Linear(width, width, bias=False), nn.ReLU(), nn.Linear(width, 10, bias=False))
 
 
+T2_KEYS = [("da_rel", 2), ("dh_rel", 1), ("dh_rel", 2), ("df_norm", 0), ("dh_norm", 1), ("dh_norm", 2),
+           ("h_rms", 1), ("h_rms", 2), ("f_norm", 0), ("uuc", 1), ("uuc", 3), ("grad_norm", 3),
+           ("layer_term", 3), ("passthrough_term", 3), ("interaction_ratio", 3), ("dW_fro_rel", 2),
+           ("loss_decrease", 0)]
+
+
+def richness_init(preset):
+    """Copy the command line's own initial draws into the PyTorch model."""
+    def init(model, width, seed):
+        w = richness.init_weights([64, width, width, 10], preset=preset, seed=seed)
+        lin = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        for i, m in enumerate(lin):
+            m.weight.copy_(torch.from_numpy(w[f"layers.{i}.weight"]))
+    return init
+
+
 @pytest.mark.parametrize("preset", ["ntp", "mup"])
 def test_check_t2_matches_cli(preset):
-    """The T2 protocol (configs/reproduce/small/t2.toml: d -> w -> w -> 10 ReLU MLP, one
+    """The T2 protocol (configs/reproduce/small/t2.toml: 64 -> w -> w -> 10 ReLU MLP, one
     SGD step at base rate 1 on the first 256 digits, f32, uncentred) at fewer widths and
-    seeds: richness.torch.check's slopes equal richness check's within 0.02."""
-    widths, seeds = [128, 256, 512, 1024], 12
+    seeds. Started from the command line's initial draws, richness.torch.check measures
+    the same values (to float32 rounding), so every slope equals richness check's
+    within 0.02 (measured: ~1e-5), and the verdicts agree."""
+    widths, seeds = [128, 256, 512, 1024], 6
     cli = richness.check(
         {"data": "digits", "widths": widths, "seeds": seeds, "steps": 1, "batch": 256, "dtype": "f32",
          "spectral": False, "model": {"arch": "mlp3"}, "param": {"preset": preset, "base_lr": 1.0, "center": False}}
     )
-    ours = rt.check(t2_model, widths, "digits", seeds=seeds, steps=1, lr=1.0, preset=preset, center=False)
+    ours = rt.check(t2_model, widths, "digits", seeds=seeds, steps=1, lr=1.0, preset=preset, center=False,
+                    init=richness_init(preset))
     by = lambda rep: {(c["quantity"], c["layer"]): c for c in rep["claims"] if c.get("fit")}
     a, b = by(cli), by(ours)
-    compared = []
-    for key in [("da_rel", 2), ("dh_rel", 1), ("dh_rel", 2), ("df_norm", 0), ("dh_norm", 1), ("dh_norm", 2), ("h_rms", 1), ("uuc", 3), ("grad_norm", 3), ("layer_term", 3)]:
+    worst = 0.0
+    for key in T2_KEYS:
         d = abs(a[key]["fit"]["slope"] - b[key]["fit"]["slope"])
-        compared.append((key, a[key]["fit"]["slope"], b[key]["fit"]["slope"], d))
-    for c in compared:
-        print(preset, c)
-    assert max(c[3] for c in compared) < 0.02, compared
-    # The headline claim of T2 and its verdict agree.
-    assert a[("da_rel", 2)]["predicted"] == b[("da_rel", 2)]["predicted"]
+        worst = max(worst, d)
+        assert d < 0.02, (key, a[key]["fit"], b[key]["fit"])
+        assert a[key].get("verdict") == b[key].get("verdict"), key
+        assert a[key]["predicted"] == b[key]["predicted"], key
+    print(f"T2 {preset}, same init: max |slope diff| over {len(T2_KEYS)} claims {worst:.2e}")
+    for ca, cb in zip(cli["criteria"], ours["criteria"]):
+        assert ca["name"] == cb["name"] and ca["verdict"] == cb["verdict"], (ca, cb)
+
+
+def test_check_t2_own_init():
+    """With PyTorch's own draws (independent of richness's), the T2 exponents still come
+    out: ‖Δa₂‖/‖a₂‖ falls like n^-1/2 under NTP and is flat under μP (slopes within 0.1
+    of theory for μP, below -0.3 for NTP, whose small-width slope is noisier; the
+    agreement with the command line is not asserted at 0.02: different random draws)."""
+    widths, seeds = [128, 256, 512, 1024], 8
+    for preset, want in (("ntp", -0.5), ("mup", 0.0)):
+        ours = rt.check(t2_model, widths, "digits", seeds=seeds, lr=1.0, preset=preset, center=False)
+        c = next(c for c in ours["claims"] if (c["quantity"], c["layer"]) == ("da_rel", 2))
+        print(f"T2 {preset}, torch init: da_rel slope {c['fit']['slope']:+.3f} {c['fit']['ci95']}")
+        if preset == "mup":
+            assert abs(c["fit"]["slope"] - want) < 0.1
+        else:
+            assert c["fit"]["slope"] < -0.3

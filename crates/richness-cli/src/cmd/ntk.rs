@@ -100,8 +100,9 @@ pub struct EmpiricalArgs {
     /// Output file (.npy, float64).
     #[arg(long, short, value_name = "K.npy")]
     pub out: PathBuf,
-    /// Which kernel of a vector output: mean (of the per-output kernels), each, or an index.
-    #[arg(long, default_value = "mean", value_name = "mean|each|INDEX")]
+    /// Which kernel of a vector output: mean (of the per-output kernels), sum (k × mean,
+    /// neural-tangents' trace convention), each, or an index.
+    #[arg(long, default_value = "mean", value_name = "mean|sum|each|INDEX")]
     pub output: Outputs,
     /// Rows per block of each input set (bounds memory; the kernel is the same up to rounding).
     #[arg(long, default_value_t = 256, value_parser = num::at_least_one)]

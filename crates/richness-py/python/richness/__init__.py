@@ -30,6 +30,7 @@ __all__ = [
     "table",
     "train",
     "check",
+    "init_weights",
     "load_weights",
     "save_weights",
     "ntk",
@@ -109,6 +110,30 @@ def _resolve(
             optimizer, alpha, float(base_lr), float(adam_eps),
         )
     )
+
+
+def init_weights(
+    dims: Sequence[int],
+    activation: str = "relu",
+    *,
+    preset: Optional[str] = None,
+    richness: Optional[float] = None,
+    gamma0: float = 1.0,
+    gauge: Optional[str] = None,
+    optimizer: str = "sgd",
+    bias: bool = False,
+    bias_init: str = "zero",
+    seed: int = 0,
+) -> Dict[str, _np.ndarray]:
+    """The initial raw weights ``richness train`` draws for this MLP and seed (what
+    ``richness train --steps 0`` writes): {``layers.{i}.weight``: [fan_out, fan_in]
+    float64, ``layers.{i}.bias``}. Copy them into a PyTorch model to start both from
+    the same point."""
+    arrays, _ = _native.init_weights(
+        [int(d) for d in dims], activation, bool(bias), bias_init, preset, richness,
+        float(gamma0), gauge, optimizer, int(seed),
+    )
+    return dict(arrays)
 
 
 def _config_arg(config: Union[dict, str, "_os.PathLike[str]"]):

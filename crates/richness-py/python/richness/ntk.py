@@ -64,8 +64,8 @@ def empirical(
     over the raw weights, with the per-layer rate factors eta_l (base rate excluded).
 
     ``dims`` defaults to the weights' shapes. ``output``: ``"mean"`` (the mean of the
-    per-output kernels), ``"sum"`` (k times the mean: neural-tangents' trace
-    convention), ``"each"`` ([k, N1, N2]) or an output index. Returns float64
+    per-output kernels), ``"sum"`` (the sum over outputs, k times the mean:
+    neural-tangents' trace convention), ``"each"`` ([k, N1, N2]) or an output index. Returns float64
     [N1, N2] (N2 = N1 without ``x2``).
     """
     arrays = _weight_arrays(weights)
@@ -78,10 +78,8 @@ def empirical(
     sel = str(output)
     k = _native.ntk_empirical(
         arrays, x, x2, dims, activation, gain, bias, preset, richness, float(gamma0),
-        gauge, alpha, "mean" if sel == "sum" else sel, int(block), threads,
+        gauge, alpha, sel, int(block), threads,
     )
-    if sel == "sum":
-        k = k * dims[-1]
     return k
 
 

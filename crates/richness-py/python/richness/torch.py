@@ -430,7 +430,7 @@ def _probe_one(model, optimizer, x, y, steps: int, center: bool, spectral: bool)
         loss = F.mse_loss(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        loss_before = float(loss)
+        loss_before = loss.item()
         z0 = [o.detach().clone() for o in rec.outputs]
         dz0 = [o.grad.detach().clone() if o.grad is not None else torch.zeros_like(o) for o in rec.outputs]
         in0 = [i.detach().clone() for i in rec.inputs]
@@ -522,7 +522,7 @@ def _probe_one(model, optimizer, x, y, steps: int, center: bool, spectral: bool)
 
 
 def _scan(make_model, widths, data, *, seeds, steps, lr, optimizer, momentum, batch, dtype,
-          center, spectral, scale, bias, gain, seed_counts=None, progress=False):
+          center, spectral, scale, bias, gain, init=None, seed_counts=None, progress=False):
     x, y = _probe_data(data, batch, dtype)
     cols = {"width": [], "seed": [], "layer": [], "quantity": [], "value": []}
     diverged = []
@@ -543,6 +543,9 @@ def _scan(make_model, widths, data, *, seeds, steps, lr, optimizer, momentum, ba
             else:
                 opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
             parameterize(model, opt, bias=bias, gain=gain, verbose=False, **scale)
+            if init is not None:
+                with torch.no_grad():
+                    init(model, w, s)
             layers, _ = weighted_layers(model)
             depth = len(layers)
             has_bias = has_bias or any(m.bias is not None for _, m in layers)
@@ -585,6 +588,7 @@ def check(
     tolerance: float = 0.05,
     bias: str = "torch",
     gain: bool = True,
+    init: Optional[Callable[[nn.Module, int, int], None]] = None,
     progress: bool = False,
 ) -> Dict[str, Any]:
     """``richness check`` for a PyTorch model: for every width in ``widths`` and seed
@@ -601,6 +605,9 @@ def check(
     report dict of ``richness check --json`` (``claims`` with ``fit`` slope and
     ``ci95``, ``criteria``, ``verdict``, ``estimated_r``), ``rows`` (columns) and
     ``text``; with ``quantities`` the claims are limited to those quantities.
+    ``init(model, width, seed)``, when given, is called (under ``torch.no_grad()``)
+    after the model is parameterized, to set its weights some other way (e.g. to
+    ``richness.init_weights``' draws, which makes the scan the command line's own).
     """
     if int(seeds) < 1 or int(steps) < 1 or int(batch) < 1:
         raise ValueError("seeds, steps and batch must be at least 1")
@@ -612,7 +619,7 @@ def check(
     cols, diverged, depth, has_bias, x, y = _scan(
         make_model, widths, data, seeds=int(seeds), steps=int(steps), lr=float(lr), optimizer=optimizer,
         momentum=float(momentum), batch=int(batch), dtype=dtype, center=center, spectral=spectral,
-        scale=scale, bias=bias, gain=gain, progress=progress,
+        scale=scale, bias=bias, gain=gain, init=init, progress=progress,
     )
     param = {k: v for k, v in scale.items() if v is not None}
     param["base_lr"] = float(lr)

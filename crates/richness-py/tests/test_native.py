@@ -1,0 +1,189 @@
+"""The Python functions against the `richness` command: same library calls, same numbers."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import richness
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def cli():
+    exe = os.environ.get("RICHNESS_BIN") or str(ROOT / "target" / "release" / "richness")
+    if not Path(exe).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"the richness binary is not at {exe} (build it: cargo build --release)")
+        pytest.skip(f"no richness binary at {exe}")
+
+    def run(*args):
+        out = subprocess.run([exe, *map(str, args)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    return run
+
+
+TABLES = [
+    ([64, 256, 256, 10], {"preset": "mup"}, "sgd", False),
+    ([64, 256, 256, 10], {"preset": "ntp"}, "adam", True),
+    ([10, 128, 64, 128, 1], {"richness": 0.25, "gauge": "layerwise"}, "sgd", True),
+    ([10, 128, 128, 3], {"richness": 0.375, "gauge": "rescale", "gamma0": 0.5}, "adam", False),
+    ([64, 100, 10], {"preset": "sp"}, "sgd", False),
+    ([64, 512, 512, 10], {"preset": "mfp"}, "adam", True),
+]
+
+
+@pytest.mark.parametrize("dims,scale,opt,bias", TABLES)
+def test_table_equals_cli_json(cli, dims, scale, opt, bias):
+    args = ["table", "--dims", ",".join(map(str, dims)), "--format", "json", "--optimizer", opt]
+    for k, v in scale.items():
+        args += [f"--{k}", v]
+    if bias:
+        args.append("--bias")
+    want = json.loads(cli(*args))
+    got = richness.table(dims, optimizer=opt, bias=bias, **scale)
+    assert got == want
+
+
+@pytest.fixture(scope="module")
+def kernel_inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ntk")
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(12, 16))
+    x2 = rng.normal(size=(9, 16))
+    np.save(d / "x.npy", x)
+    np.save(d / "x2.npy", x2)
+    w = richness.init_weights([16, 64, 64, 3], preset="mup", bias=True, bias_init="normal", seed=5)
+    richness.save_weights(d / "w.safetensors", w)
+    return d, x, x2, w
+
+
+@pytest.mark.parametrize("preset,output", [("mup", "mean"), ("ntp", "each"), ("mfp", "1"), ("mup", "sum")])
+def test_empirical_kernel_equals_cli_bit_for_bit(cli, kernel_inputs, preset, output):
+    d, x, x2, w = kernel_inputs
+    out = d / f"k-{preset}-{output}.npy"
+    cli("ntk", "empirical", "--dims", "16,64,64,3", "--bias", "--preset", preset, "--init-weights",
+        d / "w.safetensors", "--x", d / "x.npy", "--x2", d / "x2.npy", "--output", output, "--out", out,
+        "--threads", 1)
+    want = np.load(out)
+    got = richness.ntk.empirical(w, x, x2, preset=preset, output=output)
+    assert got.dtype == np.float64
+    if output == "sum":  # neural-tangents' convention: k times the mean
+        mean = richness.ntk.empirical(w, x, x2, preset=preset)
+        assert np.allclose(want, 3 * mean, rtol=1e-13, atol=0)
+    assert got.shape == want.shape
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("act,get,bias", [("relu", "ntk", False), ("erf", "nngp", True), ("tanh", "ntk", True)])
+def test_infinite_kernel_equals_cli_bit_for_bit(cli, kernel_inputs, act, get, bias):
+    d, x, x2, _ = kernel_inputs
+    out = d / f"inf-{act}-{get}.npy"
+    args = ["ntk", "infinite", "--depth", 3, "--activation", act, "--x", d / "x.npy", "--x2", d / "x2.npy",
+            "--get", get, "--out", out, "--threads", 1]
+    if bias:
+        args.append("--bias")
+    cli(*args)
+    got = richness.ntk.infinite(x, x2, depth=3, activation=act, get=get, bias=bias)
+    assert np.array_equal(got, np.load(out))
+
+
+def test_check_fits_and_verdicts_are_the_librarys():
+    """richness.check gives the CLI's report; recomputing a claim's fit from its rows
+    with richness.fit.slope and judging it with richness.fit.verdict gives the report's
+    slope, interval and verdict."""
+    rep = richness.check({"widths": [64, 128, 256], "seeds": 3, "batch": 64, "model": {"arch": "linear3"},
+                          "data": "digits", "spectral": False, "dtype": "f64", "param": {"preset": "mup"}})
+    rows = rep["rows"]
+    assert rep["verdict"] in ("pass", "unclear", "fail", "crossover", "error")
+    checked = 0
+    for c in rep["claims"]:
+        if not c.get("fit") or c.get("predicted_range") or c["quantity"] == "interaction_ratio":
+            continue
+        sel = (rows["quantity"] == c["quantity"]) & (rows["layer"] == c["layer"])
+        widths = sorted(set(rows["width"][sel]))
+        per_w = [rows["value"][sel & (rows["width"] == w)] for w in widths]
+        f = richness.fit.slope(widths, per_w)
+        assert f["slope"] == pytest.approx(c["fit"]["slope"], abs=1e-12)
+        assert f["ci95"] == pytest.approx(tuple(c["fit"]["ci95"]), abs=1e-12)
+        v = richness.fit.verdict(f, c["predicted"], 0.05, seeds=3)
+        assert v["verdict"] == c["verdict"]
+        checked += 1
+    assert checked > 10
+    assert "verdict" in rep["text"]
+
+
+def test_fit_slope_of_a_power_law():
+    w = np.array([128.0, 256, 512, 1024])
+    f = richness.fit.slope(w, 3.0 * w ** -0.5)
+    assert f["slope"] == pytest.approx(-0.5, abs=1e-12)
+    assert richness.fit.verdict(f, -0.5)["verdict"] == "pass"
+    assert richness.fit.verdict(f, 0.0)["verdict"] == "fail"
+
+
+def test_train_returns_columns(tmp_path):
+    r = richness.train({"model": {"width": 32}, "train": {"steps": 7, "batch_size": 32, "eval_every": 7},
+                        "data": {"dataset": "digits", "train_size": 128, "test_size": 64}, "param": {"preset": "mup"}},
+                       out=tmp_path / "run")
+    assert r["status"] == "completed" and r["steps"] == 7
+    m = r["metrics"]
+    assert list(m["step"]) == list(range(8))
+    assert np.isnan(m["train_loss"][0]) and np.isfinite(m["train_loss"][1:]).all()
+    assert r["final_train_loss"] == m["train_loss"][-1]
+    csv = np.genfromtxt(tmp_path / "run" / "metrics.csv", delimiter=",", names=True)
+    assert np.allclose(csv["train_loss"][1:], m["train_loss"][1:], rtol=1e-6)
+    assert r["weight_change"].shape == (3,)
+
+
+def test_sweep_run(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        'name = "py"\n[base]\nseed = 0\n[base.model]\nwidth = 16\n[base.train]\nsteps = 3\n'
+        '[base.data]\ndataset = "digits"\ntrain_size = 64\ntest_size = 32\n'
+        '[[axes]]\nkey = "param.preset"\nvalues = ["ntp", "mup"]\n'
+    )
+    r = richness.sweep.run(spec, tmp_path / "s.sqlite", threads=1)
+    assert r["report"]["completed"] == 2
+    assert sorted(r["runs"]["status"]) == ["completed", "completed"]
+    assert len(r["metrics"]["value"]) == len(r["metrics"]["name"]) > 0
+
+
+def test_data_split_is_trains():
+    d = richness.data.load("digits")
+    assert d["x_train"].shape == (1297, 64) and d["x_test"].shape == (500, 64)
+    w = richness.init_weights([64, 8, 10], seed=1)
+    r = richness.train({"seed": 1, "dtype": "f64", "model": {"dims": [64, 8, 10]}, "train": {"steps": 1, "batch_size": 0, "shuffle": False}})
+    f = np.maximum(d["x_train"] @ w["layers.0.weight"].T * r["parameterization"]["layers"][0]["multiplier"], 0) * np.sqrt(2)
+    f = f @ w["layers.1.weight"].T * r["parameterization"]["layers"][1]["multiplier"]
+    assert np.mean((f - d["y_train"]) ** 2) == pytest.approx(r["metrics"]["train_loss"][1], rel=1e-12)
+
+
+def test_wrong_input_raises_one_line():
+    cases = [
+        (lambda: richness.table([64, 32, 10], preset="mu"), richness.RichnessError, "unknown preset"),
+        (lambda: richness.table([64], preset="mup"), richness.RichnessError, "at least 2"),
+        (lambda: richness.ntk.infinite(np.zeros((3, 4), dtype=np.int64), depth=2), TypeError, "dtype"),
+        (lambda: richness.ntk.infinite(np.zeros(4), depth=2), ValueError, "2-D"),
+        (lambda: richness.ntk.empirical({"layers.0.weight": np.zeros((8, 4)), "layers.1.weight": np.zeros((2, 8))},
+                                        np.zeros((3, 5))), richness.RichnessError, "columns"),
+        (lambda: richness.ntk.empirical({"layers.0.weight": np.zeros((8, 4)), "layers.1.weight": np.zeros((2, 7))},
+                                        np.zeros((3, 4)), dims=[4, 8, 2]), richness.RichnessError, "shape"),
+        (lambda: richness.ntk.empirical({"layers.0.weight": np.zeros((8, 4))}, np.zeros((3, 4)), dims=[4, 8, 2]),
+         richness.RichnessError, "missing"),
+        (lambda: richness.train({"model": {"widht": 3}}), richness.RichnessError, "widht"),
+        (lambda: richness.train("/nonexistent.toml"), FileNotFoundError, "nonexistent"),
+        (lambda: richness.train(3), TypeError, "dict"),
+        (lambda: richness.fit.slope([1, 2], [1.0, -1.0]), ValueError, "no fit"),
+        (lambda: richness.load_weights("/nonexistent.safetensors"), OSError, "nonexistent"),
+    ]
+    for f, exc, text in cases:
+        with pytest.raises(exc) as e:
+            f()
+        msg = str(e.value)
+        assert text in msg and "\n" not in msg, msg
