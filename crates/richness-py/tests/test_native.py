@@ -146,7 +146,7 @@ def test_sweep_run(tmp_path):
     spec.write_text(
         'name = "py"\n[base]\nseed = 0\n[base.model]\nwidth = 16\n[base.train]\nsteps = 3\n'
         '[base.data]\ndataset = "digits"\ntrain_size = 64\ntest_size = 32\n'
-        '[[axes]]\nkey = "param.preset"\nvalues = ["ntp", "mup"]\n'
+        '[[axes]]\n"param.preset" = ["ntp", "mup"]\n'
     )
     r = richness.sweep.run(spec, tmp_path / "s.sqlite", threads=1)
     assert r["report"]["completed"] == 2
@@ -167,7 +167,7 @@ def test_data_split_is_trains():
 def test_wrong_input_raises_one_line():
     cases = [
         (lambda: richness.table([64, 32, 10], preset="mu"), richness.RichnessError, "unknown preset"),
-        (lambda: richness.table([64], preset="mup"), richness.RichnessError, "at least 2"),
+        (lambda: richness.table([64], preset="mup"), richness.RichnessError, "dims must list"),
         (lambda: richness.ntk.infinite(np.zeros((3, 4), dtype=np.int64), depth=2), TypeError, "dtype"),
         (lambda: richness.ntk.infinite(np.zeros(4), depth=2), ValueError, "2-D"),
         (lambda: richness.ntk.empirical({"layers.0.weight": np.zeros((8, 4)), "layers.1.weight": np.zeros((2, 8))},
@@ -187,3 +187,56 @@ def test_wrong_input_raises_one_line():
             f()
         msg = str(e.value)
         assert text in msg and "\n" not in msg, msg
+
+
+def run_cli(*args):
+    exe = os.environ.get("RICHNESS_BIN") or str(ROOT / "target" / "release" / "richness")
+    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True)
+
+
+def test_cli_data_export_is_the_training_split(cli, tmp_path):
+    cli("data", "export", "digits", "--out", tmp_path, "--train-size", 300)
+    d = richness.data.load("digits", train_size=300)
+    for k in ("x_train", "y_train", "labels_train", "x_test", "y_test", "labels_test"):
+        got = np.load(tmp_path / f"{k}.npy")
+        assert np.array_equal(got, d[k]), k
+    assert np.load(tmp_path / "labels_train.npy").dtype == np.int64
+
+
+def test_cli_train_save_init_and_dims(cli, tmp_path):
+    cli("train", "--dims", "64,24,24,10", "--preset", "mfp", "--seed", 3, "--dtype", "f64", "--steps", 0,
+        "--save-init", tmp_path / "init.safetensors")
+    got, meta = richness.load_weights(tmp_path / "init.safetensors")
+    want = richness.init_weights([64, 24, 24, 10], preset="mfp", seed=3)
+    assert sorted(got) == sorted(want)
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    assert meta["richness.arch"]["dims"] == [64, 24, 24, 10]
+
+
+def test_table_json_has_the_bias_adam_eps():
+    t = richness.table([64, 32, 32, 10], preset="mup", optimizer="adam", bias=True, adam_eps=1e-6)
+    for l in t["layers"]:
+        assert l["bias_adam_eps"] == pytest.approx(l["adam_eps"] / l["multiplier"] * l["bias"]["multiplier"], rel=1e-15)
+    assert "bias_adam_eps" not in richness.table([64, 32, 10], preset="mup", optimizer="sgd", bias=True)["layers"][0]
+
+
+def test_cli_check_arch_keeps_model_bias(cli, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('widths = [16, 32]\nseeds = 1\nbatch = 16\nspectral = false\n[model]\narch = "mlp"\nbias = true\n')
+    out = run_cli("check", "--config", cfg, "--arch", "mlp3", "--json")
+    rep = json.loads(out.stdout)
+    assert rep["config"]["model"]["arch"] == "mlp3" and rep["config"]["model"]["bias"] is True
+    assert any("bias" in l for l in rep["parameterization"]["layers"])
+
+
+def test_cli_warns_on_weights_that_are_no_draw_of_the_preset(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    w = {"layers.0.weight": rng.normal(size=(64, 16)), "layers.1.weight": rng.normal(size=(1, 64))}
+    richness.save_weights(tmp_path / "n01.safetensors", w)  # N(0, 1): no metadata
+    np.save(tmp_path / "x.npy", rng.normal(size=(4, 16)))
+    args = ["ntk", "empirical", "--dims", "16,64,1", "--x", tmp_path / "x.npy", "--out", tmp_path / "k.npy"]
+    noisy = run_cli(*args, "--init-weights", tmp_path / "n01.safetensors")
+    assert noisy.returncode == 0 and "warning" in noisy.stderr and "init std" in noisy.stderr
+    richness.save_weights(tmp_path / "ok.safetensors", richness.init_weights([16, 64, 1], seed=2))
+    quiet = run_cli(*args, "--init-weights", tmp_path / "ok.safetensors")
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr

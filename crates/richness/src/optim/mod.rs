@@ -128,7 +128,9 @@ impl<T: Scalar> Optimizer<T> {
             if model.biases[l].is_some() {
                 let b = lp.bias.expect("bias scaling");
                 // The bias's gauge factor is its multiplier (layerwise g = 1).
-                let eps_b = eps / lp.multiplier * b.multiplier;
+                let eps_b = lp
+                    .bias_adam_eps
+                    .unwrap_or_else(|| crate::param::bias_eps(eps, lp.multiplier, b.multiplier));
                 hyper.push(Hyper {
                     lr: T::of(p.base_lr * b.lr),
                     wd: T::of(cfg.weight_decay * b.multiplier * b.multiplier),
