@@ -316,3 +316,40 @@ def test_check_t2_own_init():
             assert abs(c["fit"]["slope"] - want) < 0.1
         else:
             assert c["fit"]["slope"] < -0.3
+
+
+def test_coord_check():
+    r = rt.coord_check(t2_model, [64, 128, 256], "digits", steps=2, seeds=2, lr=0.1, preset="mup", batch=32)
+    c = r["coords"]
+    assert len(c["width"]) == 3 * 2 * 3 * 3  # widths x seeds x (steps + 1) x layers
+    assert np.all(c["dh_rms"][c["step"] == 0] == 0)
+    assert [f["layer"] for f in r["fits"]] == [1, 2, 3]
+    assert all(f["predicted"] is not None for f in r["fits"])
+    assert r["verdict"] in ("pass", "unclear", "fail")
+
+
+def test_optimizer_groups():
+    """Per-layer rates, weight decay (SGD: wd·g²; AdamW: wd·g) and Adam's ε come from the table."""
+    model = mlp(bias=True)
+    extra = nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD(list(model.parameters()) + [extra], lr=0.3, momentum=0.9, weight_decay=1e-2)
+    rt.parameterize(model, opt, preset="mup", verbose=False)
+    t = richness.table([64, WIDTH, WIDTH, 10], preset="mup", base_lr=0.3)
+    groups = opt.param_groups
+    assert len(groups) == 7  # weight and bias of 3 layers, and the rest
+    for i, l in enumerate(t["layers"]):
+        g = groups[2 * i]
+        assert g["lr"] == 0.3 * l["lr"] and g["momentum"] == 0.9
+        assert g["weight_decay"] == pytest.approx(1e-2 * l["multiplier"] ** 2, rel=1e-15)
+    assert groups[-1]["params"][0] is extra and groups[-1]["lr"] == 0.3
+    model = mlp()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, eps=1e-7, weight_decay=0.1)
+    rt.parameterize(model, opt, richness=0.25, gauge="layerwise", verbose=False)
+    t = richness.table([64, WIDTH, WIDTH, 10], richness=0.25, gauge="layerwise", optimizer="adam", adam_eps=1e-7)
+    for g, l in zip(opt.param_groups, t["layers"]):
+        assert g["eps"] == l["adam_eps"] and g["lr"] == pytest.approx(1e-3 * l["lr"], rel=1e-15)
+        assert g["weight_decay"] == pytest.approx(0.1 * l["multiplier"], rel=1e-15)
+    with pytest.raises(ValueError) as e:
+        m = mlp()
+        rt.parameterize(m, torch.optim.SGD(list(m.parameters())[:1], lr=1.0), verbose=False)
+    assert "does not hold" in str(e.value)

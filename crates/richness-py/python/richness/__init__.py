@@ -219,7 +219,10 @@ def check(
         config = {}
     if overrides:
         if not isinstance(config, dict):
-            import tomllib  # Python >= 3.11
+            try:
+                import tomllib  # Python >= 3.11
+            except ImportError:
+                raise TypeError("keyword overrides of a TOML file need Python >= 3.11: pass the config as a dict") from None
 
             with open(_os.fspath(config), "rb") as f:
                 config = tomllib.load(f)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -38,7 +39,11 @@ def slope(widths: Sequence[float], values: Any) -> Dict[str, Any]:
             "no fit: need at least two distinct positive widths and positive finite values"
         )
     f = json.loads(out)
-    f["ci95"] = tuple(f["ci95"])
+    # JSON has no infinities: an interval without degrees of freedom comes back as null.
+    lo, hi = f["ci95"]
+    f["ci95"] = (-math.inf if lo is None else lo, math.inf if hi is None else hi)
+    if f.get("slope_se") is None:
+        f["slope_se"] = math.inf
     return f
 
 
@@ -61,6 +66,7 @@ def verdict(
         s, ci = fit["slope"], tuple(fit["ci95"])
     else:
         s, ci = fit
+    ci = (-math.inf if ci[0] is None else ci[0], math.inf if ci[1] is None else ci[1])
     p = (float(predicted), float(predicted)) if np.ndim(predicted) == 0 else tuple(map(float, predicted))
     return json.loads(
         _native.judge(float(s), (float(ci[0]), float(ci[1])), p, float(tolerance), seeds)

@@ -172,6 +172,13 @@ def parameterize(
             f"{type(model).__name__} has no weighted layer (nn.Linear or nn.Conv2d) to parameterize"
         )
     names = [n for n, _ in layers]
+    if optimizer is not None:
+        held = {id(p) for grp in optimizer.param_groups for p in grp["params"]}
+        missing = sorted({n for n, m in layers for p in m.parameters(recurse=False) if id(p) not in held})
+        if missing:
+            raise ValueError(
+                f"the optimizer does not hold the parameters of {', '.join(missing)}: build it from model.parameters()"
+            )
     role_list = None
     if roles:
         unknown = [k for k in roles if k not in names]
@@ -272,8 +279,9 @@ def _rebuild_groups(model: nn.Module, optimizer, info: Dict[str, Any], kind: str
         add(m.weight, l)
         if m.bias is not None:
             add(m.bias, l["bias"])
+    # Parameters of the optimizer outside the weighted layers keep the base settings
+    # (parameters the optimizer did not hold stay out of it).
     rest = [p for grp in optimizer.param_groups for p in grp["params"] if id(p) not in seen]
-    rest += [p for p in model.parameters() if id(p) not in seen and all(p is not q for q in rest)]
     optimizer.param_groups.clear()
     optimizer.state.clear()
     for grp in groups:
