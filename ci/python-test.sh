@@ -19,7 +19,7 @@ apt_install() {
 start=$(date +%s)
 VENV="${RICHNESS_PY_VENV:-$PWD/target/py-ci-venv}"
 rm -rf "$VENV"
-if [ -x /usr/bin/python3 ] && apt_install python3-torch python3-venv python3-pip &&
+if [ -x /usr/bin/python3 ] && apt_install python3-torch python3-venv &&
    /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
   echo "python-test: torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') from Debian (CPU)"

@@ -183,8 +183,8 @@ def test_presets_match_companion_semantics_f32(preset):
     for _ in range(20):
         l1 = nn.functional.mse_loss(net(x), y)
         l2 = nn.functional.mse_loss(ref(x), y)
-        worst = max(worst, abs(float(l1) - float(l2)))
-        first = float(l1) if first is None else first
+        worst = max(worst, abs(l1.item() - l2.item()))
+        first = l1.item() if first is None else first
         for o, l in ((opt, l1), (ref_opt, l2)):
             o.zero_grad()
             l.backward()
@@ -192,7 +192,7 @@ def test_presets_match_companion_semantics_f32(preset):
     dw = max(float((a.weight - b.weight).abs().max()) for a, b in zip([net.conv, net.fc1, net.fc2], [ref.conv, ref.fc1, ref.fc2]))
     print(f"{preset}: max |loss diff| {worst:.2e}, max |weight diff| {dw:.2e}")
     assert worst <= 1e-6 and dw <= 1e-6
-    assert float(l1) < first  # it trained
+    assert l1.item() < first  # it trained
 
 
 def test_state_dict_round_trip(tmp_path):
