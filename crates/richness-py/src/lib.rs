@@ -56,9 +56,11 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn threads_or_all(threads: Option<usize>) -> usize {
-    threads
-        .filter(|&t| t > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    threads.filter(|&t| t > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 /// A [`ScaleChoice`] from keyword arguments, with the command line's rules.
@@ -81,7 +83,11 @@ fn scale_choice(
         gauge: gauge.map(parse::<Gauge>).transpose()?,
         base_lr,
         roles: roles
-            .map(|r| r.iter().map(|s| parse::<Role>(s)).collect::<PyResult<Vec<_>>>())
+            .map(|r| {
+                r.iter()
+                    .map(|s| parse::<Role>(s))
+                    .collect::<PyResult<Vec<_>>>()
+            })
             .transpose()?,
         adam_eps,
         ..ScaleChoice::default()
@@ -108,9 +114,11 @@ fn table(
     let mut arch = Arch::mlp(dims, parse::<Activation>(activation)?);
     arch.bias = bias;
     arch.validate().map_err(err)?;
-    let choice = scale_choice(preset, richness, gamma0, gauge, alpha, base_lr, adam_eps, None)?;
-    let p = Parameterization::resolve(&arch.layer_shapes(), &choice, parse(optimizer)?)
-        .map_err(err)?;
+    let choice = scale_choice(
+        preset, richness, gamma0, gauge, alpha, base_lr, adam_eps, None,
+    )?;
+    let p =
+        Parameterization::resolve(&arch.layer_shapes(), &choice, parse(optimizer)?).map_err(err)?;
     Ok(json(&p))
 }
 
@@ -140,7 +148,9 @@ fn resolve(
             bias,
         })
         .collect();
-    let choice = scale_choice(preset, richness, gamma0, gauge, alpha, base_lr, adam_eps, roles)?;
+    let choice = scale_choice(
+        preset, richness, gamma0, gauge, alpha, base_lr, adam_eps, roles,
+    )?;
     let p = Parameterization::resolve(&shapes, &choice, parse(optimizer)?).map_err(err)?;
     Ok(json(&p))
 }
@@ -212,7 +222,11 @@ fn ntk_empirical<'py>(
         if !expected.iter().any(|(n, _)| n == name) {
             return Err(cfg_err(format!(
                 "unexpected array `{name}` (the model has {})",
-                expected.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", ")
+                expected
+                    .iter()
+                    .map(|e| e.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     }
@@ -234,7 +248,11 @@ fn ntk_empirical<'py>(
         if v.iter().any(|x| !x.is_finite()) {
             return Err(cfg_err(format!("array `{name}` has non-finite values")));
         }
-        let l: usize = name.split('.').nth(1).and_then(|s| s.parse().ok()).expect("ours");
+        let l: usize = name
+            .split('.')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("ours");
         if name.ends_with(".weight") {
             model.weights[l].as_mut_slice().copy_from_slice(v);
         } else if let Some(b) = model.biases[l].as_mut() {
@@ -247,7 +265,11 @@ fn ntk_empirical<'py>(
     if x.cols() != model.input_dim() || x2.as_ref().is_some_and(|m| m.cols() != model.input_dim()) {
         return Err(cfg_err(format!(
             "x has {} columns, the network has {} inputs",
-            if x.cols() != model.input_dim() { x.cols() } else { x2.as_ref().unwrap().cols() },
+            if x.cols() != model.input_dim() {
+                x.cols()
+            } else {
+                x2.as_ref().unwrap().cols()
+            },
             model.input_dim()
         )));
     }
@@ -263,7 +285,10 @@ fn ntk_empirical<'py>(
         return Ok(to_py2(py, &ks[0]));
     }
     let (n1, n2) = ks[0].shape();
-    let flat: Vec<f64> = ks.iter().flat_map(|k| k.as_slice().iter().copied()).collect();
+    let flat: Vec<f64> = ks
+        .iter()
+        .flat_map(|k| k.as_slice().iter().copied())
+        .collect();
     Ok(Array3::from_shape_vec((ks.len(), n1, n2), flat)
         .expect("shape")
         .into_dyn()
@@ -294,18 +319,25 @@ fn init_weights<'py>(
     arch.bias_init = match bias_init {
         "zero" => richness::nn::BiasInit::Zero,
         "normal" => richness::nn::BiasInit::Normal,
-        other => return Err(cfg_err(format!("unknown bias_init `{other}` (expected zero or normal)"))),
+        other => {
+            return Err(cfg_err(format!(
+                "unknown bias_init `{other}` (expected zero or normal)"
+            )))
+        }
     };
     arch.validate().map_err(err)?;
     let choice = scale_choice(preset, richness, gamma0, gauge, None, 1.0, 1e-8, None)?;
-    let param = Parameterization::resolve(&arch.layer_shapes(), &choice, parse(optimizer)?)
-        .map_err(err)?;
+    let param =
+        Parameterization::resolve(&arch.layer_shapes(), &choice, parse(optimizer)?).map_err(err)?;
     let model = Model::<f64>::init_with(&arch, param, seed).map_err(err)?;
     let d = PyDict::new(py);
     for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
         d.set_item(format!("layers.{l}.weight"), to_py2(py, w))?;
         if let Some(b) = b {
-            d.set_item(format!("layers.{l}.bias"), Array1::from_vec(b.clone()).into_pyarray(py))?;
+            d.set_item(
+                format!("layers.{l}.bias"),
+                Array1::from_vec(b.clone()).into_pyarray(py),
+            )?;
         }
     }
     Ok((d, json(&model.param)))
@@ -342,7 +374,9 @@ fn ntk_infinite<'py>(
     let x = mat(&x)?;
     let x2 = x2.as_ref().map(mat).transpose()?;
     let cx = Compute::new(threads_or_all(threads));
-    let k = py.detach(|| net.kernels_with(&cx, &x, x2.as_ref())).map_err(err)?;
+    let k = py
+        .detach(|| net.kernels_with(&cx, &x, x2.as_ref()))
+        .map_err(err)?;
     Ok((to_py2(py, &k.ntk), to_py2(py, &k.nngp)))
 }
 
@@ -420,8 +454,13 @@ fn train<'py>(
         progress,
         compute: Some(Compute::new(threads_or_all(threads))),
     };
-    let resolved = richness::train::prepare(&cfg).map_err(err)?.config.to_toml();
-    let outcome = py.detach(|| richness::train::run(&cfg, &opts)).map_err(err)?;
+    let resolved = richness::train::prepare(&cfg)
+        .map_err(err)?
+        .config
+        .to_toml();
+    let outcome = py
+        .detach(|| richness::train::run(&cfg, &opts))
+        .map_err(err)?;
     let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
     let m = &outcome.metrics;
     let d = PyDict::new(py);
@@ -524,7 +563,9 @@ fn check_judge(
         .iter()
         .any(|&k| k != n)
     {
-        return Err(cfg_err("rows: width, seed, layer, quantity and value must have one entry each"));
+        return Err(cfg_err(
+            "rows: width, seed, layer, quantity and value must have one entry each",
+        ));
     }
     let rows: Vec<ScanRow> = (0..n)
         .map(|i| ScanRow {
@@ -586,32 +627,68 @@ fn sweep_run<'py>(
     r.set_item("seconds", rep.seconds)?;
     let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
     let runs_d = PyDict::new(py);
-    runs_d.set_item("run_id", PyList::new(py, runs.iter().map(|x| x.run_id.as_str()))?)?;
-    runs_d.set_item("index", Array1::from_iter(runs.iter().map(|x| x.index)).into_pyarray(py))?;
-    runs_d.set_item("label", PyList::new(py, runs.iter().map(|x| x.label.as_str()))?)?;
-    runs_d.set_item("params", PyList::new(py, runs.iter().map(|x| x.params.as_str()))?)?;
-    runs_d.set_item("status", PyList::new(py, runs.iter().map(|x| x.status.as_str()))?)?;
+    runs_d.set_item(
+        "run_id",
+        PyList::new(py, runs.iter().map(|x| x.run_id.as_str()))?,
+    )?;
+    runs_d.set_item(
+        "index",
+        Array1::from_iter(runs.iter().map(|x| x.index)).into_pyarray(py),
+    )?;
+    runs_d.set_item(
+        "label",
+        PyList::new(py, runs.iter().map(|x| x.label.as_str()))?,
+    )?;
+    runs_d.set_item(
+        "params",
+        PyList::new(py, runs.iter().map(|x| x.params.as_str()))?,
+    )?;
+    runs_d.set_item(
+        "status",
+        PyList::new(py, runs.iter().map(|x| x.status.as_str()))?,
+    )?;
     runs_d.set_item(
         "steps",
         Array1::from_iter(runs.iter().map(|x| x.steps.unwrap_or(-1))).into_pyarray(py),
     )?;
     for (k, f) in [
-        ("final_train_loss", (|x: &richness::sweep::store::RunRecord| x.final_train_loss) as fn(&_) -> Option<f64>),
+        (
+            "final_train_loss",
+            (|x: &richness::sweep::store::RunRecord| x.final_train_loss) as fn(&_) -> Option<f64>,
+        ),
         ("final_test_loss", |x| x.final_test_loss),
         ("final_test_acc", |x| x.final_test_acc),
     ] {
-        runs_d.set_item(k, Array1::from_iter(runs.iter().map(|x| nan(f(x)))).into_pyarray(py))?;
+        runs_d.set_item(
+            k,
+            Array1::from_iter(runs.iter().map(|x| nan(f(x)))).into_pyarray(py),
+        )?;
     }
-    runs_d.set_item("seconds", Array1::from_iter(runs.iter().map(|x| x.seconds)).into_pyarray(py))?;
+    runs_d.set_item(
+        "seconds",
+        Array1::from_iter(runs.iter().map(|x| x.seconds)).into_pyarray(py),
+    )?;
     let m = PyDict::new(py);
-    m.set_item("run_id", PyList::new(py, metrics.iter().map(|x| x.0.as_str()))?)?;
-    m.set_item("step", Array1::from_iter(metrics.iter().map(|x| x.1.step)).into_pyarray(py))?;
-    m.set_item("name", PyList::new(py, metrics.iter().map(|x| x.1.name.as_str()))?)?;
+    m.set_item(
+        "run_id",
+        PyList::new(py, metrics.iter().map(|x| x.0.as_str()))?,
+    )?;
+    m.set_item(
+        "step",
+        Array1::from_iter(metrics.iter().map(|x| x.1.step)).into_pyarray(py),
+    )?;
+    m.set_item(
+        "name",
+        PyList::new(py, metrics.iter().map(|x| x.1.name.as_str()))?,
+    )?;
     m.set_item(
         "layer",
         Array1::from_iter(metrics.iter().map(|x| x.1.layer.unwrap_or(0))).into_pyarray(py),
     )?;
-    m.set_item("value", Array1::from_iter(metrics.iter().map(|x| x.1.value)).into_pyarray(py))?;
+    m.set_item(
+        "value",
+        Array1::from_iter(metrics.iter().map(|x| x.1.value)).into_pyarray(py),
+    )?;
     Ok((r, runs_d, m))
 }
 
@@ -652,10 +729,18 @@ fn load_weights<'py>(
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
     use safetensors::tensor::{Dtype as St, SafeTensors};
     let bytes = std::fs::read(&path).map_err(|e| err(richness::Error::io(&path, e)))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| err(richness::Error::file(&path, format!("not a valid safetensors file: {e}"))))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| err(richness::Error::file(&path, format!("not a valid safetensors file: {e}"))))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+        err(richness::Error::file(
+            &path,
+            format!("not a valid safetensors file: {e}"),
+        ))
+    })?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        err(richness::Error::file(
+            &path,
+            format!("not a valid safetensors file: {e}"),
+        ))
+    })?;
     let out = PyDict::new(py);
     let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
     names.sort();

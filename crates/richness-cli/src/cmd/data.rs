@@ -190,7 +190,11 @@ fn run_export(a: ExportArgs) -> anyhow::Result<Exit> {
     for (name, d) in parts {
         let x = a.out.join(format!("x_{name}.npy"));
         save_npy(&x, &[d.x.rows(), d.x.cols()], d.x.as_slice())?;
-        save_npy(a.out.join(format!("y_{name}.npy")), &[d.y.rows(), d.y.cols()], d.y.as_slice())?;
+        save_npy(
+            a.out.join(format!("y_{name}.npy")),
+            &[d.y.rows(), d.y.cols()],
+            d.y.as_slice(),
+        )?;
         if let Some(l) = &d.labels {
             let path = a.out.join(format!("labels_{name}.npy"));
             let raw: Vec<u8> = l.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect();
@@ -198,7 +202,12 @@ fn run_export(a: ExportArgs) -> anyhow::Result<Exit> {
             write_npy_raw(&mut f, "<i8", &[l.len()], &raw)?;
             std::io::Write::flush(&mut f)?;
         }
-        println!("{name}: {} examples × {} features, {} targets", d.len(), d.x.cols(), d.y.cols());
+        println!(
+            "{name}: {} examples × {} features, {} targets",
+            d.len(),
+            d.x.cols(),
+            d.y.cols()
+        );
     }
     println!("wrote {}", a.out.display());
     Ok(Exit::Ok)

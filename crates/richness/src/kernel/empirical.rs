@@ -93,7 +93,9 @@ impl std::str::FromStr for Outputs {
             "each" => Ok(Outputs::Each),
             "sum" => Ok(Outputs::Sum),
             _ => s.parse::<usize>().map(Outputs::Index).map_err(|_| {
-                format!("unknown output selection `{s}` (expected mean, sum, each or an output index)")
+                format!(
+                    "unknown output selection `{s}` (expected mean, sum, each or an output index)"
+                )
             }),
         }
     }

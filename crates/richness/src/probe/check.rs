@@ -575,12 +575,7 @@ pub fn judge_with_dims(
     n_out: usize,
 ) -> Result<CheckReport> {
     let wmax = *cfg.widths.iter().max().unwrap_or(&1);
-    let arch = arch_at(
-        &cfg.model,
-        wmax,
-        n_in,
-        n_out,
-    )?;
+    let arch = arch_at(&cfg.model, wmax, n_in, n_out)?;
     let param = param_at(cfg, &arch, cfg.optim.kind)?;
     let diagnosis = prediction(cfg, &arch)?;
     let depth = arch.depth();
@@ -621,13 +616,7 @@ pub fn judge_with_dims(
                 // Gaussian model does not give: correcting only the denominator
                 // over-corrects. So ‖ΔW̃‖/‖W̃‖ is predicted as the bracket between the
                 // asymptotic exponent and the denominator-only correction.
-                let bias = op_norm_finite_size(
-                    &cfg.model,
-                    &cfg.widths,
-                    l,
-                    n_in,
-                    n_out,
-                );
+                let bias = op_norm_finite_size(&cfg.model, &cfg.widths, l, n_in, n_out);
                 if let (Some(p), Some(b)) = (predicted, bias) {
                     if b.abs() > 1e-3 {
                         asymptotic = Some(p);
