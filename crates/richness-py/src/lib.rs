@@ -343,6 +343,9 @@ fn init_weights<'py>(
     Ok((d, json(&model.param)))
 }
 
+/// A float64 numpy array of any rank.
+type Array<'py> = Bound<'py, PyArrayDyn<f64>>;
+
 /// `richness ntk infinite`: (ntk, nngp).
 #[pyfunction]
 #[pyo3(signature = (x, x2, depth, activation, gain, bias, alpha, threads))]
@@ -357,7 +360,7 @@ fn ntk_infinite<'py>(
     bias: bool,
     alpha: f64,
     threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArrayDyn<f64>>, Bound<'py, PyArrayDyn<f64>>)> {
+) -> PyResult<(Array<'py>, Array<'py>)> {
     if depth == 0 {
         return Err(cfg_err("depth must be at least 1 weight layer"));
     }
