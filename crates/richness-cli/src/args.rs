@@ -417,7 +417,8 @@ pub struct TableArgs {
   richness train configs/digits-mup.toml --set train.batch_size=128 --set optim.momentum=0.9
 
 Files written to --out: config.toml (resolved), parameterization.json/.txt,
-metrics.csv, summary.json, weights.safetensors. A diverged run exits with status 3.")]
+metrics.csv, summary.json, weights.safetensors. A diverged run exits with status 3.
+--save-init FILE writes the initial weights (with --steps 0 and no --out, only them).")]
 pub struct TrainArgs {
     /// TOML config (optional: defaults train μP on digits).
     pub config: Option<PathBuf>,
@@ -444,6 +445,12 @@ pub struct TrainArgs {
     /// Hidden width.
     #[arg(long, allow_negative_numbers = true)]
     pub width: Option<usize>,
+    /// All layer sizes: input, hidden widths…, output (replaces width and depth).
+    #[arg(long, value_delimiter = ',', value_name = "D0,N,…,DL")]
+    pub dims: Option<Vec<usize>>,
+    /// Also write the initial weights (before any step) to this safetensors file.
+    #[arg(long, value_name = "FILE")]
+    pub save_init: Option<PathBuf>,
     /// Number of epochs.
     #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<usize>,

@@ -16,8 +16,11 @@ fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::Chec
         },
     };
     if let Some(arch) = &a.arch {
+        // A new architecture replaces the shape keys, not the config's biases.
         cfg.model = ModelConfig {
             arch: arch.clone(),
+            bias: cfg.model.bias,
+            bias_init: cfg.model.bias_init,
             ..ModelConfig::default()
         };
     }

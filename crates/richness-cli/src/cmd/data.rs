@@ -90,6 +90,29 @@ file on stderr naming the file and the problem.",
   richness data inspect x.npy y.npy --json"
     )]
     Inspect(InspectArgs),
+    /// Write a data set as richness trains on it (the same split, order and targets) to
+    /// .npy files: x_train, y_train (float64), labels_train (int64, classification
+    /// data), and the same for test.
+    #[command(after_help = "Examples:
+  richness data export digits --out out/digits
+  richness data export mnist --out out/mnist --train-size 5000")]
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Data spec: digits, mnist, fashion-mnist, synthetic:…, … (as `train --data`).
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+    /// Output folder.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: std::path::PathBuf,
+    /// Keep only the first N training examples (as `data.train_size`).
+    #[arg(long, value_name = "N")]
+    pub train_size: Option<usize>,
+    /// Keep only the first N test examples (as `data.test_size`; 0 = none).
+    #[arg(long, value_name = "N")]
+    pub test_size: Option<usize>,
 }
 
 /// A data set `fetch` knows.
@@ -146,7 +169,48 @@ pub fn run(a: DataArgs) -> anyhow::Result<Exit> {
         DataCommand::Fetch(f) => run_fetch(f),
         DataCommand::List(l) => run_list(l),
         DataCommand::Inspect(i) => run_inspect(i),
+        DataCommand::Export(e) => run_export(e),
     }
+}
+
+fn run_export(a: ExportArgs) -> anyhow::Result<Exit> {
+    use richness::data::npy::{save_npy, write_npy_raw};
+    let split = richness::data::DataConfig {
+        dataset: a.spec.clone(),
+        train_size: a.train_size,
+        test_size: a.test_size,
+        ..Default::default()
+    }
+    .load()?;
+    std::fs::create_dir_all(&a.out)?;
+    let mut parts = vec![("train", &split.train)];
+    if let Some(t) = &split.test {
+        parts.push(("test", t));
+    }
+    for (name, d) in parts {
+        let x = a.out.join(format!("x_{name}.npy"));
+        save_npy(&x, &[d.x.rows(), d.x.cols()], d.x.as_slice())?;
+        save_npy(
+            a.out.join(format!("y_{name}.npy")),
+            &[d.y.rows(), d.y.cols()],
+            d.y.as_slice(),
+        )?;
+        if let Some(l) = &d.labels {
+            let path = a.out.join(format!("labels_{name}.npy"));
+            let raw: Vec<u8> = l.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect();
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            write_npy_raw(&mut f, "<i8", &[l.len()], &raw)?;
+            std::io::Write::flush(&mut f)?;
+        }
+        println!(
+            "{name}: {} examples × {} features, {} targets",
+            d.len(),
+            d.x.cols(),
+            d.y.cols()
+        );
+    }
+    println!("wrote {}", a.out.display());
+    Ok(Exit::Ok)
 }
 
 fn run_fetch(a: FetchArgs) -> anyhow::Result<Exit> {

@@ -100,8 +100,9 @@ pub struct EmpiricalArgs {
     /// Output file (.npy, float64).
     #[arg(long, short, value_name = "K.npy")]
     pub out: PathBuf,
-    /// Which kernel of a vector output: mean (of the per-output kernels), each, or an index.
-    #[arg(long, default_value = "mean", value_name = "mean|each|INDEX")]
+    /// Which kernel of a vector output: mean (of the per-output kernels), sum (k × mean,
+    /// neural-tangents' trace convention), each, or an index.
+    #[arg(long, default_value = "mean", value_name = "mean|sum|each|INDEX")]
     pub output: Outputs,
     /// Rows per block of each input set (bounds memory; the kernel is the same up to rounding).
     #[arg(long, default_value_t = 256, value_parser = num::at_least_one)]
@@ -477,6 +478,11 @@ fn empirical_typed<T: Scalar>(
         Some(w) => {
             let mut m = Model::<T>::zeros(arch, param.clone())?;
             richness::io::load_weights_into(&mut m, w)?;
+            if richness::io::read_weights_meta(w)?.param.is_none() {
+                if let Some(msg) = scale_mismatch(&m) {
+                    eprintln!("warning: {}: {msg}", w.display());
+                }
+            }
             m
         }
         None => Model::<T>::init_with(arch, param.clone(), a.seed)?,
@@ -490,6 +496,36 @@ fn empirical_typed<T: Scalar>(
     };
     let ks = empirical_ntk(&model, cx, &xt, x2t.as_ref(), &opts)?;
     Ok((ks, setup, start.elapsed().as_secs_f64()))
+}
+
+/// For weights without richness metadata: a note when a layer's raw weights do not look
+/// like a draw from the parameterization's init (RMS off the init std by more than 2×),
+/// since the kernel then silently carries that factor squared.
+fn scale_mismatch<T: Scalar>(model: &Model<T>) -> Option<String> {
+    let mut worst: Option<(usize, f64, f64)> = None;
+    for (l, (w, lp)) in model.weights.iter().zip(&model.param.layers).enumerate() {
+        let v = w.as_slice();
+        if v.len() < 16 || lp.init_std <= 0.0 {
+            continue;
+        }
+        let rms = (v.iter().map(|x| x.f64() * x.f64()).sum::<f64>() / v.len() as f64).sqrt();
+        let ratio = rms / lp.init_std;
+        let off = ratio.max(1.0 / ratio);
+        let beats = match worst {
+            None => true,
+            Some((_, r, _)) => off > r.max(1.0 / r),
+        };
+        if off > 2.0 && beats {
+            worst = Some((l, ratio, rms));
+        }
+    }
+    worst.map(|(l, ratio, rms)| {
+        format!(
+            "no richness metadata, and layer {l}'s weights (RMS {rms:.3e}) are {ratio:.3e} × the init std of {} ({:.3e}): the kernel's layer term scales with that factor squared; give the scale they were drawn for (--preset/--richness/--gauge)",
+            model.param.summary(),
+            model.param.layers[l].init_std
+        )
+    })
 }
 
 fn infinite(a: InfiniteArgs, cx: &Compute) -> anyhow::Result<Exit> {

@@ -24,6 +24,10 @@ pub fn config_from_args(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
         cfg.clear_alternatives("model.width");
         cfg.model.width = Some(w);
     }
+    if let Some(d) = &a.dims {
+        cfg.clear_alternatives("model.dims");
+        cfg.model.dims = Some(d.clone());
+    }
     if let Some(e) = a.epochs {
         cfg.clear_alternatives("train.epochs");
         cfg.train.epochs = Some(e);
@@ -52,6 +56,9 @@ pub fn run(a: TrainArgs, threads: usize, progress: bool) -> anyhow::Result<Exit>
         println!();
         print!("{}", p.param.to_text());
         return Ok(Exit::Ok);
+    }
+    if let Some(path) = &a.save_init {
+        save_init(&cfg, a.init_weights.as_deref(), path)?;
     }
     let opts = RunOptions {
         out: a.out.clone(),
@@ -87,5 +94,31 @@ pub fn run(a: TrainArgs, threads: usize, progress: bool) -> anyhow::Result<Exit>
             eprintln!("diverged: {reason} (metrics kept in metrics.csv; no weights written)");
             Ok(Exit::Diverged)
         }
+    }
+}
+
+/// Write the weights a run starts from (its fresh init, or `--init-weights`), in the
+/// run's precision, as `richness train` draws them.
+fn save_init(
+    cfg: &TrainConfig,
+    init: Option<&std::path::Path>,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    fn typed<T: richness::tensor::Scalar>(
+        p: &train::Prepared,
+        init: Option<&std::path::Path>,
+        path: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let mut m = richness::nn::Model::<T>::init_with(&p.arch, p.param.clone(), p.config.seed)?;
+        if let Some(w) = init {
+            richness::io::load_weights_into(&mut m, w)?;
+        }
+        richness::io::save_weights(&m, path)?;
+        Ok(())
+    }
+    let p = train::prepare(cfg)?;
+    match cfg.dtype {
+        richness::tensor::Dtype::F32 => typed::<f32>(&p, init, path),
+        richness::tensor::Dtype::F64 => typed::<f64>(&p, init, path),
     }
 }

@@ -81,6 +81,8 @@ pub enum Outputs {
     Index(usize),
     /// K_uu for every unit u = 0..k−1 (k kernels).
     Each,
+    /// Σ_u K_uu: k × the mean (neural-tangents' convention for a traced output axis).
+    Sum,
 }
 
 impl std::str::FromStr for Outputs {
@@ -89,8 +91,11 @@ impl std::str::FromStr for Outputs {
         match s {
             "mean" | "trace" => Ok(Outputs::Mean),
             "each" => Ok(Outputs::Each),
+            "sum" => Ok(Outputs::Sum),
             _ => s.parse::<usize>().map(Outputs::Index).map_err(|_| {
-                format!("unknown output selection `{s}` (expected mean, each or an output index)")
+                format!(
+                    "unknown output selection `{s}` (expected mean, sum, each or an output index)"
+                )
             }),
         }
     }
@@ -389,6 +394,13 @@ pub fn empirical_ntk<T: Scalar>(
             vec![Head {
                 slots: (0..k).collect(),
                 weight: 1.0 / k as f64,
+            }],
+        ),
+        Outputs::Sum => (
+            (0..k).collect(),
+            vec![Head {
+                slots: (0..k).collect(),
+                weight: 1.0,
             }],
         ),
         Outputs::Index(u) if u >= k => {

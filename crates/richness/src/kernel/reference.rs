@@ -64,14 +64,19 @@ pub fn ntk_reference<T: Scalar>(
     match outputs {
         Outputs::Index(u) => vec![per_unit(u)],
         Outputs::Each => (0..k).map(per_unit).collect(),
-        Outputs::Mean => {
+        Outputs::Mean | Outputs::Sum => {
+            let w = if outputs == Outputs::Sum {
+                1.0
+            } else {
+                1.0 / k as f64
+            };
             let mut acc = Mat::<f64>::zeros(x1.rows(), n2);
             for u in 0..k {
                 let ku = per_unit(u);
                 acc.as_mut_slice()
                     .iter_mut()
                     .zip(ku.as_slice())
-                    .for_each(|(a, b)| *a += b / k as f64);
+                    .for_each(|(a, b)| *a += b * w);
             }
             vec![acc]
         }

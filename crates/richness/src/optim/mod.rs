@@ -128,7 +128,9 @@ impl<T: Scalar> Optimizer<T> {
             if model.biases[l].is_some() {
                 let b = lp.bias.expect("bias scaling");
                 // The bias's gauge factor is its multiplier (layerwise g = 1).
-                let eps_b = eps / lp.multiplier * b.multiplier;
+                // Derived from the layer's ε (as `bias_adam_eps` in the table is), so that
+                // a caller who sets `adam_eps` moves the bias's ε with it.
+                let eps_b = crate::param::bias_eps(eps, lp.multiplier, b.multiplier);
                 hyper.push(Hyper {
                     lr: T::of(p.base_lr * b.lr),
                     wd: T::of(cfg.weight_decay * b.multiplier * b.multiplier),

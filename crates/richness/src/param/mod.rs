@@ -530,6 +530,10 @@ pub struct LayerParam {
     /// Adam's ε for this layer (scaled with the gauge factor); absent for SGD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adam_eps: Option<f64>,
+    /// Adam's ε for the bias (ε scaled with the bias's gauge factor: `adam_eps / g · g_b`,
+    /// what the optimizer uses); absent for SGD and without a bias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_adam_eps: Option<f64>,
 }
 
 impl LayerParam {
@@ -602,6 +606,12 @@ fn check_finite(layers: &[LayerParam]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Adam's ε of a bias from its layer's: the raw gradient, hence ε, scales with the
+/// gauge factor, which is the multiplier (the layerwise gauge has g = 1).
+pub fn bias_eps(layer_eps: f64, g: f64, g_bias: f64) -> f64 {
+    layer_eps / g * g_bias
 }
 
 /// Width n of a network: the largest hidden width (fan-out of every layer but the last).
@@ -814,6 +824,7 @@ impl Parameterization {
                 // (c = g here, since the layerwise gauge has g = 1).
                 let adam_eps =
                     (optimizer == OptimizerKind::Adam).then_some(choice.adam_eps * w.multiplier);
+                let bias = s.bias.then(|| scaling(1.0));
                 LayerParam {
                     name: format!("layers.{i}"),
                     role,
@@ -827,8 +838,11 @@ impl Parameterization {
                     a: clean(-gp.width_exponent(r_for_exponents, d_exp)),
                     b: clean(-sp.width_exponent(r_for_exponents, d_exp)),
                     c: clean(-lp.width_exponent(r_for_exponents, d_exp)),
-                    bias: s.bias.then(|| scaling(1.0)),
+                    bias,
                     adam_eps,
+                    bias_adam_eps: adam_eps
+                        .zip(bias)
+                        .map(|(e, b)| bias_eps(e, w.multiplier, b.multiplier)),
                 }
             })
             .collect::<Vec<LayerParam>>();
@@ -915,6 +929,8 @@ impl Parameterization {
                         lr,
                     }),
                     adam_eps: (optimizer == OptimizerKind::Adam).then_some(choice.adam_eps * g),
+                    bias_adam_eps: (optimizer == OptimizerKind::Adam && s.bias)
+                        .then(|| bias_eps(choice.adam_eps * g, g, g)),
                 }
             })
             .collect();

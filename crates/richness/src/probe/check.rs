@@ -603,13 +603,28 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
         ..Default::default()
     }
     .load()?;
-    let wmax = *cfg.widths.iter().max().unwrap_or(&1);
-    let arch = arch_at(
-        &cfg.model,
-        wmax,
+    judge_with_dims(
+        cfg,
+        rows,
+        diverged,
         split.train.input_dim(),
         split.train.output_dim(),
-    )?;
+    )
+}
+
+/// [`judge`] for rows measured elsewhere (e.g. by `richness.torch.check` on a PyTorch
+/// model), on data with `n_in` inputs and `n_out` outputs: `cfg.data` is not loaded.
+/// The predictions are those of `cfg.model` (an MLP of the same depth has the same
+/// exponents on the scale).
+pub fn judge_with_dims(
+    cfg: &CheckConfig,
+    rows: &[ScanRow],
+    diverged: Vec<Diverged>,
+    n_in: usize,
+    n_out: usize,
+) -> Result<CheckReport> {
+    let wmax = *cfg.widths.iter().max().unwrap_or(&1);
+    let arch = arch_at(&cfg.model, wmax, n_in, n_out)?;
     let param = param_at(cfg, &arch, cfg.optim.kind)?;
     let diagnosis = prediction(cfg, &arch)?;
     let depth = arch.depth();
@@ -666,13 +681,7 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
                 // Gaussian model does not give: correcting only the denominator
                 // over-corrects. So ‖ΔW̃‖/‖W̃‖ is predicted as the bracket between the
                 // asymptotic exponent and the denominator-only correction.
-                let bias = op_norm_finite_size(
-                    &cfg.model,
-                    &cfg.widths,
-                    l,
-                    split.train.input_dim(),
-                    split.train.output_dim(),
-                );
+                let bias = op_norm_finite_size(&cfg.model, &cfg.widths, l, n_in, n_out);
                 if let (Some(p), Some(b)) = (predicted, bias) {
                     if b.abs() > 1e-3 {
                         asymptotic = Some(p);
