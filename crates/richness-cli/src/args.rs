@@ -29,6 +29,11 @@ pub struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Refuse any job whose estimated memory exceeds SIZE (e.g. 8G, 512M; K/M/G/T are
+    /// powers of 1024). Jobs are always checked against the available memory and the
+    /// address-space limit (ulimit -v) before they allocate; this sets a lower cap.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = richness::budget::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// More threads than this only oversubscribes any machine we know of, and thousands
