@@ -149,10 +149,69 @@ pub struct WeightsMeta {
     pub arch: Option<Arch>,
 }
 
+/// Most bytes a text config (TOML spec, scan or sweep config) may have.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Read a whole file that must be a file: a folder or a device (`/dev/zero`, which
+/// never ends) is a one-line error, and so is a file longer than `cap` bytes (a
+/// pipe is read up to the cap). A regular file's size is checked against the
+/// memory budget ([`crate::budget`]) before it is read.
+pub fn read_file(path: &Path, cap: Option<u64>) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        return Err(Error::file(path, "is a folder, not a file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_char_device() || ft.is_block_device() || ft.is_socket() {
+            return Err(Error::file(
+                path,
+                "is a device or socket, not a regular file",
+            ));
+        }
+    }
+    let too_long = |cap: u64| {
+        Error::file(
+            path,
+            format!(
+                "is longer than the {} a file of this kind may have",
+                crate::budget::human(cap as u128)
+            ),
+        )
+    };
+    let mut bytes = Vec::new();
+    if ft.is_file() {
+        let len = meta.len();
+        if let Some(c) = cap.filter(|&c| len > c) {
+            return Err(too_long(c));
+        }
+        crate::budget::ensure(|| format!("reading {}", path.display()), len as u128)?;
+        bytes.reserve_exact(len as usize);
+    }
+    let limit = cap.map_or(u64::MAX, |c| c + 1);
+    f.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if let Some(c) = cap.filter(|&c| bytes.len() as u64 > c) {
+        return Err(too_long(c));
+    }
+    Ok(bytes)
+}
+
+/// A text config as a string ([`read_file`] with [`MAX_CONFIG_BYTES`], UTF-8).
+pub fn read_config_text(path: &Path) -> Result<String> {
+    let bytes = read_file(path, Some(MAX_CONFIG_BYTES))?;
+    String::from_utf8(bytes).map_err(|_| Error::file(path, "is not UTF-8 text"))
+}
+
 /// Read the metadata (parameterization, architecture) of a weights file.
 pub fn read_weights_meta(path: impl AsRef<Path>) -> Result<WeightsMeta> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_file(path, None)?;
     let (_, meta) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
     let map = meta.metadata().clone().unwrap_or_default();
@@ -199,7 +258,7 @@ fn read_values<T: Scalar>(view: &TensorView<'_>, path: &Path, name: &str) -> Res
 /// (`param.center`) is re-centred at the loaded weights.
 pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_file(path, None)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
     let mut expected = Vec::new();
@@ -243,7 +302,18 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
                 ),
             ));
         }
-        loaded.push(read_values(&view, path, name)?);
+        let values: Vec<T> = read_values(&view, path, name)?;
+        // NaN or ±inf would train to a NaN checkpoint and still "complete".
+        if let Some(i) = values.iter().position(|v| !v.f64().is_finite()) {
+            return Err(Error::file(
+                path,
+                format!(
+                    "tensor `{name}` holds a non-finite value ({}) at flat index {i}: weights must be finite",
+                    values[i].f64()
+                ),
+            ));
+        }
+        loaded.push(values);
     }
     let mut it = loaded.into_iter();
     for l in 0..model.depth() {

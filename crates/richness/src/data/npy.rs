@@ -106,7 +106,7 @@ impl NpyArray {
 /// Read and validate a `.npy` file.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::io::read_file(path.as_ref(), None)?;
     parse_npy(&bytes, path)
 }
 

@@ -1022,7 +1022,7 @@ impl CheckConfig {
     /// Read a scan config (TOML); errors name the file, line and key.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::io::read_config_text(path.as_ref())?;
         toml::from_str(&text).map_err(|e| {
             Error::config(crate::train::toml_error(
                 &path.display().to_string(),

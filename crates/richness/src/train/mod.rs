@@ -305,7 +305,7 @@ impl TrainConfig {
     /// Read a TOML config file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::io::read_config_text(path.as_ref())?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -712,6 +712,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     let start = Instant::now();
     let cfg = &p.config;
     let cx = opts.compute.unwrap_or_else(|| Compute::new(1));
+    check_budget::<T>(p)?;
     let mut model = Model::<T>::init_with(&p.arch, p.param.clone(), cfg.seed)?;
     if let Some(w) = &opts.init_weights {
         crate::io::load_weights_into(&mut model, w)?;
@@ -900,6 +901,50 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         )?;
     }
     Ok(outcome)
+}
+
+/// Refuse a run whose model, optimizer state, batch activations, data copies and
+/// NTK tracking would not fit in memory (see [`crate::budget`]), before allocating.
+pub fn check_budget<T: Scalar>(p: &Prepared) -> Result<()> {
+    let cfg = &p.config;
+    let elem = std::mem::size_of::<T>();
+    let n = p.split.train.len();
+    let batch = if cfg.train.batch_size == 0 {
+        n
+    } else {
+        cfg.train.batch_size.min(n)
+    };
+    let slots = match cfg.optim.kind {
+        crate::param::OptimizerKind::Adam => 2,
+        _ => usize::from(cfg.optim.momentum != 0.0),
+    };
+    let mut bytes =
+        crate::budget::training_bytes(&p.arch, elem, batch, slots, p.param.center);
+    // The data cast to T (train and test).
+    for d in std::iter::once(&p.split.train).chain(p.split.test.as_ref()) {
+        let per_row = d.input_dim().saturating_add(d.output_dim());
+        bytes = bytes.saturating_add(crate::budget::product(&[d.len(), per_row], elem));
+    }
+    if let Some(t) = &cfg.ntk {
+        // Two kernels of points² for each output, and gradient rows of one block.
+        let k = p.split.train.output_dim().max(1);
+        bytes = bytes
+            .saturating_add(crate::budget::product(&[t.points, t.points, k, 3], 8))
+            .saturating_add(
+                crate::budget::trace_values(&p.arch, t.points.min(256))
+                    .saturating_mul(elem as u128 * 2),
+            );
+    }
+    crate::budget::ensure(
+        || {
+            format!(
+                "training {} with batch {batch} in {}",
+                crate::budget::describe(&p.arch),
+                T::DTYPE.name()
+            )
+        },
+        bytes,
+    )
 }
 
 /// ‖w − w0‖ / ‖w0‖ (Frobenius), accumulated in f64; NaN when w0 is zero.
