@@ -286,9 +286,20 @@ pub fn scan(
     }
 }
 
+/// How many different values `v` holds.
+pub fn distinct(v: &[usize]) -> usize {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    s.dedup();
+    s.len()
+}
+
 fn validate(cfg: &CheckConfig) -> Result<()> {
-    if cfg.widths.len() < 2 {
-        return Err(Error::config("a scan needs at least two widths"));
+    if distinct(&cfg.widths) < 2 {
+        return Err(Error::config(format!(
+            "widths {:?}: a scan needs at least two distinct widths to fit a slope",
+            cfg.widths
+        )));
     }
     if cfg.widths.contains(&0) {
         return Err(Error::config("widths must be positive"));

@@ -676,6 +676,9 @@ pub fn prepare_with_data(config: &TrainConfig, split: Split) -> Result<Prepared>
         split.train.output_dim(),
         split.train.image_shape,
     )?;
+    if config.train.loss == Loss::CrossEntropy {
+        check_class_targets(&split)?;
+    }
     let param = Parameterization::resolve(&arch.layer_shapes(), &config.param, config.optim.kind)?;
     let mut resolved = config.clone();
     if arch.is_mlp() {
@@ -696,6 +699,31 @@ pub fn prepare_with_data(config: &TrainConfig, split: Split) -> Result<Prepared>
         arch,
         param,
     })
+}
+
+/// Cross-entropy needs class targets: integer labels, or rows of at least two
+/// probabilities (each in [0, 1], summing to 1). On real-valued regression targets it
+/// reported a loss of 0 or ran off to −10²⁴, so it is refused.
+fn check_class_targets(split: &Split) -> Result<()> {
+    for d in std::iter::once(&split.train).chain(split.test.as_ref()) {
+        if d.labels.is_some() {
+            continue;
+        }
+        let k = d.output_dim();
+        let bad_row = (0..d.len()).find(|&i| {
+            let r = d.y.row(i);
+            let sum: f64 = r.iter().sum();
+            k < 2 || r.iter().any(|&v| !(0.0..=1.0).contains(&v)) || (sum - 1.0).abs() > 1e-6
+        });
+        if let Some(i) = bad_row {
+            return Err(Error::config(format!(
+                "train.loss = cross-entropy needs class targets (labels, or rows of probabilities summing to 1), but {} has real-valued targets (row {i}: {:?}): use loss = \"mse\"",
+                d.name,
+                &d.y.row(i)[..k.min(4)]
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Train according to `config`, writing results when `opts.out` is set.
