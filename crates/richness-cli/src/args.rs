@@ -411,13 +411,20 @@ pub struct TableArgs {
   richness train configs/digits-mup.toml --set train.batch_size=128 --set optim.momentum=0.9
 
 Files written to --out: config.toml (resolved), parameterization.json/.txt,
-metrics.csv, summary.json, weights.safetensors. A diverged run exits with status 3.")]
+metrics.csv, summary.json, weights.safetensors. A diverged run exits with status 3.
+--out must be a new or empty folder; --overwrite replaces an old run's folder as a
+whole (docs/guarantees.md).")]
 pub struct TrainArgs {
     /// TOML config (optional: defaults train μP on digits).
     pub config: Option<PathBuf>,
-    /// Output folder.
+    /// Output folder. It must not exist or be empty: one folder holds one run.
     #[arg(long, short, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace a non-empty --out folder: the new run is written beside it and renamed
+    /// over it once finished, so no file of the old run remains (and an interrupted
+    /// run leaves the old folder as it was).
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
     /// Start from these weights (safetensors, as written by a previous run).
     #[arg(long, value_name = "FILE")]
     pub init_weights: Option<PathBuf>,

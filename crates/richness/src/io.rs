@@ -149,6 +149,105 @@ pub struct WeightsMeta {
     pub arch: Option<Arch>,
 }
 
+/// An output folder that holds one run.
+///
+/// A folder that does not exist or is empty is written in place. A folder that
+/// already holds files is refused unless `overwrite` is set; then the new run is
+/// written into a sibling (`.NAME.partial`) and, once finished, renamed over the old
+/// one as a whole, so the files of two runs never sit side by side. An interrupted
+/// run leaves the old folder untouched (and its own files in `.NAME.partial`, which
+/// the next run removes).
+#[derive(Debug)]
+pub struct RunFolder {
+    target: std::path::PathBuf,
+    work: std::path::PathBuf,
+    staged: bool,
+}
+
+impl RunFolder {
+    /// Claim `target` for a new run (see the type's docs).
+    pub fn begin(target: &Path, overwrite: bool) -> Result<Self> {
+        match std::fs::metadata(target) {
+            Ok(m) if !m.is_dir() => Err(Error::file(target, "exists and is not a folder")),
+            Ok(_) => {
+                let mut names: Vec<String> = std::fs::read_dir(target)
+                    .map_err(|e| Error::io(target, e))?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                if names.is_empty() {
+                    return Ok(RunFolder {
+                        target: target.to_path_buf(),
+                        work: target.to_path_buf(),
+                        staged: false,
+                    });
+                }
+                if !overwrite {
+                    names.sort();
+                    let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+                    return Err(Error::config(format!(
+                        "{}: the folder already holds files ({shown}{}): pass --overwrite to replace its contents as a whole, or choose another --out",
+                        target.display(),
+                        if names.len() > 3 { ", …" } else { "" }
+                    )));
+                }
+                let target = target.canonicalize().map_err(|e| Error::io(target, e))?;
+                let work = sibling(&target, "partial");
+                if work.exists() {
+                    std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+                }
+                std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+                Ok(RunFolder {
+                    target,
+                    work,
+                    staged: true,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+                Ok(RunFolder {
+                    target: target.to_path_buf(),
+                    work: target.to_path_buf(),
+                    staged: false,
+                })
+            }
+            Err(e) => Err(Error::io(target, e)),
+        }
+    }
+
+    /// Where the run's files go now.
+    pub fn path(&self) -> &Path {
+        &self.work
+    }
+
+    /// Put the finished run in place (a staged run replaces the old folder).
+    pub fn finish(self) -> Result<()> {
+        if !self.staged {
+            return Ok(());
+        }
+        let old = sibling(&self.target, "old");
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        }
+        std::fs::rename(&self.target, &old).map_err(|e| Error::io(&self.target, e))?;
+        std::fs::rename(&self.work, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    }
+}
+
+/// `DIR/.NAME.what` beside `DIR/NAME`.
+fn sibling(target: &Path, what: &str) -> std::path::PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    target
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(format!(".{name}.{what}"))
+}
+
 /// Most bytes a text config (TOML spec, scan or sweep config) may have.
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 

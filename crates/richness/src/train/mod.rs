@@ -631,6 +631,9 @@ pub struct Outcome {
 pub struct RunOptions {
     /// Output folder; `None` keeps everything in memory.
     pub out: Option<PathBuf>,
+    /// Replace a non-empty `out` folder as a whole (see [`crate::io::RunFolder`]);
+    /// without it a folder that holds files is an error.
+    pub overwrite: bool,
     /// Start from these weights instead of a fresh init.
     pub init_weights: Option<PathBuf>,
     /// Show a progress bar on stderr.
@@ -741,6 +744,14 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     let cfg = &p.config;
     let cx = opts.compute.unwrap_or_else(|| Compute::new(1));
     check_budget::<T>(p)?;
+    // The folder is claimed before any work: a non-empty one without `overwrite` is
+    // refused, and with it the run is staged beside the old one.
+    let folder = opts
+        .out
+        .as_deref()
+        .map(|d| crate::io::RunFolder::begin(d, opts.overwrite))
+        .transpose()?;
+    let out_dir: Option<PathBuf> = folder.as_ref().map(|f| f.path().to_path_buf());
     let mut model = Model::<T>::init_with(&p.arch, p.param.clone(), cfg.seed)?;
     if let Some(w) = &opts.init_weights {
         crate::io::load_weights_into(&mut model, w)?;
@@ -777,9 +788,8 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         None => None,
     };
 
-    let mut csv = match &opts.out {
+    let mut csv = match &out_dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             crate::io::write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
             crate::io::write_atomic(
                 &dir.join("parameterization.json"),
@@ -895,7 +905,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     if let Some((w, path)) = csv.as_mut() {
         w.flush().map_err(|e| Error::io(&*path, e))?;
     }
-    if let (Some(t), Some(dir)) = (&ntk_track, &opts.out) {
+    if let (Some(t), Some(dir)) = (&ntk_track, &out_dir) {
         t.write_csv(&dir.join("ntk_movement.csv"))?;
     }
     let outcome = Outcome {
@@ -917,7 +927,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
             .collect(),
         ntk: ntk_track.map(|t| t.rows).unwrap_or_default(),
     };
-    if let Some(dir) = &opts.out {
+    if let Some(dir) = &out_dir {
         if status == Status::Completed {
             crate::io::save_weights(&trainer.model, dir.join("weights.safetensors"))?;
         }
@@ -927,6 +937,9 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
             &dir.join("summary.json"),
             serde_json::to_string_pretty(&summary).unwrap().as_bytes(),
         )?;
+    }
+    if let Some(f) = folder {
+        f.finish()?;
     }
     Ok(outcome)
 }
