@@ -596,3 +596,33 @@ fn an_impossible_run_in_a_sweep_is_recorded_as_failed_and_the_rest_run() {
     assert!(err.contains("model.width=1000000") && err.contains("needs about"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_export_that_fails_part_way_leaves_no_partial_folder() {
+    let dir = std::env::temp_dir().join(format!("richness-hostile-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("s.toml"), TINY_SWEEP).unwrap();
+    let o = richness(&dir, &["sweep", "run", "s.toml", "--db", "d.sqlite"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Damage the store behind the runs table: a metric row whose step is not a number
+    // (read after runs.csv is already written).
+    let conn = rusqlite::Connection::open(dir.join("d.sqlite")).unwrap();
+    conn.execute(
+        "INSERT INTO metrics (run_id, step, name, layer, value) VALUES ('zzz', 'not a step', 'x', NULL, 1.0)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let o = richness(&dir, &["sweep", "export", "--db", "d.sqlite", "--format", "csv", "--out", "ex"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("ex"))
+        .collect();
+    assert!(left.is_empty(), "an export folder was left: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
