@@ -1033,7 +1033,7 @@ impl CheckConfig {
     /// Read a scan config (TOML); errors name the file, line and key.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = crate::io::read_config_text(path.as_ref())?;
+        let text = crate::io::read_config_text(path)?;
         toml::from_str(&text).map_err(|e| {
             Error::config(crate::train::toml_error(
                 &path.display().to_string(),

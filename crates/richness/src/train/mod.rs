@@ -305,7 +305,7 @@ impl TrainConfig {
     /// Read a TOML config file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = crate::io::read_config_text(path.as_ref())?;
+        let text = crate::io::read_config_text(path)?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
