@@ -29,6 +29,11 @@ pub struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Refuse any job whose estimated memory exceeds SIZE (e.g. 8G, 512M; K/M/G/T are
+    /// powers of 1024). Jobs are always checked against the available memory and the
+    /// address-space limit (ulimit -v) before they allocate; this sets a lower cap.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = richness::budget::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// More threads than this only oversubscribes any machine we know of, and thousands
@@ -418,13 +423,20 @@ pub struct TableArgs {
 
 Files written to --out: config.toml (resolved), parameterization.json/.txt,
 metrics.csv, summary.json, weights.safetensors. A diverged run exits with status 3.
---save-init FILE writes the initial weights (with --steps 0 and no --out, only them).")]
+--save-init FILE writes the initial weights (with --steps 0 and no --out, only them).
+--out must be a new or empty folder; --overwrite replaces an old run's folder as a
+whole (docs/guarantees.md).")]
 pub struct TrainArgs {
     /// TOML config (optional: defaults train μP on digits).
     pub config: Option<PathBuf>,
-    /// Output folder.
+    /// Output folder. It must not exist or be empty: one folder holds one run.
     #[arg(long, short, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace a non-empty --out folder: the new run is written beside it and renamed
+    /// over it once finished, so no file of the old run remains (and an interrupted
+    /// run leaves the old folder as it was).
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
     /// Start from these weights (safetensors, as written by a previous run).
     #[arg(long, value_name = "FILE")]
     pub init_weights: Option<PathBuf>,

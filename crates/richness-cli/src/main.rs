@@ -35,6 +35,7 @@ fn main() {
             }
         }
     };
+    richness::budget::set_max_memory(cli.max_memory);
     let threads = cli.threads_or_default();
     // One global pool; matrix products and parallel loops run inside it. If it cannot
     // start (a thread limit), rayon would panic at the first parallel loop instead.

@@ -439,8 +439,8 @@ fn train_config(config: &str, is_path: bool) -> PyResult<TrainConfig> {
 
 /// `richness train`: (summary JSON, metrics columns, weight_change).
 #[pyfunction]
-#[pyo3(signature = (config, is_path, init_weights, out, progress, threads))]
-#[allow(clippy::type_complexity)]
+#[pyo3(signature = (config, is_path, init_weights, out, progress, threads, overwrite=false))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn train<'py>(
     py: Python<'py>,
     config: &str,
@@ -449,10 +449,12 @@ fn train<'py>(
     out: Option<PathBuf>,
     progress: bool,
     threads: Option<usize>,
+    overwrite: bool,
 ) -> PyResult<(String, Bound<'py, PyDict>, Vec<f64>, String)> {
     let cfg = train_config(config, is_path)?;
     let opts = RunOptions {
         out,
+        overwrite,
         init_weights,
         progress,
         compute: Some(Compute::new(threads_or_all(threads))),

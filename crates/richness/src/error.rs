@@ -20,6 +20,10 @@ pub enum Error {
     /// error reporters that print the chain (`anyhow`'s `{:#}`) would say it twice.
     #[error("{path}: {err}")]
     Io { path: String, err: std::io::Error },
+    /// A job would need more memory than the process may use (see
+    /// [`crate::budget`]); refused before anything is allocated.
+    #[error("{0}")]
+    Resource(String),
     /// Arrays whose shapes do not fit together.
     #[error("shape mismatch: {0}")]
     Shape(String),

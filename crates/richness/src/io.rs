@@ -159,6 +159,180 @@ pub struct WeightsMeta {
     pub arch: Option<Arch>,
 }
 
+/// An output folder that holds one run.
+///
+/// A folder that does not exist or is empty is written in place. A folder that
+/// already holds files is refused unless `overwrite` is set; then the new run is
+/// written into a sibling (`.NAME.partial`) and, once finished, renamed over the old
+/// one as a whole, so the files of two runs never sit side by side. An interrupted
+/// run leaves the old folder untouched (and its own files in `.NAME.partial`, which
+/// the next run removes).
+#[derive(Debug)]
+pub struct RunFolder {
+    target: std::path::PathBuf,
+    work: std::path::PathBuf,
+    staged: bool,
+}
+
+impl RunFolder {
+    /// Claim `target` for a new run (see the type's docs).
+    pub fn begin(target: &Path, overwrite: bool) -> Result<Self> {
+        match std::fs::metadata(target) {
+            Ok(m) if !m.is_dir() => Err(Error::file(target, "exists and is not a folder")),
+            Ok(_) => {
+                let mut names: Vec<String> = std::fs::read_dir(target)
+                    .map_err(|e| Error::io(target, e))?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                if names.is_empty() {
+                    return Ok(RunFolder {
+                        target: target.to_path_buf(),
+                        work: target.to_path_buf(),
+                        staged: false,
+                    });
+                }
+                if !overwrite {
+                    names.sort();
+                    let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+                    return Err(Error::config(format!(
+                        "{}: the folder already holds files ({shown}{}): pass --overwrite to replace its contents as a whole, or choose another --out",
+                        target.display(),
+                        if names.len() > 3 { ", …" } else { "" }
+                    )));
+                }
+                let target = target.canonicalize().map_err(|e| Error::io(target, e))?;
+                let work = sibling(&target, "partial");
+                if work.exists() {
+                    std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+                }
+                std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+                Ok(RunFolder {
+                    target,
+                    work,
+                    staged: true,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+                Ok(RunFolder {
+                    target: target.to_path_buf(),
+                    work: target.to_path_buf(),
+                    staged: false,
+                })
+            }
+            Err(e) => Err(Error::io(target, e)),
+        }
+    }
+
+    /// Where the run's files go now.
+    pub fn path(&self) -> &Path {
+        &self.work
+    }
+
+    /// Put the finished run in place (a staged run replaces the old folder).
+    pub fn finish(self) -> Result<()> {
+        if !self.staged {
+            return Ok(());
+        }
+        let old = sibling(&self.target, "old");
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        }
+        std::fs::rename(&self.target, &old).map_err(|e| Error::io(&self.target, e))?;
+        std::fs::rename(&self.work, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    }
+}
+
+/// NaN or ±inf in a weights file (or an f64 value beyond f32's range, read into an
+/// f32 model) would train to a NaN checkpoint and still "complete": refuse it,
+/// naming the tensor and the flat index (in the file's order).
+fn all_finite<T: Scalar>(values: &[T], path: &Path, name: &str) -> Result<()> {
+    match values.iter().position(|v| !v.f64().is_finite()) {
+        Some(i) => Err(Error::file(
+            path,
+            format!(
+                "tensor `{name}` holds a non-finite value ({}) at flat index {i}: weights must be finite",
+                values[i].f64()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `DIR/.NAME.what` beside `DIR/NAME`.
+fn sibling(target: &Path, what: &str) -> std::path::PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    target
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(format!(".{name}.{what}"))
+}
+
+/// Most bytes a text config (TOML spec, scan or sweep config) may have.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Read a whole file that must be a file: a folder or a device (`/dev/zero`, which
+/// never ends) is a one-line error, and so is a file longer than `cap` bytes (a
+/// pipe is read up to the cap). A regular file's size is checked against the
+/// memory budget ([`crate::budget`]) before it is read.
+pub fn read_file(path: &Path, cap: Option<u64>) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        return Err(Error::file(path, "is a folder, not a file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_char_device() || ft.is_block_device() || ft.is_socket() {
+            return Err(Error::file(
+                path,
+                "is a device or socket, not a regular file",
+            ));
+        }
+    }
+    let too_long = |cap: u64| {
+        Error::file(
+            path,
+            format!(
+                "is longer than the {} a file of this kind may have",
+                crate::budget::human(cap as u128)
+            ),
+        )
+    };
+    let mut bytes = Vec::new();
+    if ft.is_file() {
+        let len = meta.len();
+        if let Some(c) = cap.filter(|&c| len > c) {
+            return Err(too_long(c));
+        }
+        crate::budget::ensure(|| format!("reading {}", path.display()), len as u128)?;
+        bytes.reserve_exact(len as usize);
+    }
+    let limit = cap.map_or(u64::MAX, |c| c + 1);
+    f.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if let Some(c) = cap.filter(|&c| bytes.len() as u64 > c) {
+        return Err(too_long(c));
+    }
+    Ok(bytes)
+}
+
+/// A text config as a string ([`read_file`] with [`MAX_CONFIG_BYTES`], UTF-8).
+pub fn read_config_text(path: &Path) -> Result<String> {
+    let bytes = read_file(path, Some(MAX_CONFIG_BYTES))?;
+    String::from_utf8(bytes).map_err(|_| Error::file(path, "is not UTF-8 text"))
+}
+
 /// Most header bytes accepted (the `safetensors` crate's own limit).
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
@@ -176,7 +350,11 @@ struct Header {
 fn read_header(path: &Path) -> Result<Header> {
     let bad = |what: String| Error::file(path, format!("not a valid safetensors file: {what}"));
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let fmeta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !fmeta.is_file() {
+        return Err(Error::file(path, "is not a regular file"));
+    }
+    let len = fmeta.len();
     if len < 8 {
         return Err(bad(format!(
             "{len} bytes, shorter than the 8-byte header length"
@@ -355,22 +533,27 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
         let (info, (name, _)) = it.next().expect("one per tensor");
         match model.kind(l) {
             // A dense layer's internal layout is PyTorch's: read in place.
-            LayerKind::Dense { .. } => read_values_into(
-                &mut header,
-                info,
-                model.weights[l].as_mut_slice(),
-                path,
-                name,
-            )?,
+            LayerKind::Dense { .. } => {
+                read_values_into(
+                    &mut header,
+                    info,
+                    model.weights[l].as_mut_slice(),
+                    path,
+                    name,
+                )?;
+                all_finite(model.weights[l].as_slice(), path, name)?;
+            }
             kind @ LayerKind::Conv(_) => {
                 let mut values = vec![T::zero(); model.weights[l].as_slice().len()];
                 read_values_into(&mut header, info, &mut values, path, name)?;
+                all_finite(&values, path, name)?;
                 from_torch_layout(kind, &values, &mut model.weights[l]);
             }
         }
         if let Some(b) = model.biases[l].as_mut() {
             let (info, (name, _)) = it.next().expect("one per tensor");
             read_values_into(&mut header, info, b, path, name)?;
+            all_finite(b, path, name)?;
         }
     }
     // A centred model is centred at the weights it starts from: these.

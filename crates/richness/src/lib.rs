@@ -29,6 +29,7 @@
 //! assert!(after < before);
 //! ```
 
+pub mod budget;
 pub mod data;
 pub mod error;
 pub mod fit;

@@ -23,6 +23,8 @@ pub fn run(a: DemoArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> 
         let out = a.out.join(preset.name());
         let opts = RunOptions {
             out: Some(out.clone()),
+            // The demo owns its folders: a rerun replaces each run as a whole.
+            overwrite: true,
             init_weights: None,
             progress,
             compute: Some(Compute::new(threads)),

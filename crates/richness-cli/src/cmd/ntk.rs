@@ -181,8 +181,8 @@ pub struct InfiniteArgs {
     /// Quadrature rule for tanh and gelu.
     #[arg(long, value_enum, default_value = "piecewise")]
     pub quadrature: QuadChoice,
-    /// Nodes of the quadrature rule (per piece for piecewise) [default: 16 piecewise, 32 hermite].
-    #[arg(long, value_parser = num::at_least_one)]
+    /// Nodes of the quadrature rule (per piece for piecewise), 1 to 1000 [default: 16 piecewise, 32 hermite].
+    #[arg(long, value_parser = quad_nodes)]
     pub nodes: Option<usize>,
     /// Use quadrature even where a closed form exists (a check).
     #[arg(long)]
@@ -315,6 +315,16 @@ pub struct CompareArgs {
     pub out: PathBuf,
 }
 
+/// `--nodes`: building a rule costs O(n³) time and O(n²) memory, and beyond a few
+/// hundred nodes the weights underflow: more than this is a typo.
+fn quad_nodes(s: &str) -> Result<usize, String> {
+    let max = richness::kernel::quadrature::MAX_NODES;
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {max}")),
+    }
+}
+
 pub fn run(a: NtkArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
     let cx = Compute::new(threads);
     match a.cmd {
@@ -337,7 +347,18 @@ fn read_mat(path: &Path) -> anyhow::Result<Mat<f64>> {
             s
         ),
     };
-    Ok(Mat::from_vec(r, c, arr.to_f64()))
+    let values = arr.to_f64();
+    // NaN or ±inf would flow silently into the kernels and predictions.
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "{}: non-finite value {} at row {}, column {} (flat index {i}): inputs and kernels must be finite",
+            path.display(),
+            values[i],
+            i / c.max(1),
+            i % c.max(1)
+        );
+    }
+    Ok(Mat::from_vec(r, c, values))
 }
 
 fn save_eigenvalues(path: &Path, k: &Mat<f64>) -> anyhow::Result<Vec<f64>> {
@@ -602,6 +623,7 @@ fn predict(a: PredictArgs, cx: &Compute) -> anyhow::Result<Exit> {
         (None, Some(t)) => Horizon::Time(t),
         (None, None) => Horizon::Infinity,
     };
+    lin.check_stable(horizon)?;
     let pred = match &a.k_test {
         Some(kt) => {
             let kx = read_mat(kt)?;

@@ -260,8 +260,24 @@ fn plan(a: PlanArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     let width = runs.last().map(|r| r.index.to_string().len()).unwrap_or(1);
+    // Every run gets the checks it would meet before training; a spec none of
+    // whose runs could start is an error here, not a sweep of failures.
+    let cache = richness::sweep::runner::DataCache::default();
+    let mut invalid = Vec::new();
     for r in &runs {
         println!("{:>width$}  {}  {}", r.index, r.id, r.label);
+        if let Err(e) = richness::sweep::runner::validate_run(r, &cache) {
+            invalid.push(format!("run {} ({}): {e}", r.index, r.label));
+        }
+    }
+    if !runs.is_empty() && invalid.len() == runs.len() {
+        anyhow::bail!(
+            "no run of this spec can start; {}",
+            invalid[0]
+        );
+    }
+    for w in &invalid {
+        eprintln!("warning: {w}");
     }
     let shard = a
         .shard

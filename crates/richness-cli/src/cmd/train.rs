@@ -62,6 +62,7 @@ pub fn run(a: TrainArgs, threads: usize, progress: bool) -> anyhow::Result<Exit>
     }
     let opts = RunOptions {
         out: a.out.clone(),
+        overwrite: a.overwrite,
         init_weights: a.init_weights.clone(),
         progress,
         compute: Some(Compute::new(threads)),

@@ -165,6 +165,7 @@ def train(
     *,
     init_weights: Union[None, str, "_os.PathLike[str]", Dict[str, Any]] = None,
     out: Union[None, str, "_os.PathLike[str]"] = None,
+    overwrite: bool = False,
     progress: bool = False,
     threads: Optional[int] = None,
 ) -> Dict[str, Any]:
@@ -174,7 +175,9 @@ def train(
     ``init_weights``: a weights file, or a dict of arrays named ``layers.{i}.weight``
     ([fan_out, fan_in]) and ``layers.{i}.bias`` (e.g. a PyTorch model's raw weights),
     to start from instead of a fresh init (``--init-weights``). ``out``: also write the
-    run folder (metrics.csv, summary.json, weights.safetensors, ...).
+    run folder (metrics.csv, summary.json, weights.safetensors, ...); a folder that
+    already holds files is refused unless ``overwrite=True``, which replaces it as a
+    whole (``--overwrite``).
 
     Returns the summary (``status``, ``steps``, ``final_train_loss``, ...,
     ``parameterization``), ``metrics`` (columns step, epoch, train_loss, test_loss,
@@ -189,7 +192,7 @@ def train(
         init = _weights_file(init_weights, tmp)
         summary, metrics, change, resolved = _native.train(
             text, is_path, init, None if out is None else _os.fspath(out),
-            bool(progress), threads,
+            bool(progress), threads, bool(overwrite),
         )
     result = _json.loads(summary)
     result["metrics"] = metrics

@@ -175,13 +175,16 @@ pub fn fmt_shape(shape: &[usize]) -> String {
 pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
     let path = path.as_ref();
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    if !f.metadata().map_err(|e| Error::io(path, e))?.is_file() {
+        return Err(Error::file(path, "is not a regular file"));
+    }
     let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut magic = [0u8; 2];
     let got = read_up_to(&mut f, &mut magic).map_err(|e| Error::io(path, e))?;
     if got == 2 && magic == GZIP_MAGIC {
         // Compressed files are small (the whole point); reading one whole allocates
         // exactly the file's size.
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::io::read_file(path, None)?;
         let raw = gunzip_idx(&bytes).map_err(|m| Error::file(path, m))?;
         return decode(raw.0, raw.1, path);
     }

@@ -106,7 +106,7 @@ impl NpyArray {
 /// Read and validate a `.npy` file.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::io::read_file(path, None)?;
     parse_npy(&bytes, path)
 }
 
@@ -425,11 +425,18 @@ pub fn write_npy<T: Scalar, W: Write>(
 
 /// Write a `.npy` file.
 pub fn save_npy<T: Scalar>(path: impl AsRef<Path>, shape: &[usize], data: &[T]) -> Result<()> {
+    // Into memory, then a temporary name renamed over `path`: an interrupted write
+    // never leaves a truncated array under the real name.
     let path = path.as_ref();
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    let tmp = std::path::PathBuf::from(name);
     let mut f =
-        std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| Error::io(path, e))?);
-    write_npy(&mut f, shape, data).map_err(|e| Error::io(path, e))?;
-    f.flush().map_err(|e| Error::io(path, e))
+        std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
+    write_npy(&mut f, shape, data).map_err(|e| Error::io(&tmp, e))?;
+    f.flush().map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 /// Write raw bytes as a `.npy` of the given NumPy descr (used by tests and fuzz seeds).

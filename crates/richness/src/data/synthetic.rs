@@ -82,7 +82,12 @@ impl SyntheticSpec {
                 "synthetic classification needs k >= 2 classes",
             ));
         }
-        let total = self.n + self.n_test;
+        let total = self.n.saturating_add(self.n_test);
+        // Inputs, targets, noise and the train/test copies (crate::budget).
+        crate::budget::ensure(
+            || format!("synthetic data of {total} examples x {} inputs", self.d),
+            crate::budget::product(&[total, self.d.saturating_add(self.k.saturating_mul(3))], 8 * 2),
+        )?;
         let x = Mat::from_vec(
             total,
             self.d,

@@ -159,9 +159,9 @@ impl CompareConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.widths.len() < 2 || self.widths.contains(&0) {
+        if crate::probe::check::distinct(&self.widths) < 2 || self.widths.contains(&0) {
             return Err(Error::config(
-                "T8 needs at least two positive widths to fit a slope",
+                "T8 needs at least two distinct positive widths to fit a slope",
             ));
         }
         if self.rs.is_empty()

@@ -425,6 +425,32 @@ pub fn empirical_ntk<T: Scalar>(
                 .collect(),
         ),
     };
+    {
+        // The kernels (one per head, N₁ × N₂, f64) and one trace per block and
+        // thread of each input set, before anything is allocated (crate::budget).
+        let (n1, n2) = (x1.rows(), x2.map(|x| x.rows()).unwrap_or(x1.rows()));
+        let elem = std::mem::size_of::<T>();
+        let traces = crate::budget::trace_values(&model.arch, opts.block.min(n1.max(n2)))
+            .saturating_mul(2 * cx.threads.max(1) as u128)
+            .saturating_mul(elem as u128);
+        let need = crate::budget::product(&[heads.len(), n1, n2], 8)
+            .saturating_add(traces)
+            .saturating_add(
+                crate::budget::param_values(&model.arch)
+                    .min(GRADIENT_CACHE_VALUES as u128)
+                    .saturating_mul(elem as u128),
+            );
+        crate::budget::ensure(
+            || {
+                format!(
+                    "an empirical NTK of {n1} x {n2} inputs ({} kernel(s), block {})",
+                    heads.len(),
+                    opts.block
+                )
+            },
+            need,
+        )?;
+    }
     if !model.arch.is_mlp() {
         return Ok(ntk_by_gradients(
             model,

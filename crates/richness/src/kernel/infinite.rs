@@ -306,6 +306,15 @@ impl InfiniteMlp {
                 "an infinite-width MLP needs at least one weight layer",
             ));
         }
+        let nodes = match self.rule {
+            Rule::Piecewise { nodes } | Rule::Hermite { nodes } => nodes,
+        };
+        if nodes == 0 || nodes > crate::kernel::quadrature::MAX_NODES {
+            return Err(Error::config(format!(
+                "quadrature nodes must be 1 to {}, got {nodes}",
+                crate::kernel::quadrature::MAX_NODES
+            )));
+        }
         let n0 = x1.cols();
         if let Some(x2) = x2 {
             if x2.cols() != n0 {
@@ -321,6 +330,11 @@ impl InfiniteMlp {
         let sym = x2.is_none();
         let x2r = x2.unwrap_or(x1);
         let (n1, n2) = (x1.rows(), x2r.rows());
+        // Ĉ, NTK, NNGP and a working copy, each N₁ × N₂ (see crate::budget).
+        crate::budget::ensure(
+            || format!("an infinite-width kernel of {n1} x {n2} inputs"),
+            crate::budget::product(&[n1, n2, 4], 8),
+        )?;
         // Ĉ⁰ = X₁X₂ᵀ/n₀ (the only matrix product; everything after is per entry).
         let mut g = Mat::<f64>::zeros(n1, n2);
         cx.matmul(

@@ -33,6 +33,10 @@ use faer::Side;
 
 /// Nodes and weights of the Gauss rule of the symmetric Jacobi matrix with zero
 /// diagonal and off-diagonal `beta[k]` (k = 0..n−2), for a weight of total mass `mu0`.
+/// Most nodes a rule may have: building one is an O(n³) eigenproblem of an n × n
+/// matrix, and far fewer nodes already integrate to rounding.
+pub const MAX_NODES: usize = 1000;
+
 fn golub_welsch(n: usize, beta: impl Fn(usize) -> f64, mu0: f64) -> (Vec<f64>, Vec<f64>) {
     assert!(n >= 1, "a quadrature rule needs at least one node");
     let jac = faer::Mat::<f64>::from_fn(n, n, |i, j| {

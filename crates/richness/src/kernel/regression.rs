@@ -59,9 +59,18 @@ pub fn eigh(k: &Mat<f64>) -> Result<(Vec<f64>, Mat<f64>)> {
             k.cols()
         )));
     }
-    if k.as_slice().iter().any(|v| !v.is_finite()) {
-        return Err(Error::config("kernel matrix has non-finite entries"));
+    if let Some(i) = k.as_slice().iter().position(|v| !v.is_finite()) {
+        return Err(Error::config(format!(
+            "kernel matrix has a non-finite entry at [{}, {}]",
+            i / n.max(1),
+            i % n.max(1)
+        )));
     }
+    // The symmetrised copy, the eigenvectors and faer's workspace.
+    crate::budget::ensure(
+        || format!("the eigendecomposition of a {n} x {n} kernel"),
+        crate::budget::product(&[n, n, 3], 8),
+    )?;
     let m = faer::Mat::<f64>::from_fn(n, n, |i, j| 0.5 * (k[(i, j)] + k[(j, i)]));
     let evd = m
         .self_adjoint_eigen(Side::Lower)
@@ -84,9 +93,18 @@ pub fn eigenvalues(k: &Mat<f64>) -> Result<Vec<f64>> {
             k.cols()
         )));
     }
-    if k.as_slice().iter().any(|v| !v.is_finite()) {
-        return Err(Error::config("kernel matrix has non-finite entries"));
+    if let Some(i) = k.as_slice().iter().position(|v| !v.is_finite()) {
+        return Err(Error::config(format!(
+            "kernel matrix has a non-finite entry at [{}, {}]",
+            i / n.max(1),
+            i % n.max(1)
+        )));
     }
+    // The symmetrised copy, the eigenvectors and faer's workspace.
+    crate::budget::ensure(
+        || format!("the eigendecomposition of a {n} x {n} kernel"),
+        crate::budget::product(&[n, n, 3], 8),
+    )?;
     let m = faer::Mat::<f64>::from_fn(n, n, |i, j| 0.5 * (k[(i, j)] + k[(j, i)]));
     let mut v = m
         .self_adjoint_eigenvalues(Side::Lower)
@@ -158,7 +176,30 @@ impl LinearisedMse {
                 "ridge and base rate must be non-negative numbers",
             ));
         }
+        // A kernel is symmetric and positive semi-definite; anything else (a file of
+        // the wrong thing, a test kernel given as the train kernel) gives predictions
+        // that mean nothing, so it is refused rather than symmetrised silently.
+        let scale = k_train.as_slice().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for i in 0..b {
+            for j in 0..i {
+                let (a, c) = (k_train[(i, j)], k_train[(j, i)]);
+                if (a - c).abs() > 1e-8 * scale {
+                    return Err(Error::config(format!(
+                        "the train kernel is not symmetric: K[{i}, {j}] = {a:e} but K[{j}, {i}] = {c:e}"
+                    )));
+                }
+            }
+        }
         let (eigenvalues, eigenvectors) = eigh(k_train)?;
+        let (top, bottom) = (
+            eigenvalues.first().copied().unwrap_or(0.0),
+            eigenvalues.last().copied().unwrap_or(0.0),
+        );
+        if bottom < -1e-6 * top.abs().max(scale) {
+            return Err(Error::config(format!(
+                "the train kernel is not positive semi-definite: smallest eigenvalue {bottom:e} (largest {top:e})"
+            )));
+        }
         let f0 = f0
             .cloned()
             .unwrap_or_else(|| Mat::zeros(y.rows(), y.cols()));
@@ -186,6 +227,23 @@ impl LinearisedMse {
             ridge,
             rcond: 1e-12,
         })
+    }
+
+    /// Refuse a horizon whose dynamics diverge: `s` steps of gradient descent at rate
+    /// c are stable only while c·(λ_max + μ) < 2 (the residual along the top
+    /// eigenvector is multiplied by 1 − c·(λ_max + μ) every step).
+    pub fn check_stable(&self, horizon: Horizon) -> Result<()> {
+        if let Horizon::Steps(_) = horizon {
+            let top = self.eigenvalues.first().copied().unwrap_or(0.0) + self.ridge;
+            let cm = self.rate * top;
+            if cm >= 2.0 {
+                return Err(Error::config(format!(
+                    "the rate is unstable: c·(λ_max + ridge) = {cm:.4e} ≥ 2, so gradient descent diverges (lower the rate by more than a factor {:.4})",
+                    cm / 2.0
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// φ(m) of the module docs for every eigenvalue.

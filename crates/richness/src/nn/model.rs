@@ -314,6 +314,12 @@ impl<T: Scalar> Model<T> {
                 "parameterization does not match the architecture's layers".into(),
             ));
         }
+        // The weights alone must fit; callers that also train or trace check more
+        // (see crate::budget). This is the floor every model passes through.
+        crate::budget::ensure(
+            || crate::budget::describe(arch),
+            crate::budget::param_values(arch).saturating_mul(std::mem::size_of::<T>() as u128),
+        )?;
         let weights = shapes
             .iter()
             .map(|s| Mat::zeros(s.fan_out, s.fan_in))

@@ -300,9 +300,20 @@ pub fn scan(
     }
 }
 
+/// How many different values `v` holds.
+pub fn distinct(v: &[usize]) -> usize {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    s.dedup();
+    s.len()
+}
+
 fn validate(cfg: &CheckConfig) -> Result<()> {
-    if cfg.widths.len() < 2 {
-        return Err(Error::config("a scan needs at least two widths"));
+    if distinct(&cfg.widths) < 2 {
+        return Err(Error::config(format!(
+            "widths {:?}: a scan needs at least two distinct widths to fit a slope",
+            cfg.widths
+        )));
     }
     if cfg.widths.contains(&0) {
         return Err(Error::config("widths must be positive"));
@@ -1111,7 +1122,7 @@ impl CheckConfig {
     /// Read a scan config (TOML); errors name the file, line and key.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::io::read_config_text(path)?;
         toml::from_str(&text).map_err(|e| {
             Error::config(crate::train::toml_error(
                 &path.display().to_string(),

@@ -95,10 +95,11 @@ fn run_typed<T: Scalar>(
     threads: usize,
     progress: bool,
 ) -> Result<(CoordReport, Vec<CoordRow>)> {
-    if cfg.widths.len() < 2 || cfg.seeds == 0 {
-        return Err(Error::config(
-            "a coordinate check needs at least two widths and one seed",
-        ));
+    if crate::probe::check::distinct(&cfg.widths) < 2 || cfg.seeds == 0 {
+        return Err(Error::config(format!(
+            "widths {:?}, seeds {}: a coordinate check needs at least two distinct widths and one seed",
+            cfg.widths, cfg.seeds
+        )));
     }
     // As `check` does: a NaN momentum would otherwise train silently into NaN.
     cfg.optim.validate()?;

@@ -535,6 +535,8 @@ fn cached_train(cfg: &TrainConfig, dir: &Path, opts: &Options) -> Result<Outcome
         cfg,
         &RunOptions {
             out: Some(dir.to_path_buf()),
+            // The experiment owns this folder: a rerun replaces it as a whole.
+            overwrite: true,
             progress: false,
             compute: Some(Compute::new(threads)),
             ..RunOptions::default()

@@ -461,7 +461,7 @@ pub fn config_text(id: ExperimentId, opts: &Options) -> Result<String> {
     match &opts.config_dir {
         Some(dir) => {
             let p = dir.join(format!("{}.toml", id.stem()));
-            std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))
+            crate::io::read_config_text(&p)
         }
         None => Ok(id.embedded_config(opts.scale).to_string()),
     }

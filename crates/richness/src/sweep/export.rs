@@ -61,8 +61,46 @@ fn json_cell(v: Option<&serde_json::Value>) -> String {
 type MetricRow = (String, i64, String, Option<i64>, Option<f64>);
 
 /// Write `runs.csv` and `metrics.csv` into `dir`.
+///
+/// Both files are written into a sibling staging folder first and moved into `dir`
+/// only when both are complete, so an export that fails part-way (a damaged
+/// database) leaves `dir` as it was.
 pub fn export_csv(store: &Store, dir: &Path) -> Result<Exported> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".into());
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let stage = parent.join(format!(".{name}.export-partial"));
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage).map_err(|e| Error::io(&stage, e))?;
+    }
+    std::fs::create_dir_all(&stage).map_err(|e| Error::io(&stage, e))?;
+    let staged = match write_csv(store, &stage) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&stage);
+            return Err(e);
+        }
+    };
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let runs_csv = dir.join("runs.csv");
+    let metrics_csv = dir.join("metrics.csv");
+    std::fs::rename(&staged.runs_csv, &runs_csv).map_err(|e| Error::io(&runs_csv, e))?;
+    std::fs::rename(&staged.metrics_csv, &metrics_csv).map_err(|e| Error::io(&metrics_csv, e))?;
+    let _ = std::fs::remove_dir_all(&stage);
+    Ok(Exported {
+        runs_csv,
+        metrics_csv,
+        ..staged
+    })
+}
+
+fn write_csv(store: &Store, dir: &Path) -> Result<Exported> {
     let runs = store.runs()?;
     // Axis columns in order of first appearance.
     let mut keys: Vec<String> = Vec::new();

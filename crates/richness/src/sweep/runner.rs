@@ -144,12 +144,28 @@ pub fn run_sweep(spec: &SweepSpec, store: &mut Store, opts: &RunnerOptions) -> R
     let start = Instant::now();
     let pause_after = test_pause_after()?;
     let runs = selected_runs(spec, opts.shard)?;
+    // One writer per store, held until this function returns (or the process dies).
+    let _lock = WriterLock::acquire(store.path())?;
     let existing = store.run_count()?;
     if existing > 0 && !opts.resume {
         return Err(Error::file(
             store.path(),
             format!("already holds {existing} runs: pass --resume to skip the finished ones, or use a new --db"),
         ));
+    }
+    if existing > 0 {
+        // --resume continues the same sweep; another spec's runs would be mixed in.
+        if let Some(stored) = store.meta("spec")? {
+            if stored != spec.to_toml() {
+                let name = store.meta("name")?.unwrap_or_default();
+                return Err(Error::file(
+                    store.path(),
+                    format!(
+                        "holds {existing} runs of another sweep spec (`{name}`): --resume continues the same spec only; use a new --db"
+                    ),
+                ));
+            }
+        }
     }
     let done = store.finished_ids()?;
     let mut pending: Vec<&PlannedRun> = runs.iter().filter(|r| !done.contains(&r.id)).collect();
@@ -263,6 +279,57 @@ pub fn run_sweep(spec: &SweepSpec, store: &mut Store, opts: &RunnerOptions) -> R
     Ok(report)
 }
 
+/// An exclusive `flock` on `DB.lock`: a second `sweep run` on the same store is
+/// refused with the holder's pid and host instead of running everything twice. The
+/// kernel drops the lock when the holder exits, however it ends (SIGKILL included),
+/// so a stale `.lock` file never blocks a resume.
+struct WriterLock {
+    _file: std::fs::File,
+}
+
+impl WriterLock {
+    fn acquire(db: &std::path::Path) -> Result<Self> {
+        use std::io::{Read, Seek, Write};
+        let mut name = db.as_os_str().to_owned();
+        name.push(".lock");
+        let path = std::path::PathBuf::from(name);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: flock on a file descriptor this function owns.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc != 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() == std::io::ErrorKind::WouldBlock {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = holder.trim();
+                    return Err(Error::file(
+                        db,
+                        format!(
+                            "another sweep is writing to this store ({}): wait for it, or use another --db",
+                            if holder.is_empty() { "holder unknown" } else { holder }
+                        ),
+                    ));
+                }
+                return Err(Error::io(&path, err));
+            }
+        }
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "pid {} on {}", std::process::id(), hostname());
+        let _ = file.flush();
+        Ok(WriterLock { _file: file })
+    }
+}
+
 /// A rough cost for scheduling: weights × steps (only the order depends on it).
 fn cost(cfg: &train::TrainConfig) -> f64 {
     let width = cfg.model.width.unwrap_or(train::DEFAULT_WIDTH) as f64;
@@ -297,6 +364,17 @@ pub fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The checks a run passes before it trains (config, data, architecture,
+/// parameterization, memory budget), without training: what `sweep plan` reports.
+pub fn validate_run(run: &PlannedRun, cache: &DataCache) -> Result<()> {
+    let split = cache.get(&run.config.data)?;
+    let prepared = train::prepare_with_data(&run.config, split)?;
+    match run.config.dtype {
+        Dtype::F32 => train::check_budget::<f32>(&prepared),
+        Dtype::F64 => train::check_budget::<f64>(&prepared),
+    }
 }
 
 /// Train one run and turn its outcome into store rows. Never fails: a run that

@@ -138,7 +138,7 @@ impl SweepSpec {
     /// in the current folder.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::io::read_config_text(path)?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

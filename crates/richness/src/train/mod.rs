@@ -305,7 +305,7 @@ impl TrainConfig {
     /// Read a TOML config file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::io::read_config_text(path)?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -631,6 +631,9 @@ pub struct Outcome {
 pub struct RunOptions {
     /// Output folder; `None` keeps everything in memory.
     pub out: Option<PathBuf>,
+    /// Replace a non-empty `out` folder as a whole (see [`crate::io::RunFolder`]);
+    /// without it a folder that holds files is an error.
+    pub overwrite: bool,
     /// Start from these weights instead of a fresh init.
     pub init_weights: Option<PathBuf>,
     /// Show a progress bar on stderr.
@@ -676,6 +679,9 @@ pub fn prepare_with_data(config: &TrainConfig, split: Split) -> Result<Prepared>
         split.train.output_dim(),
         split.train.image_shape,
     )?;
+    if config.train.loss == Loss::CrossEntropy {
+        check_class_targets(&split)?;
+    }
     let param = Parameterization::resolve(&arch.layer_shapes(), &config.param, config.optim.kind)?;
     let mut resolved = config.clone();
     if arch.is_mlp() {
@@ -698,6 +704,31 @@ pub fn prepare_with_data(config: &TrainConfig, split: Split) -> Result<Prepared>
     })
 }
 
+/// Cross-entropy needs class targets: integer labels, or rows of at least two
+/// probabilities (each in [0, 1], summing to 1). On real-valued regression targets it
+/// reported a loss of 0 or ran off to −10²⁴, so it is refused.
+fn check_class_targets(split: &Split) -> Result<()> {
+    for d in std::iter::once(&split.train).chain(split.test.as_ref()) {
+        if d.labels.is_some() {
+            continue;
+        }
+        let k = d.output_dim();
+        let bad_row = (0..d.len()).find(|&i| {
+            let r = d.y.row(i);
+            let sum: f64 = r.iter().sum();
+            k < 2 || r.iter().any(|&v| !(0.0..=1.0).contains(&v)) || (sum - 1.0).abs() > 1e-6
+        });
+        if let Some(i) = bad_row {
+            return Err(Error::config(format!(
+                "train.loss = cross-entropy needs class targets (labels, or rows of probabilities summing to 1), but {} has real-valued targets (row {i}: {:?}): use loss = \"mse\"",
+                d.name,
+                &d.y.row(i)[..k.min(4)]
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Train according to `config`, writing results when `opts.out` is set.
 pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let prepared = prepare(config)?;
@@ -712,6 +743,15 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     let start = Instant::now();
     let cfg = &p.config;
     let cx = opts.compute.unwrap_or_else(|| Compute::new(1));
+    check_budget::<T>(p)?;
+    // The folder is claimed before any work: a non-empty one without `overwrite` is
+    // refused, and with it the run is staged beside the old one.
+    let folder = opts
+        .out
+        .as_deref()
+        .map(|d| crate::io::RunFolder::begin(d, opts.overwrite))
+        .transpose()?;
+    let out_dir: Option<PathBuf> = folder.as_ref().map(|f| f.path().to_path_buf());
     let mut model = Model::<T>::init_with(&p.arch, p.param.clone(), cfg.seed)?;
     if let Some(w) = &opts.init_weights {
         crate::io::load_weights_into(&mut model, w)?;
@@ -748,9 +788,8 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         None => None,
     };
 
-    let mut csv = match &opts.out {
+    let mut csv = match &out_dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             crate::io::write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
             crate::io::write_atomic(
                 &dir.join("parameterization.json"),
@@ -866,7 +905,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     if let Some((w, path)) = csv.as_mut() {
         w.flush().map_err(|e| Error::io(&*path, e))?;
     }
-    if let (Some(t), Some(dir)) = (&ntk_track, &opts.out) {
+    if let (Some(t), Some(dir)) = (&ntk_track, &out_dir) {
         t.write_csv(&dir.join("ntk_movement.csv"))?;
     }
     let outcome = Outcome {
@@ -888,7 +927,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
             .collect(),
         ntk: ntk_track.map(|t| t.rows).unwrap_or_default(),
     };
-    if let Some(dir) = &opts.out {
+    if let Some(dir) = &out_dir {
         if status == Status::Completed {
             crate::io::save_weights(&trainer.model, dir.join("weights.safetensors"))?;
         }
@@ -899,7 +938,54 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
             serde_json::to_string_pretty(&summary).unwrap().as_bytes(),
         )?;
     }
+    if let Some(f) = folder {
+        f.finish()?;
+    }
     Ok(outcome)
+}
+
+/// Refuse a run whose model, optimizer state, batch activations, data copies and
+/// NTK tracking would not fit in memory (see [`crate::budget`]), before allocating.
+pub fn check_budget<T: Scalar>(p: &Prepared) -> Result<()> {
+    let cfg = &p.config;
+    let elem = std::mem::size_of::<T>();
+    let n = p.split.train.len();
+    let batch = if cfg.train.batch_size == 0 {
+        n
+    } else {
+        cfg.train.batch_size.min(n)
+    };
+    let slots = match cfg.optim.kind {
+        crate::param::OptimizerKind::Adam => 2,
+        _ => usize::from(cfg.optim.momentum != 0.0),
+    };
+    let mut bytes =
+        crate::budget::training_bytes(&p.arch, elem, batch, slots, p.param.center);
+    // The data cast to T (train and test).
+    for d in std::iter::once(&p.split.train).chain(p.split.test.as_ref()) {
+        let per_row = d.input_dim().saturating_add(d.output_dim());
+        bytes = bytes.saturating_add(crate::budget::product(&[d.len(), per_row], elem));
+    }
+    if let Some(t) = &cfg.ntk {
+        // Two kernels of points² for each output, and gradient rows of one block.
+        let k = p.split.train.output_dim().max(1);
+        bytes = bytes
+            .saturating_add(crate::budget::product(&[t.points, t.points, k, 3], 8))
+            .saturating_add(
+                crate::budget::trace_values(&p.arch, t.points.min(256))
+                    .saturating_mul(elem as u128 * 2),
+            );
+    }
+    crate::budget::ensure(
+        || {
+            format!(
+                "training {} with batch {batch} in {}",
+                crate::budget::describe(&p.arch),
+                T::DTYPE.name()
+            )
+        },
+        bytes,
+    )
 }
 
 /// ‖w − w0‖ / ‖w0‖ (Frobenius), accumulated in f64; NaN when w0 is zero.
