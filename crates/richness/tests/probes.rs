@@ -433,6 +433,11 @@ fn extra_init_seeds_measure_the_output_at_init_only_and_leave_the_probes_alone()
     for &w in &cfg.widths {
         assert_eq!(seeds_of("f_norm", w), 7);
         assert_eq!(seeds_of("df_norm", w), 3);
+        let hidden = rows
+            .iter()
+            .filter(|r| r.quantity == "h_rms" && r.width == w && r.layer == 1)
+            .count();
+        assert_eq!(hidden, 3);
     }
     // The probed seeds' rows are the same with and without the extra seeds.
     for r in &base_rows {
@@ -453,7 +458,8 @@ fn extra_init_seeds_measure_the_output_at_init_only_and_leave_the_probes_alone()
             .iter()
             .find(|q| (q.width, q.seed, q.layer, &q.quantity) == (r.width, r.seed, r.layer, &r.quantity))
             .unwrap();
-        assert_eq!(same.value, r.value, "{r:?}");
+        // The linear network is multiplied out from the output side: rounding only.
+        assert!((same.value - r.value).abs() <= 1e-12 * same.value.abs(), "{r:?} vs {same:?}");
     }
     // Fits of the probed quantities do not change; those at init use the extra seeds.
     let claim = |rep: &check::CheckReport, q: &str, l: usize| {
@@ -465,4 +471,24 @@ fn extra_init_seeds_measure_the_output_at_init_only_and_leave_the_probes_alone()
     };
     assert_eq!(claim(&base, "dh_norm", 2).slope, claim(&more, "dh_norm", 2).slope);
     assert_ne!(claim(&base, "f_norm", 0).slope, claim(&more, "f_norm", 0).slope);
+}
+
+#[test]
+fn the_output_at_init_of_a_nonlinear_or_biased_net_is_its_forward_pass() {
+    let (x, y) = data(9, 5, 3);
+    for (act, bias) in [(Activation::Relu, false), (Activation::Linear, true), (Activation::Linear, false)] {
+        let mut arch = Arch::mlp(vec![5, 40, 30, 3], act);
+        arch.bias = bias;
+        arch.bias_init = richness::nn::BiasInit::Normal;
+        let model =
+            Model::<f64>::init(&arch, &ScaleChoice::preset(Preset::Mup), OptimizerKind::Sgd, 5)
+                .unwrap();
+        let p = probe(&model, &OptimConfig::sgd(0.0), Loss::Mse, &x, &y, &ProbeSpec::default(), Compute::new(1));
+        let init = richness::probe::at_init(&model, &x, &y, None, Compute::new(1));
+        assert_eq!(init.len(), 2);
+        for m in init {
+            let want = p.get(&m.quantity, 0).unwrap();
+            assert!((m.value - want).abs() <= 1e-12 * want, "{act:?} bias={bias}: {} {} vs {want}", m.quantity, m.value);
+        }
+    }
 }

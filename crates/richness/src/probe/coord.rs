@@ -174,7 +174,10 @@ fn run_typed<T: Scalar>(
         .num_threads(threads.max(1))
         .build()
         .map_err(|e| Error::config(e.to_string()))?;
-    let results: Vec<Result<_>> = pool.install(|| jobs.par_iter().map(one).collect());
+    // One job per task: the jobs differ in cost by width² (rayon's default halving
+    // left one thread idle behind the widest ones).
+    let results: Vec<Result<_>> =
+        pool.install(|| jobs.par_iter().with_max_len(1).map(one).collect());
     bar.finish_and_clear();
     let mut rows = Vec::new();
     let mut diverged = Vec::new();

@@ -271,14 +271,17 @@ fn apply<T: Scalar>(cx: &Compute, inp: &[T], batch: usize, m: &Mat<T>) -> Mat<T>
     out
 }
 
-/// The quantities a probe measures at init from one forward pass (no step).
-pub const AT_INIT: [&str; 5] = ["h_norm", "h_rms", "a_rms", "f_norm", "f0_rel"];
+/// The output at init: the quantities a scan measures on extra seeds (`init_seeds`).
+pub const AT_INIT: [&str; 2] = ["f_norm", "f0_rel"];
 
-/// The [`AT_INIT`] quantities of `model` on `x` (with `y` for `f0_rel`): one forward
-/// pass, the same values [`probe`] reports for them. A scan measures them on extra
-/// seeds (`init_seeds`): the output at init is one random draw per seed whose spread
-/// does not shrink with width, unlike the updates, so its slope needs more seeds, and
-/// these cost a forward pass each.
+/// ‖f₀‖ and ‖f₀‖/‖y‖ of `model` on `x`: the [`AT_INIT`] values [`probe`] reports,
+/// without a step. A scan measures them on extra seeds (`init_seeds`): the output at
+/// init is one random draw per seed whose spread does not shrink with width (unlike
+/// the updates and the hidden coordinates, which self-average), so its slope needs
+/// far more seeds. A linear network without biases is multiplied out from the output
+/// side (k × n products, then x against the k × d result: the matrix-chain order that
+/// costs ~n² instead of the forward pass's n²·batch); any other network runs the
+/// forward pass.
 pub fn at_init<T: Scalar>(
     model: &Model<T>,
     x: &Mat<T>,
@@ -288,32 +291,37 @@ pub fn at_init<T: Scalar>(
 ) -> Vec<Measurement> {
     let b = x.rows();
     let depth = model.depth();
-    let mut t = crate::nn::Trace::new(model, b);
-    model.forward_uncentred(&cx, x.as_slice(), b, &mut t);
+    let chain = model.arch.activation == crate::nn::Activation::Linear
+        && model.biases.iter().all(|b| b.is_none())
+        && (0..depth).all(|l| matches!(model.kind(l), crate::nn::LayerKind::Dense { .. }));
+    let f0 = if chain {
+        // M = W̃_L ⋯ W̃_1 (k × d), built from the output side; f = x Mᵀ.
+        let gain = T::of(model.arch.gain);
+        let mut m = model.effective_weight(depth - 1);
+        for l in (0..depth - 1).rev() {
+            let w = &model.weights[l];
+            let g = T::of(model.param.layers[l].multiplier) * gain;
+            let mut next = Mat::zeros(m.rows(), w.cols());
+            cx.matmul(next.view_mut(), m.view(), w.view(), g, T::zero());
+            m = next;
+        }
+        norm(apply(&cx, x.as_slice(), b, &m).as_slice())
+    } else {
+        let mut t = crate::nn::Trace::new(model, b);
+        model.forward_uncentred(&cx, x.as_slice(), b, &mut t);
+        norm(t.output().as_slice())
+    };
     let want = |q: &str| q == "f0_rel" || quantities.is_none_or(|o| o.iter().any(|x| x == q));
     let mut out = Vec::new();
-    let mut put = |layer: usize, q: &str, v: f64| {
+    for (q, v) in [("f_norm", f0), ("f0_rel", ratio(f0, norm(y.as_slice())))] {
         if want(q) {
             out.push(Measurement {
-                layer,
+                layer: 0,
                 quantity: q.to_string(),
                 value: v,
-            })
-        }
-    };
-    for l in 0..depth {
-        let h = t.z[l].as_slice();
-        let coords = (b * t.z[l].cols()) as f64;
-        let h_norm = norm(h);
-        put(l + 1, "h_norm", h_norm);
-        put(l + 1, "h_rms", h_norm / coords.sqrt());
-        if l + 1 < depth {
-            put(l + 1, "a_rms", norm(t.a[l].as_slice()) / coords.sqrt());
+            });
         }
     }
-    let f0 = norm(t.output().as_slice());
-    put(0, "f_norm", f0);
-    put(0, "f0_rel", ratio(f0, norm(y.as_slice())));
     out
 }
 
