@@ -342,7 +342,11 @@ fn safetensors(path: &std::path::Path, tensors: &[(&str, &[usize], &[f32])]) {
 
 /// The fixtures the cases below name, in `dir`.
 fn fixtures(dir: &std::path::Path) {
-    npy(&dir.join("nan.npy"), &[4, 2], &[1., 1., 1., 1., 1., f64::NAN, 1., 1.]);
+    npy(
+        &dir.join("nan.npy"),
+        &[4, 2],
+        &[1., 1., 1., 1., 1., f64::NAN, 1., 1.],
+    );
     npy(&dir.join("inf.npy"), &[3], &[0., f64::INFINITY, 0.]);
     // 100,000 inputs: an 800 kB file whose n × n kernel would need 80 GB.
     npy(&dir.join("many.npy"), &[100_000, 1], &vec![0.5; 100_000]);
@@ -355,7 +359,11 @@ fn fixtures(dir: &std::path::Path) {
     safetensors(
         &dir.join("nan.safetensors"),
         &[
-            ("layers.0.weight", &[3, 2], &[0.1, 0.2, f32::NAN, 0.4, 0.5, 0.6]),
+            (
+                "layers.0.weight",
+                &[3, 2],
+                &[0.1, 0.2, f32::NAN, 0.4, 0.5, 0.6],
+            ),
             ("layers.1.weight", &[1, 3], &[0.1, 0.2, 0.3]),
         ],
     );
@@ -370,46 +378,262 @@ fn fixtures(dir: &std::path::Path) {
 
 const FILE_CASES: &[(&[&str], i32, &str)] = &[
     // Sizes a typo implies: refused with the estimate, never allocated (exit 134).
-    (&["train", "--width", "100000", "--steps", "1"], 2, "needs about"),
-    (&["train", "--width", "512", "--set", "model.depth=100000", "--steps", "1"], 2, "needs about"),
-    (&["train", "--data", "synthetic:n=1000000000,d=32", "--steps", "1"], 2, "synthetic data"),
+    (
+        &["train", "--width", "100000", "--steps", "1"],
+        2,
+        "needs about",
+    ),
+    (
+        &[
+            "train",
+            "--width",
+            "512",
+            "--set",
+            "model.depth=100000",
+            "--steps",
+            "1",
+        ],
+        2,
+        "needs about",
+    ),
+    (
+        &[
+            "train",
+            "--data",
+            "synthetic:n=1000000000,d=32",
+            "--steps",
+            "1",
+        ],
+        2,
+        "synthetic data",
+    ),
     (&["check", "--widths", "8,300000"], 2, "needs about"),
     (&["coord", "--widths", "8,300000"], 2, "needs about"),
-    (&["diagnose", "--preset", "mup", "--measure", "--widths", "8,300000"], 2, "needs about"),
-    (&["ntk", "infinite", "--depth", "2", "--x", "many.npy", "--out", "K.npy"], 2, "100000 x 100000"),
-    (&["ntk", "empirical", "--dims", "1,8,1", "--x", "many.npy", "--out", "K.npy"], 2, "100000 x 100000"),
-    (&["ntk", "infinite", "--depth", "2", "--x", "x.npy", "--out", "K.npy", "--nodes", "5000"], 2, "--nodes"),
-    (&["--max-memory", "1M", "train", "--width", "256", "--steps", "1"], 2, "--max-memory"),
-    (&["--max-memory", "0", "table", "--dims", "4,8,2"], 2, "--max-memory"),
-    (&["--max-memory", "lots", "table", "--dims", "4,8,2"], 2, "--max-memory"),
-    (&["sweep", "plan", "impossible.toml"], 2, "no run of this spec can start"),
+    (
+        &[
+            "diagnose",
+            "--preset",
+            "mup",
+            "--measure",
+            "--widths",
+            "8,300000",
+        ],
+        2,
+        "needs about",
+    ),
+    (
+        &[
+            "ntk", "infinite", "--depth", "2", "--x", "many.npy", "--out", "K.npy",
+        ],
+        2,
+        "100000 x 100000",
+    ),
+    (
+        &[
+            "ntk",
+            "empirical",
+            "--dims",
+            "1,8,1",
+            "--x",
+            "many.npy",
+            "--out",
+            "K.npy",
+        ],
+        2,
+        "100000 x 100000",
+    ),
+    (
+        &[
+            "ntk", "infinite", "--depth", "2", "--x", "x.npy", "--out", "K.npy", "--nodes", "5000",
+        ],
+        2,
+        "--nodes",
+    ),
+    (
+        &[
+            "--max-memory",
+            "1M",
+            "train",
+            "--width",
+            "256",
+            "--steps",
+            "1",
+        ],
+        2,
+        "--max-memory",
+    ),
+    (
+        &["--max-memory", "0", "table", "--dims", "4,8,2"],
+        2,
+        "--max-memory",
+    ),
+    (
+        &["--max-memory", "lots", "table", "--dims", "4,8,2"],
+        2,
+        "--max-memory",
+    ),
+    (
+        &["sweep", "plan", "impossible.toml"],
+        2,
+        "no run of this spec can start",
+    ),
     // Non-finite values, with the file and the position.
-    (&["ntk", "infinite", "--depth", "2", "--x", "nan.npy", "--out", "K.npy"], 2, "row 2, column 1"),
-    (&["ntk", "empirical", "--dims", "1,4,1", "--x", "inf.npy", "--out", "K.npy"], 2, "inf.npy"),
-    (&["ntk", "empirical", "--dims", "2,3,1", "--init-weights", "nan.safetensors", "--x", "x.npy", "--out", "K.npy"], 2, "flat index 2"),
-    (&["ntk", "predict", "--k-train", "nan.npy", "--y", "y.npy", "--out", "P.npy"], 2, "nan.npy"),
+    (
+        &[
+            "ntk", "infinite", "--depth", "2", "--x", "nan.npy", "--out", "K.npy",
+        ],
+        2,
+        "row 2, column 1",
+    ),
+    (
+        &[
+            "ntk",
+            "empirical",
+            "--dims",
+            "1,4,1",
+            "--x",
+            "inf.npy",
+            "--out",
+            "K.npy",
+        ],
+        2,
+        "inf.npy",
+    ),
+    (
+        &[
+            "ntk",
+            "empirical",
+            "--dims",
+            "2,3,1",
+            "--init-weights",
+            "nan.safetensors",
+            "--x",
+            "x.npy",
+            "--out",
+            "K.npy",
+        ],
+        2,
+        "flat index 2",
+    ),
+    (
+        &[
+            "ntk",
+            "predict",
+            "--k-train",
+            "nan.npy",
+            "--y",
+            "y.npy",
+            "--out",
+            "P.npy",
+        ],
+        2,
+        "nan.npy",
+    ),
     // Kernels that are not kernels, and a rate that diverges.
-    (&["ntk", "predict", "--k-train", "asym.npy", "--y", "y.npy", "--out", "P.npy"], 2, "not symmetric"),
-    (&["ntk", "predict", "--k-train", "indef.npy", "--y", "y.npy", "--out", "P.npy"], 2, "positive semi-definite"),
-    (&["ntk", "predict", "--k-train", "eye.npy", "--y", "y.npy", "--out", "P.npy", "--steps", "10", "--lr", "1000"], 2, "unstable"),
+    (
+        &[
+            "ntk",
+            "predict",
+            "--k-train",
+            "asym.npy",
+            "--y",
+            "y.npy",
+            "--out",
+            "P.npy",
+        ],
+        2,
+        "not symmetric",
+    ),
+    (
+        &[
+            "ntk",
+            "predict",
+            "--k-train",
+            "indef.npy",
+            "--y",
+            "y.npy",
+            "--out",
+            "P.npy",
+        ],
+        2,
+        "positive semi-definite",
+    ),
+    (
+        &[
+            "ntk",
+            "predict",
+            "--k-train",
+            "eye.npy",
+            "--y",
+            "y.npy",
+            "--out",
+            "P.npy",
+            "--steps",
+            "10",
+            "--lr",
+            "1000",
+        ],
+        2,
+        "unstable",
+    ),
     // Device files and folders where a file is expected.
     (&["train", "/dev/zero"], 2, "not a regular file"),
-    (&["train", "--width", "8", "--steps", "1", "--data", "npy:/dev/zero,y.npy"], 2, "not a regular file"),
+    (
+        &[
+            "train",
+            "--width",
+            "8",
+            "--steps",
+            "1",
+            "--data",
+            "npy:/dev/zero,y.npy",
+        ],
+        2,
+        "not a regular file",
+    ),
     (&["sweep", "plan", "/dev/zero"], 2, "not a regular file"),
     (&["check", "--config", "."], 2, "folder"),
     // Meaningless combinations.
-    (&["train", "--width", "8", "--steps", "1", "--data", "synthetic:n=16,d=2,k=1", "--set", "train.loss=cross-entropy"], 2, "cross-entropy"),
+    (
+        &[
+            "train",
+            "--width",
+            "8",
+            "--steps",
+            "1",
+            "--data",
+            "synthetic:n=16,d=2,k=1",
+            "--set",
+            "train.loss=cross-entropy",
+        ],
+        2,
+        "cross-entropy",
+    ),
     (&["check", "--widths", "64,64"], 2, "distinct"),
     (&["coord", "--widths", "32,32,32"], 2, "distinct"),
     (&["ntk", "compare", "--widths", "64,64"], 2, "distinct"),
     // A run folder holds one run.
-    (&["train", "--width", "8", "--steps", "1", "--out", "used"], 2, "--overwrite"),
-    (&["train", "--width", "8", "--steps", "1", "--overwrite"], 2, "required"),
+    (
+        &["train", "--width", "8", "--steps", "1", "--out", "used"],
+        2,
+        "--overwrite",
+    ),
+    (
+        &["train", "--width", "8", "--steps", "1", "--overwrite"],
+        2,
+        "required",
+    ),
 ];
 
 /// Run `richness --quiet ARGS` in `dir`, under `ulimit -v KB` when given; the
 /// reason it does not meet (code, needle), if any.
-fn check_case(dir: &std::path::Path, args: &[&str], code: i32, needle: &str, ulimit_kb: Option<u64>) -> Option<String> {
+fn check_case(
+    dir: &std::path::Path,
+    args: &[&str],
+    code: i32,
+    needle: &str,
+    ulimit_kb: Option<u64>,
+) -> Option<String> {
     let bin = env!("CARGO_BIN_EXE_richness");
     let mut cmd = match ulimit_kb {
         Some(kb) => {
@@ -431,7 +655,10 @@ fn check_case(dir: &std::path::Path, args: &[&str], code: i32, needle: &str, uli
         .expect("run richness");
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    let problem = if err.contains("panicked") || err.contains("backtrace") || err.contains("memory allocation") {
+    let problem = if err.contains("panicked")
+        || err.contains("backtrace")
+        || err.contains("memory allocation")
+    {
         Some("panicked or aborted")
     } else if out.status.code() != Some(code) {
         Some("wrong exit status")
@@ -445,7 +672,11 @@ fn check_case(dir: &std::path::Path, args: &[&str], code: i32, needle: &str, uli
     problem.map(|p| {
         format!(
             "{p}{}: richness {} → exit {:?} (want {code}, `{needle}`): {err}",
-            if ulimit_kb.is_some() { " (under ulimit -v)" } else { "" },
+            if ulimit_kb.is_some() {
+                " (under ulimit -v)"
+            } else {
+                ""
+            },
             args.join(" "),
             out.status.code()
         )
@@ -482,11 +713,23 @@ fn under_a_4gb_address_space_limit_every_case_is_still_a_one_line_refusal() {
         .collect();
     // A model that fits most machines' memory but not 4 GB of address space: the
     // limit is read (RLIMIT_AS), so this is refused instead of aborting in malloc.
-    if let Some(f) = check_case(&dir, &["train", "--width", "20000", "--steps", "1"], 2, "needs about", Some(4_000_000)) {
+    if let Some(f) = check_case(
+        &dir,
+        &["train", "--width", "20000", "--steps", "1"],
+        2,
+        "needs about",
+        Some(4_000_000),
+    ) {
         failures.push(f);
     }
     // A small run still trains under the limit.
-    if let Some(f) = check_case(&dir, &["train", "--width", "16", "--steps", "1", "--dry-run"], 0, "", Some(4_000_000)) {
+    if let Some(f) = check_case(
+        &dir,
+        &["train", "--width", "16", "--steps", "1", "--dry-run"],
+        0,
+        "",
+        Some(4_000_000),
+    ) {
         if !f.contains("not one line") {
             failures.push(f);
         }
@@ -509,7 +752,17 @@ fn overwrite_replaces_a_run_folder_as_a_whole() {
     let dir = std::env::temp_dir().join(format!("richness-hostile-out-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let base = ["train", "--width", "8", "--steps", "2", "--data", "synthetic:n=16,n_test=4,d=2,k=1", "--out", "run"];
+    let base = [
+        "train",
+        "--width",
+        "8",
+        "--steps",
+        "2",
+        "--data",
+        "synthetic:n=16,n_test=4,d=2,k=1",
+        "--out",
+        "run",
+    ];
     let o = richness(&dir, &base);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(dir.join("run/weights.safetensors").exists());
@@ -522,13 +775,27 @@ fn overwrite_replaces_a_run_folder_as_a_whole() {
     let mut diverge = base.to_vec();
     diverge.extend(["--overwrite", "--set", "train.diverge_above=1e-12"]);
     let o = richness(&dir, &diverge);
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let mut names: Vec<String> = std::fs::read_dir(dir.join("run"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["config.toml", "metrics.csv", "parameterization.json", "parameterization.txt", "summary.json"]);
+    assert_eq!(
+        names,
+        [
+            "config.toml",
+            "metrics.csv",
+            "parameterization.json",
+            "parameterization.txt",
+            "summary.json"
+        ]
+    );
     let siblings: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -546,36 +813,66 @@ fn a_second_writer_is_refused_and_resume_checks_the_spec() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("s.toml"), TINY_SWEEP).unwrap();
-    std::fs::write(dir.join("other.toml"), TINY_SWEEP.replace("[0, 1, 2]", "[0, 1, 7]")).unwrap();
+    std::fs::write(
+        dir.join("other.toml"),
+        TINY_SWEEP.replace("[0, 1, 2]", "[0, 1, 7]"),
+    )
+    .unwrap();
     // The first sweep parks after its first stored run (test hook), holding the lock.
     let mut first = Command::new(env!("CARGO_BIN_EXE_richness"))
-        .args(["--quiet", "--threads", "1", "sweep", "run", "s.toml", "--db", "d.sqlite"])
+        .args([
+            "--quiet",
+            "--threads",
+            "1",
+            "sweep",
+            "run",
+            "s.toml",
+            "--db",
+            "d.sqlite",
+        ])
         .current_dir(&dir)
         .env("RICHNESS_TEST_PAUSE_AFTER_RUNS", "1")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(first.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(first.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.contains("test pause"), "{line}");
-    let o = richness(&dir, &["sweep", "run", "s.toml", "--db", "d.sqlite", "--resume"]);
+    let o = richness(
+        &dir,
+        &["sweep", "run", "s.toml", "--db", "d.sqlite", "--resume"],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     let pid = first.id().to_string();
     first.kill().unwrap();
     first.wait().unwrap();
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("another sweep is writing") && err.contains(&pid), "{err}");
+    assert!(
+        err.contains("another sweep is writing") && err.contains(&pid),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     // Once the holder is gone (SIGKILL), the lock is free: another spec is refused...
-    let o = richness(&dir, &["sweep", "run", "other.toml", "--db", "d.sqlite", "--resume"]);
+    let o = richness(
+        &dir,
+        &["sweep", "run", "other.toml", "--db", "d.sqlite", "--resume"],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("another sweep spec"), "{err}");
     // ...and the same spec resumes, running only what is missing.
-    let o = richness(&dir, &["sweep", "run", "s.toml", "--db", "d.sqlite", "--resume"]);
+    let o = richness(
+        &dir,
+        &["sweep", "run", "s.toml", "--db", "d.sqlite", "--resume"],
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("2 runs") && out.contains("1 already done"), "{out}");
+    assert!(
+        out.contains("2 runs") && out.contains("1 already done"),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -590,10 +887,19 @@ fn an_impossible_run_in_a_sweep_is_recorded_as_failed_and_the_rest_run() {
     )
     .unwrap();
     let o = richness(&dir, &["sweep", "run", "s.toml", "--db", "d.sqlite"]);
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
-    assert!(out.contains("2 completed") && out.contains("1 failed"), "{out}");
-    assert!(err.contains("model.width=1000000") && err.contains("needs about"), "{err}");
+    assert!(
+        out.contains("2 completed") && out.contains("1 failed"),
+        "{out}"
+    );
+    assert!(
+        err.contains("model.width=1000000") && err.contains("needs about"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -614,7 +920,12 @@ fn an_export_that_fails_part_way_leaves_no_partial_folder() {
     )
     .unwrap();
     drop(conn);
-    let o = richness(&dir, &["sweep", "export", "--db", "d.sqlite", "--format", "csv", "--out", "ex"]);
+    let o = richness(
+        &dir,
+        &[
+            "sweep", "export", "--db", "d.sqlite", "--format", "csv", "--out", "ex",
+        ],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");

@@ -4,9 +4,16 @@ use richness::linalg::spectral::op_norm;
 use richness::tensor::Mat;
 use std::time::Instant;
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(4096);
-    let w = Mat::from_vec(n, n, richness::rng::normal_vec(1, "w", 0, n * n, 1.0 / (n as f64).sqrt()))
-        .cast::<f32>();
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4096);
+    let w = Mat::from_vec(
+        n,
+        n,
+        richness::rng::normal_vec(1, "w", 0, n * n, 1.0 / (n as f64).sqrt()),
+    )
+    .cast::<f32>();
     let reference = op_norm(&w, 1e-13, 9).value;
     for tol in [1e-7, 1e-5, 1e-4, 1e-3] {
         let s = Instant::now();

@@ -121,8 +121,12 @@ fn mem_available() -> Option<u64> {
 /// `RLIMIT_AS` (soft) less the process's current virtual size, in bytes.
 fn address_space_headroom() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max address space"))?;
-    let soft = line["Max address space".len()..].split_whitespace().next()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    let soft = line["Max address space".len()..]
+        .split_whitespace()
+        .next()?;
     let soft: u64 = soft.parse().ok()?; // "unlimited" does not parse: no limit
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let used = kib_field(&status, "VmSize:").unwrap_or(0);
@@ -143,7 +147,11 @@ pub fn ensure(what: impl FnOnce() -> String, bytes: u128) -> Result<()> {
 }
 
 /// [`ensure`] against a given limit (tests).
-pub fn ensure_within(what: impl FnOnce() -> String, bytes: u128, limit: Option<Limit>) -> Result<()> {
+pub fn ensure_within(
+    what: impl FnOnce() -> String,
+    bytes: u128,
+    limit: Option<Limit>,
+) -> Result<()> {
     match limit {
         Some(l) if bytes > l.bytes as u128 => Err(Error::Resource(format!(
             "{} needs about {} of memory, more than the {} of {}{}",
@@ -225,7 +233,12 @@ pub fn describe(arch: &Arch) -> String {
     let dims = if arch.dims.len() <= 8 {
         format!("{:?}", arch.dims)
     } else {
-        format!("[{}, …, {}] ({} layers)", arch.dims[0], arch.dims[arch.dims.len() - 1], arch.depth())
+        format!(
+            "[{}, …, {}] ({} layers)",
+            arch.dims[0],
+            arch.dims[arch.dims.len() - 1],
+            arch.depth()
+        )
     };
     format!(
         "a network of {} parameters (dims {dims})",
@@ -269,10 +282,20 @@ mod tests {
         });
         let e = ensure_within(|| describe(&arch), need, limit.clone()).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("100000") && msg.contains("GiB") && msg.contains("8.0 GiB of --max-memory"), "{msg}");
+        assert!(
+            msg.contains("100000")
+                && msg.contains("GiB")
+                && msg.contains("8.0 GiB of --max-memory"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'));
         let small = Arch::mlp(vec![64, 128, 128, 10], Activation::Relu);
-        ensure_within(|| describe(&small), training_bytes(&small, 4, 64, 2, true), limit).unwrap();
+        ensure_within(
+            || describe(&small),
+            training_bytes(&small, 4, 64, 2, true),
+            limit,
+        )
+        .unwrap();
     }
 
     #[test]

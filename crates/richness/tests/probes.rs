@@ -363,7 +363,15 @@ fn the_one_step_fast_path_equals_the_general_probe() {
                     );
                     compared += 1;
                 }
-                assert_eq!(fast.values.len() + slow.values.iter().filter(|m| m.quantity == "decomp_residual").count(), slow.values.len());
+                assert_eq!(
+                    fast.values.len()
+                        + slow
+                            .values
+                            .iter()
+                            .filter(|m| m.quantity == "decomp_residual")
+                            .count(),
+                    slow.values.len()
+                );
             }
         }
     }
@@ -373,9 +381,13 @@ fn the_one_step_fast_path_equals_the_general_probe() {
 #[test]
 fn the_fast_path_is_taken_only_where_it_is_exact() {
     let arch = Arch::mlp(vec![4, 16, 2], Activation::Relu);
-    let model =
-        Model::<f64>::init(&arch, &ScaleChoice::preset(Preset::Mup), OptimizerKind::Sgd, 0)
-            .unwrap();
+    let model = Model::<f64>::init(
+        &arch,
+        &ScaleChoice::preset(Preset::Mup),
+        OptimizerKind::Sgd,
+        0,
+    )
+    .unwrap();
     let one = ProbeSpec::default();
     let three = ProbeSpec {
         steps: 3,
@@ -395,11 +407,23 @@ fn the_fast_path_is_taken_only_where_it_is_exact() {
 fn asking_for_fewer_quantities_gives_the_same_values() {
     let arch = Arch::mlp(vec![5, 48, 40, 3], Activation::Relu);
     let (x, y) = data(12, 5, 3);
-    let model =
-        Model::<f64>::init(&arch, &ScaleChoice::preset(Preset::Ntp), OptimizerKind::Sgd, 3)
-            .unwrap();
+    let model = Model::<f64>::init(
+        &arch,
+        &ScaleChoice::preset(Preset::Ntp),
+        OptimizerKind::Sgd,
+        3,
+    )
+    .unwrap();
     for opt in [OptimConfig::sgd(0.0), OptimConfig::adam()] {
-        let all = probe(&model, &opt, Loss::Mse, &x, &y, &ProbeSpec::default(), Compute::new(1));
+        let all = probe(
+            &model,
+            &opt,
+            Loss::Mse,
+            &x,
+            &y,
+            &ProbeSpec::default(),
+            Compute::new(1),
+        );
         let spec = ProbeSpec {
             quantities: Some(vec!["da_rel".into(), "dW_op_rel".into()]),
             ..ProbeSpec::default()
@@ -410,10 +434,22 @@ fn asking_for_fewer_quantities_gives_the_same_values() {
         names.dedup();
         assert_eq!(
             names,
-            ["dW_op_rel", "da_rel", "f0_rel", "loss_after", "loss_before", "loss_decrease"]
+            [
+                "dW_op_rel",
+                "da_rel",
+                "f0_rel",
+                "loss_after",
+                "loss_before",
+                "loss_decrease"
+            ]
         );
         for m in &some.values {
-            assert_eq!(Some(m.value), all.get(&m.quantity, m.layer), "{}", m.quantity);
+            assert_eq!(
+                Some(m.value),
+                all.get(&m.quantity, m.layer),
+                "{}",
+                m.quantity
+            );
         }
     }
 }
@@ -456,10 +492,15 @@ fn extra_init_seeds_measure_the_output_at_init_only_and_leave_the_probes_alone()
     for r in extra {
         let same = rows7
             .iter()
-            .find(|q| (q.width, q.seed, q.layer, &q.quantity) == (r.width, r.seed, r.layer, &r.quantity))
+            .find(|q| {
+                (q.width, q.seed, q.layer, &q.quantity) == (r.width, r.seed, r.layer, &r.quantity)
+            })
             .unwrap();
         // The linear network is multiplied out from the output side: rounding only.
-        assert!((same.value - r.value).abs() <= 1e-12 * same.value.abs(), "{r:?} vs {same:?}");
+        assert!(
+            (same.value - r.value).abs() <= 1e-12 * same.value.abs(),
+            "{r:?} vs {same:?}"
+        );
     }
     // Fits of the probed quantities do not change; those at init use the extra seeds.
     let claim = |rep: &check::CheckReport, q: &str, l: usize| {
@@ -469,26 +510,53 @@ fn extra_init_seeds_measure_the_output_at_init_only_and_leave_the_probes_alone()
             .and_then(|c| c.fit)
             .unwrap()
     };
-    assert_eq!(claim(&base, "dh_norm", 2).slope, claim(&more, "dh_norm", 2).slope);
-    assert_ne!(claim(&base, "f_norm", 0).slope, claim(&more, "f_norm", 0).slope);
+    assert_eq!(
+        claim(&base, "dh_norm", 2).slope,
+        claim(&more, "dh_norm", 2).slope
+    );
+    assert_ne!(
+        claim(&base, "f_norm", 0).slope,
+        claim(&more, "f_norm", 0).slope
+    );
 }
 
 #[test]
 fn the_output_at_init_of_a_nonlinear_or_biased_net_is_its_forward_pass() {
     let (x, y) = data(9, 5, 3);
-    for (act, bias) in [(Activation::Relu, false), (Activation::Linear, true), (Activation::Linear, false)] {
+    for (act, bias) in [
+        (Activation::Relu, false),
+        (Activation::Linear, true),
+        (Activation::Linear, false),
+    ] {
         let mut arch = Arch::mlp(vec![5, 40, 30, 3], act);
         arch.bias = bias;
         arch.bias_init = richness::nn::BiasInit::Normal;
-        let model =
-            Model::<f64>::init(&arch, &ScaleChoice::preset(Preset::Mup), OptimizerKind::Sgd, 5)
-                .unwrap();
-        let p = probe(&model, &OptimConfig::sgd(0.0), Loss::Mse, &x, &y, &ProbeSpec::default(), Compute::new(1));
+        let model = Model::<f64>::init(
+            &arch,
+            &ScaleChoice::preset(Preset::Mup),
+            OptimizerKind::Sgd,
+            5,
+        )
+        .unwrap();
+        let p = probe(
+            &model,
+            &OptimConfig::sgd(0.0),
+            Loss::Mse,
+            &x,
+            &y,
+            &ProbeSpec::default(),
+            Compute::new(1),
+        );
         let init = richness::probe::at_init(&model, &x, &y, None, Compute::new(1));
         assert_eq!(init.len(), 2);
         for m in init {
             let want = p.get(&m.quantity, 0).unwrap();
-            assert!((m.value - want).abs() <= 1e-12 * want, "{act:?} bias={bias}: {} {} vs {want}", m.quantity, m.value);
+            assert!(
+                (m.value - want).abs() <= 1e-12 * want,
+                "{act:?} bias={bias}: {} {} vs {want}",
+                m.quantity,
+                m.value
+            );
         }
     }
 }

@@ -271,10 +271,7 @@ fn plan(a: PlanArgs) -> anyhow::Result<Exit> {
         }
     }
     if !runs.is_empty() && invalid.len() == runs.len() {
-        anyhow::bail!(
-            "no run of this spec can start; {}",
-            invalid[0]
-        );
+        anyhow::bail!("no run of this spec can start; {}", invalid[0]);
     }
     for w in &invalid {
         eprintln!("warning: {w}");

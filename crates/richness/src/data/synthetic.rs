@@ -86,7 +86,10 @@ impl SyntheticSpec {
         // Inputs, targets, noise and the train/test copies (crate::budget).
         crate::budget::ensure(
             || format!("synthetic data of {total} examples x {} inputs", self.d),
-            crate::budget::product(&[total, self.d.saturating_add(self.k.saturating_mul(3))], 8 * 2),
+            crate::budget::product(
+                &[total, self.d.saturating_add(self.k.saturating_mul(3))],
+                8 * 2,
+            ),
         )?;
         let x = Mat::from_vec(
             total,

@@ -179,7 +179,10 @@ impl LinearisedMse {
         // A kernel is symmetric and positive semi-definite; anything else (a file of
         // the wrong thing, a test kernel given as the train kernel) gives predictions
         // that mean nothing, so it is refused rather than symmetrised silently.
-        let scale = k_train.as_slice().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let scale = k_train
+            .as_slice()
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
         for i in 0..b {
             for j in 0..i {
                 let (a, c) = (k_train[(i, j)], k_train[(j, i)]);

@@ -718,7 +718,9 @@ pub fn judge_with_dims(
                     Some(judge_below(f, 0.0, Some(seeds)))
                 }
                 (_, Some(f), Some(p)) => Some(match predicted_range {
-                    Some(range) => crate::verdict::judge_interval(f, range, tol, Some(seeds_for(q))),
+                    Some(range) => {
+                        crate::verdict::judge_interval(f, range, tol, Some(seeds_for(q)))
+                    }
                     None => judge_slope(f, p, tol, Some(seeds_for(q))),
                 }),
                 _ => None,
@@ -761,18 +763,18 @@ pub fn judge_with_dims(
     }
     if !parts.is_empty() {
         criteria.push(Criterion {
-        name: "stable init".into(),
-        measured: format!(
-            "h_rms slopes {} (want 0), f_norm slope {} (want ≤ 0)",
-            hidden
-                .iter()
-                .map(|s| fmt(*s))
-                .collect::<Vec<_>>()
-                .join(", "),
-            fmt(f_slope)
-        ),
-        judged: worst_of(parts),
-    });
+            name: "stable init".into(),
+            measured: format!(
+                "h_rms slopes {} (want 0), f_norm slope {} (want ≤ 0)",
+                hidden
+                    .iter()
+                    .map(|s| fmt(*s))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                fmt(f_slope)
+            ),
+            judged: worst_of(parts),
+        });
     }
     let df = slope("df_norm", 0);
     if measured("df_norm") {

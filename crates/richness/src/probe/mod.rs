@@ -216,7 +216,9 @@ impl<'a> Want<'a> {
 
     /// Whether quantity `q` is reported.
     pub fn get(&self, q: &str) -> bool {
-        q.starts_with("loss_") || q == "f0_rel" || self.only.is_none_or(|o| o.iter().any(|x| x == q))
+        q.starts_with("loss_")
+            || q == "f0_rel"
+            || self.only.is_none_or(|o| o.iter().any(|x| x == q))
     }
 }
 

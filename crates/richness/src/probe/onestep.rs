@@ -127,7 +127,15 @@ impl<'a, T: Scalar> Update<'a, T> {
     }
 
     /// `u ΔW̃ᵀ` [B, n_out]; `u_is_a` reuses a·aᵀ.
-    fn apply(&mut self, cx: &Compute, u: &[T], u_is_a: bool, b: usize, n_in: usize, n_out: usize) -> Vec<T> {
+    fn apply(
+        &mut self,
+        cx: &Compute,
+        u: &[T],
+        u_is_a: bool,
+        b: usize,
+        n_in: usize,
+        n_out: usize,
+    ) -> Vec<T> {
         match self {
             Update::Formed(dw) => times_t(cx, u, b, n_in, dw.as_slice(), n_out, T::one()),
             Update::Factors {
@@ -304,7 +312,15 @@ pub fn probe_one_step<T: Scalar>(
         let dinp: Vec<T> = inp_after.iter().zip(inp0).map(|(&p, &q)| p - q).collect();
         // Δh = passthrough + layer + interaction (+ bias term).
         let mut dh = if l > 0 {
-            times_t(&cx, &dinp, b, fan_in, model.weights[l].as_slice(), fan_out, g)
+            times_t(
+                &cx,
+                &dinp,
+                b,
+                fan_in,
+                model.weights[l].as_slice(),
+                fan_out,
+                g,
+            )
         } else {
             vec![T::zero(); b * fan_out]
         };

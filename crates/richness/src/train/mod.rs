@@ -959,8 +959,7 @@ pub fn check_budget<T: Scalar>(p: &Prepared) -> Result<()> {
         crate::param::OptimizerKind::Adam => 2,
         _ => usize::from(cfg.optim.momentum != 0.0),
     };
-    let mut bytes =
-        crate::budget::training_bytes(&p.arch, elem, batch, slots, p.param.center);
+    let mut bytes = crate::budget::training_bytes(&p.arch, elem, batch, slots, p.param.center);
     // The data cast to T (train and test).
     for d in std::iter::once(&p.split.train).chain(p.split.test.as_ref()) {
         let per_row = d.input_dim().saturating_add(d.output_dim());
