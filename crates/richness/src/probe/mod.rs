@@ -220,6 +220,17 @@ impl<'a> Want<'a> {
             || q == "f0_rel"
             || self.only.is_none_or(|o| o.iter().any(|x| x == q))
     }
+
+    /// Append the measurement when its quantity is reported.
+    pub fn put(&self, out: &mut Vec<Measurement>, layer: usize, q: &str, value: f64) {
+        if self.get(q) {
+            out.push(Measurement {
+                layer,
+                quantity: q.to_string(),
+                value,
+            })
+        }
+    }
 }
 
 /// One measured value: `layer` is 1..L, or 0 for network-level quantities.
@@ -377,15 +388,7 @@ pub fn probe_stepped<T: Scalar>(
     let loss_after = loss.value_and_grad(t.trace.output().as_slice(), y.as_slice(), b, k, None);
     let after = &t.trace;
     let mut out = Vec::new();
-    let mut put = |layer: usize, q: &str, v: f64| {
-        if want.get(q) {
-            out.push(Measurement {
-                layer,
-                quantity: q.to_string(),
-                value: v,
-            })
-        }
-    };
+    let mut put = |layer: usize, q: &str, v: f64| want.put(&mut out, layer, q, v);
     let mut diverged = None;
     if !loss_after.is_finite()
         || after

@@ -277,15 +277,7 @@ pub fn probe_one_step<T: Scalar>(
     }
     let gain = T::of(model.arch.gain);
     let mut out = Vec::new();
-    let mut put = |layer: usize, q: &str, v: f64| {
-        if want.get(q) {
-            out.push(Measurement {
-                layer,
-                quantity: q.to_string(),
-                value: v,
-            })
-        }
-    };
+    let mut put = |layer: usize, q: &str, v: f64| want.put(&mut out, layer, q, v);
     // After the step: each layer's new input (a' of the layer below).
     let mut inp_after: Vec<T> = x.as_slice().to_vec();
     let mut out_after: Vec<T> = Vec::new();
