@@ -27,7 +27,7 @@
 //! `decomp_residual` is not reported; the tests compare every other quantity with
 //! the general probe.
 
-use super::{ratio, Measurement, Probe, ProbeSpec, Want};
+use super::{ratio, Probe, ProbeSpec, Want};
 use crate::linalg::spectral::{op_norm, op_norm_gram, TOL};
 use crate::linalg::Compute;
 use crate::nn::{LayerKind, Loss, Model, Trace};
