@@ -9,10 +9,14 @@
 pub mod activation;
 pub mod conv;
 pub mod dense;
+pub mod layernorm;
 pub mod loss;
 pub mod model;
+pub mod residual;
 
 pub use activation::Activation;
 pub use conv::Pool;
+pub use layernorm::Norm;
 pub use loss::{accuracy, Loss};
+pub use residual::{Branch, ResidualSpec};
 pub use model::{Arch, BiasInit, ConvSpec, Grads, LayerKind, Model, Trace};

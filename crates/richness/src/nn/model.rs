@@ -28,6 +28,8 @@ use super::conv::{
     Pool,
 };
 use super::dense::{dense_backward_input, dense_backward_weight, dense_forward};
+use super::layernorm::Norm;
+use super::residual::ResidualSpec;
 use crate::error::{Error, Result};
 use crate::linalg::Compute;
 use crate::param::{LayerShape, OptimizerKind, Parameterization, ScaleChoice};
@@ -65,6 +67,11 @@ pub struct Arch {
     /// convolutions whose channel counts are `dims[1..]`; `dims[0]` is C·H·W.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv: Option<ConvSpec>,
+    /// A pre-activation residual trunk (arch `resmlp`, see [`super::residual`]): weight
+    /// layer 1 is the stem, layers 2..B+1 the blocks, layer B+2 the read-out; every
+    /// hidden width is the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual: Option<ResidualSpec>,
 }
 
 /// The convolutional part of an architecture.
@@ -165,11 +172,57 @@ impl Arch {
     pub fn mlp(dims: Vec<usize>, activation: Activation) -> Self {
         Arch {
             conv: None,
+            residual: None,
             dims,
             gain: activation.default_gain(),
             activation,
             bias: false,
             bias_init: BiasInit::Zero,
+        }
+    }
+
+    /// The pre-activation residual MLP n₀ → n (stem), `blocks` blocks n → n, n → n_out.
+    pub fn resmlp(
+        n0: usize,
+        width: usize,
+        n_out: usize,
+        activation: Activation,
+        residual: ResidualSpec,
+    ) -> Self {
+        let mut dims = vec![n0];
+        dims.extend(std::iter::repeat(width).take(residual.blocks + 1));
+        dims.push(n_out);
+        Arch {
+            residual: Some(residual),
+            ..Arch::mlp(dims, activation)
+        }
+    }
+
+    /// Whether weight layer ℓ (0-based) is a residual block: its output is added to
+    /// its input stream, scaled by [`branch_scale`](Self::branch_scale).
+    pub fn skips(&self, l: usize) -> bool {
+        self.residual.is_some() && l > 0 && l + 1 < self.depth()
+    }
+
+    /// β of weight layer ℓ: the residual branch multiplier for blocks, 1 otherwise.
+    pub fn branch_scale(&self, l: usize) -> f64 {
+        match &self.residual {
+            Some(r) if self.skips(l) => r.beta(),
+            _ => 1.0,
+        }
+    }
+
+    /// The normalization before every hidden activation.
+    pub fn norm(&self) -> Norm {
+        self.residual.map(|r| r.norm).unwrap_or_default()
+    }
+
+    /// The architecture's name as the config and the command line spell it.
+    pub fn family(&self) -> &'static str {
+        match (&self.conv, &self.residual) {
+            (Some(_), _) => "myrtle5",
+            (None, Some(_)) => "resmlp",
+            (None, None) => "mlp",
         }
     }
 
@@ -227,6 +280,30 @@ impl Arch {
                 self.gain
             )));
         }
+        if let Some(r) = &self.residual {
+            if self.conv.is_some() {
+                return Err(Error::config("a residual trunk cannot follow a conv trunk"));
+            }
+            if r.blocks == 0 {
+                return Err(Error::config("resmlp needs at least one block"));
+            }
+            if self.depth() != r.blocks + 2 {
+                return Err(Error::config(format!(
+                    "resmlp with {} blocks has {} weight layers; dims {:?} has {}",
+                    r.blocks,
+                    r.blocks + 2,
+                    self.dims,
+                    self.depth()
+                )));
+            }
+            let hidden = &self.dims[1..self.dims.len() - 1];
+            if hidden.iter().any(|&d| d != hidden[0]) {
+                return Err(Error::config(format!(
+                    "resmlp adds every block to its input: all hidden widths must be equal (dims {:?})",
+                    self.dims
+                )));
+            }
+        }
         if let Some(cs) = &self.conv {
             let [c, h, w] = cs.input;
             if c * h * w != self.dims[0] {
@@ -267,8 +344,13 @@ impl Arch {
         Ok(())
     }
 
-    /// Whether every weight layer is dense.
+    /// Whether the network is a plain chain of dense layers (no conv, no residual).
     pub fn is_mlp(&self) -> bool {
+        self.conv.is_none() && self.residual.is_none()
+    }
+
+    /// Whether every weight layer is dense (MLP or resmlp).
+    pub fn is_dense(&self) -> bool {
         self.conv.is_none()
     }
 

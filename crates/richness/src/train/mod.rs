@@ -195,6 +195,7 @@ impl ModelConfig {
         };
         let arch = Arch {
             conv: None,
+            residual: None,
             dims,
             activation,
             gain: self.gain.unwrap_or(activation.default_gain()),
