@@ -18,7 +18,7 @@
 //! fitted. Where a limit cannot be read (not Linux), only `--max-memory` applies.
 
 use crate::error::{Error, Result};
-use crate::nn::{Arch, LayerKind};
+use crate::nn::{Arch, LayerKind, WeightKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `--max-memory` in bytes; 0 = not set.
@@ -174,10 +174,7 @@ pub fn param_values(arch: &Arch) -> u128 {
     arch.kinds()
         .iter()
         .map(|k| {
-            let (fan_in, fan_out) = match k {
-                LayerKind::Dense { fan_in, fan_out } => (*fan_in, *fan_out),
-                LayerKind::Conv(g) => (g.patch(), g.c_out),
-            };
+            let (fan_in, fan_out) = k.fans();
             let w = (fan_in as u128).saturating_mul(fan_out as u128);
             w.saturating_add(if arch.bias { fan_out as u128 } else { 0 })
         })
@@ -198,8 +195,14 @@ pub fn trace_values(arch: &Arch, batch: usize) -> u128 {
             per_row = per_row.saturating_add(out.saturating_mul(2));
             per_row =
                 per_row.saturating_add((k.pooled_len().unwrap_or(0) as u128).saturating_mul(2));
+            if arch.norm() == crate::nn::Norm::Layer {
+                // N(z), its gradient and the row scales.
+                per_row = per_row
+                    .saturating_add(out.saturating_mul(2))
+                    .saturating_add(1);
+            }
         }
-        if let LayerKind::Dense { fan_out, .. } = k {
+        if let LayerKind::Dense(super::nn::dense::Dense { fan_out, .. }) = k {
             dense_max = dense_max.max(*fan_out as u128);
         }
     }

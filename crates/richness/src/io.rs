@@ -13,7 +13,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::nn::{Arch, LayerKind, Model};
+use crate::nn::{Arch, Model, WeightKind};
 use crate::param::Parameterization;
 use crate::tensor::{Dtype, Mat, Scalar};
 use safetensors::tensor::{Dtype as StDtype, Metadata, TensorInfo};
@@ -78,8 +78,15 @@ pub fn weights_to_bytes<T: Scalar>(model: &Model<T>) -> Result<Vec<u8>> {
         );
     };
     for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
-        let (shape, values) = torch_layout(model.kind(l), w);
-        add(format!("layers.{l}.weight"), shape, &values, &mut header);
+        let kind = model.kind(l);
+        let torch = kind.to_torch(w.as_slice());
+        let values = torch.as_deref().unwrap_or(w.as_slice());
+        add(
+            format!("layers.{l}.weight"),
+            kind.torch_shape(),
+            values,
+            &mut header,
+        );
         if let Some(b) = b {
             add(format!("layers.{l}.bias"), vec![b.len()], b, &mut header);
         }
@@ -93,56 +100,6 @@ pub fn weights_to_bytes<T: Scalar>(model: &Model<T>) -> Result<Vec<u8>> {
     out.extend_from_slice(json.as_bytes());
     out.extend_from_slice(&data);
     Ok(out)
-}
-
-/// A weight in PyTorch's layout: [fan_out, fan_in] for dense layers; for conv layers
-/// our [C_out, (ky, kx, c_in)] rows become [C_out, C_in, k, k].
-fn torch_layout<T: Scalar>(kind: LayerKind, w: &Mat<T>) -> (Vec<usize>, Vec<T>) {
-    match kind {
-        LayerKind::Dense { .. } => (vec![w.rows(), w.cols()], w.as_slice().to_vec()),
-        LayerKind::Conv(g) => {
-            let (co, ci, k) = (g.c_out, g.c_in, g.k);
-            let mut out = vec![T::zero(); co * ci * k * k];
-            for o in 0..co {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        for c in 0..ci {
-                            out[((o * ci + c) * k + ky) * k + kx] = w[(o, (ky * k + kx) * ci + c)];
-                        }
-                    }
-                }
-            }
-            (vec![co, ci, k, k], out)
-        }
-    }
-}
-
-/// The shape [`torch_layout`] gives, without copying the values.
-fn torch_layout_shape<T: Scalar>(kind: LayerKind, w: &Mat<T>) -> Vec<usize> {
-    match kind {
-        LayerKind::Dense { .. } => vec![w.rows(), w.cols()],
-        LayerKind::Conv(g) => vec![g.c_out, g.c_in, g.k, g.k],
-    }
-}
-
-/// The inverse of [`torch_layout`].
-fn from_torch_layout<T: Scalar>(kind: LayerKind, values: &[T], w: &mut Mat<T>) {
-    match kind {
-        LayerKind::Dense { .. } => w.as_mut_slice().copy_from_slice(values),
-        LayerKind::Conv(g) => {
-            let (ci, k) = (g.c_in, g.k);
-            for o in 0..g.c_out {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        for c in 0..ci {
-                            w[(o, (ky * k + kx) * ci + c)] =
-                                values[((o * ci + c) * k + ky) * k + kx];
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Write `weights.safetensors`.
@@ -474,11 +431,8 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
     let path = path.as_ref();
     let mut header = read_header(path)?;
     let mut expected = Vec::new();
-    for (l, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
-        expected.push((
-            format!("layers.{l}.weight"),
-            torch_layout_shape(model.kind(l), w),
-        ));
+    for (l, b) in model.biases.iter().enumerate() {
+        expected.push((format!("layers.{l}.weight"), model.kind(l).torch_shape()));
         if let Some(b) = b {
             expected.push((format!("layers.{l}.bias"), vec![b.len()]));
         }
@@ -531,24 +485,22 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
     let mut it = infos.iter().zip(&expected);
     for l in 0..model.depth() {
         let (info, (name, _)) = it.next().expect("one per tensor");
-        match model.kind(l) {
-            // A dense layer's internal layout is PyTorch's: read in place.
-            LayerKind::Dense { .. } => {
-                read_values_into(
-                    &mut header,
-                    info,
-                    model.weights[l].as_mut_slice(),
-                    path,
-                    name,
-                )?;
-                all_finite(model.weights[l].as_slice(), path, name)?;
-            }
-            kind @ LayerKind::Conv(_) => {
-                let mut values = vec![T::zero(); model.weights[l].as_slice().len()];
-                read_values_into(&mut header, info, &mut values, path, name)?;
-                all_finite(&values, path, name)?;
-                from_torch_layout(kind, &values, &mut model.weights[l]);
-            }
+        let kind = model.kind(l);
+        if kind.torch_native() {
+            // The stored layout is PyTorch's: read in place.
+            read_values_into(
+                &mut header,
+                info,
+                model.weights[l].as_mut_slice(),
+                path,
+                name,
+            )?;
+            all_finite(model.weights[l].as_slice(), path, name)?;
+        } else {
+            let mut values = vec![T::zero(); model.weights[l].as_slice().len()];
+            read_values_into(&mut header, info, &mut values, path, name)?;
+            all_finite(&values, path, name)?;
+            kind.from_torch(&values, model.weights[l].as_mut_slice());
         }
         if let Some(b) = model.biases[l].as_mut() {
             let (info, (name, _)) = it.next().expect("one per tensor");

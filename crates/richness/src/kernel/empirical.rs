@@ -64,7 +64,7 @@
 
 use crate::error::{Error, Result};
 use crate::linalg::Compute;
-use crate::nn::dense::dense_backward_input;
+use crate::nn::WeightKind;
 use crate::nn::{Grads, Model, Trace};
 use crate::tensor::{Mat, MatMut, MatRef, Scalar};
 use rayon::prelude::*;
@@ -127,19 +127,22 @@ impl NtkOptions {
     }
 }
 
-/// Per-layer (λ_ℓ, λ_bℓ) = (g²η, g_b²η_b) of a model: the rate weights of the kernel.
+/// Per-layer (λ_ℓ, λ_bℓ) = β²(g²η, g_b²η_b) of a model: the rate weights of the
+/// kernel (β the residual branch scale of a block, 1 elsewhere).
 pub fn layer_rates<T: Scalar>(model: &Model<T>) -> Vec<(f64, f64)> {
     model
         .param
         .layers
         .iter()
         .zip(&model.biases)
-        .map(|(lp, b)| {
+        .enumerate()
+        .map(|(l, (lp, b))| {
+            let beta2 = model.arch.branch_scale(l).powi(2);
             let lb = match (b, lp.bias) {
                 (Some(_), Some(s)) => s.multiplier * s.multiplier * s.lr,
                 _ => 0.0,
             };
-            (lp.multiplier * lp.multiplier * lp.lr, lb)
+            (beta2 * lp.multiplier * lp.multiplier * lp.lr, beta2 * lb)
         })
         .collect()
 }
@@ -165,7 +168,6 @@ fn factors<T: Scalar>(
 ) -> Vec<Factors<T>> {
     let depth = model.depth();
     let k = model.output_dim();
-    let gain = T::of(model.arch.gain);
     let mut trace = Trace::new(model, block.min(x.rows()).max(1));
     let mut out = Vec::new();
     let mut start = 0;
@@ -186,38 +188,10 @@ fn factors<T: Scalar>(
                 .iter_mut()
                 .enumerate()
                 .for_each(|(i, v)| *v = if i % k == u { T::one() } else { T::zero() });
-            {
-                let Trace { z, dz, da, .. } = &mut trace;
-                for l in (1..depth).rev() {
-                    if l + 1 < depth {
-                        model.arch.activation.backward(
-                            gain,
-                            z[l].as_slice(),
-                            da[l].as_slice(),
-                            dz[l].as_mut_slice(),
-                        );
-                    }
-                    let (fan_out, fan_in) = model.weights[l].shape();
-                    let g = T::of(model.param.layers[l].multiplier);
-                    dense_backward_input(
-                        cx,
-                        dz[l].as_slice(),
-                        model.weights[l].as_slice(),
-                        g,
-                        b,
-                        fan_in,
-                        fan_out,
-                        da[l - 1].as_mut_slice(),
-                    );
-                }
-                if depth > 1 {
-                    model.arch.activation.backward(
-                        gain,
-                        z[0].as_slice(),
-                        da[0].as_slice(),
-                        dz[0].as_mut_slice(),
-                    );
-                }
+            // The model's own backward signals (activation, normalization, skips),
+            // without weight gradients.
+            for l in (0..depth).rev() {
+                model.backward_signal(cx, &mut trace, l);
             }
             d.push((0..depth - 1).map(|l| trace.dz[l].clone()).collect());
         }
@@ -451,7 +425,7 @@ pub fn empirical_ntk<T: Scalar>(
             need,
         )?;
     }
-    if !model.arch.is_mlp() {
+    if !(0..model.depth()).all(|l| model.kind(l).outer_product_gradient()) {
         return Ok(ntk_by_gradients(
             model,
             cx,

@@ -19,6 +19,7 @@
 //! Pooling: `avg2` (2 × 2 mean, stride 2, odd edges dropped, as PyTorch's
 //! `AvgPool2d(2)`) and `global` (mean over all positions → [B, C]).
 
+use super::layer::WeightKind;
 use crate::linalg::Compute;
 use crate::tensor::{MatMut, MatRef, Scalar};
 use serde::{Deserialize, Serialize};
@@ -361,6 +362,123 @@ pub fn pool_backward<T: Scalar>(geom: &ConvGeom, dout: &[T], batch: usize, da: &
                                 d_n[(yy * w + xx) * c + ch] = g;
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Most values one chunk of conv patches may hold (conv layers work in chunks).
+const COL_CAP: usize = 1 << 23;
+
+impl WeightKind for ConvGeom {
+    fn fans(&self) -> (usize, usize) {
+        (self.patch(), self.c_out)
+    }
+    fn out_len(&self) -> usize {
+        ConvGeom::out_len(self)
+    }
+    fn pooled_len(&self) -> Option<usize> {
+        (self.pool != Pool::None).then(|| ConvGeom::pooled_len(self))
+    }
+    fn work_len(&self, capacity: usize) -> usize {
+        let per = self.h * self.w * self.patch();
+        (capacity * per).min(COL_CAP.max(per))
+    }
+    fn forward<T: Scalar>(
+        &self,
+        cx: &Compute,
+        z: &mut [T],
+        inp: &[T],
+        w: &[T],
+        b: Option<&[T]>,
+        g: T,
+        g_b: T,
+        batch: usize,
+        work: &mut [T],
+    ) {
+        conv_forward(cx, self, z, inp, w, b, g, g_b, batch, work)
+    }
+    fn backward_input<T: Scalar>(
+        &self,
+        cx: &Compute,
+        dz: &[T],
+        w: &[T],
+        g: T,
+        batch: usize,
+        work: &mut [T],
+        dinp: &mut [T],
+    ) {
+        conv_backward_input(cx, self, dz, w, g, batch, work, dinp)
+    }
+    fn backward_weight<T: Scalar>(
+        &self,
+        cx: &Compute,
+        dz: &[T],
+        inp: &[T],
+        g: T,
+        g_b: T,
+        batch: usize,
+        work: &mut [T],
+        dw: &mut [T],
+        db: Option<&mut [T]>,
+        scale: T,
+        keep: T,
+        keep_b: T,
+        scale_b: T,
+    ) {
+        conv_backward_weight(
+            cx, self, dz, inp, g, g_b, batch, work, dw, db, scale, keep, keep_b, scale_b,
+        )
+    }
+    fn pool_forward<T: Scalar>(&self, a: &[T], batch: usize, out: &mut [T]) {
+        if self.pool != Pool::None {
+            pool_forward(self, a, batch, out)
+        }
+    }
+    fn pool_backward<T: Scalar>(&self, dout: &[T], batch: usize, da: &mut [T]) {
+        if self.pool != Pool::None {
+            pool_backward(self, dout, batch, da)
+        }
+    }
+    fn outer_product_gradient(&self) -> bool {
+        // A conv weight is shared across positions: its gradient is a sum of outer
+        // products, one per position.
+        false
+    }
+    fn torch_native(&self) -> bool {
+        false
+    }
+    fn torch_shape(&self) -> Vec<usize> {
+        vec![self.c_out, self.c_in, self.k, self.k]
+    }
+    /// Our [C_out, (ky, kx, c_in)] rows become [C_out, C_in, k, k].
+    fn to_torch<T: Scalar>(&self, w: &[T]) -> Option<Vec<T>> {
+        let (co, ci, k) = (self.c_out, self.c_in, self.k);
+        let patch = self.patch();
+        let mut out = vec![T::zero(); co * ci * k * k];
+        for o in 0..co {
+            for ky in 0..k {
+                for kx in 0..k {
+                    for c in 0..ci {
+                        out[((o * ci + c) * k + ky) * k + kx] =
+                            w[o * patch + (ky * k + kx) * ci + c];
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+    fn from_torch<T: Scalar>(&self, values: &[T], w: &mut [T]) {
+        let (ci, k) = (self.c_in, self.k);
+        let patch = self.patch();
+        for o in 0..self.c_out {
+            for ky in 0..k {
+                for kx in 0..k {
+                    for c in 0..ci {
+                        w[o * patch + (ky * k + kx) * ci + c] =
+                            values[((o * ci + c) * k + ky) * k + kx];
                     }
                 }
             }

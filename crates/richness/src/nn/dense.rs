@@ -18,6 +18,7 @@
 //! Empirical NTK factors: ∂f/∂W = δ aᵀ (an outer product), so its contribution to
 //! K(x, x') is λ · ⟨δ(x), δ(x')⟩ · ⟨a(x), a(x')⟩ (see `kernel`).
 
+use super::layer::WeightKind;
 use crate::linalg::Compute;
 use crate::tensor::{MatMut, MatRef, Scalar};
 
@@ -155,6 +156,111 @@ pub fn dense_backward_weight<T: Scalar>(
         for row in dz[..batch * fan_out].chunks_exact(fan_out) {
             db.iter_mut().zip(row).for_each(|(d, &r)| *d += s * r);
         }
+    }
+}
+
+/// A dense layer's shapes: the [`WeightKind`] of fully connected layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dense {
+    pub fan_in: usize,
+    pub fan_out: usize,
+}
+
+impl WeightKind for Dense {
+    fn fans(&self) -> (usize, usize) {
+        (self.fan_in, self.fan_out)
+    }
+    fn out_len(&self) -> usize {
+        self.fan_out
+    }
+    fn work_len(&self, capacity: usize) -> usize {
+        capacity * self.fan_out
+    }
+    fn forward<T: Scalar>(
+        &self,
+        cx: &Compute,
+        z: &mut [T],
+        inp: &[T],
+        w: &[T],
+        b: Option<&[T]>,
+        g: T,
+        g_b: T,
+        batch: usize,
+        work: &mut [T],
+    ) {
+        dense_forward(
+            cx,
+            z,
+            inp,
+            w,
+            b,
+            g,
+            g_b,
+            batch,
+            self.fan_in,
+            self.fan_out,
+            work,
+        )
+    }
+    fn backward_input<T: Scalar>(
+        &self,
+        cx: &Compute,
+        dz: &[T],
+        w: &[T],
+        g: T,
+        batch: usize,
+        _work: &mut [T],
+        dinp: &mut [T],
+    ) {
+        dense_backward_input(cx, dz, w, g, batch, self.fan_in, self.fan_out, dinp)
+    }
+    fn backward_weight<T: Scalar>(
+        &self,
+        cx: &Compute,
+        dz: &[T],
+        inp: &[T],
+        g: T,
+        g_b: T,
+        batch: usize,
+        _work: &mut [T],
+        dw: &mut [T],
+        db: Option<&mut [T]>,
+        scale: T,
+        keep: T,
+        keep_b: T,
+        scale_b: T,
+    ) {
+        dense_backward_weight(
+            cx,
+            dz,
+            inp,
+            g,
+            g_b,
+            batch,
+            self.fan_in,
+            self.fan_out,
+            dw,
+            db,
+            scale,
+            keep,
+            keep_b,
+            scale_b,
+        )
+    }
+    fn outer_product_gradient(&self) -> bool {
+        true
+    }
+    fn torch_native(&self) -> bool {
+        true
+    }
+    fn torch_shape(&self) -> Vec<usize> {
+        vec![self.fan_out, self.fan_in]
+    }
+    fn to_torch<T: Scalar>(&self, _w: &[T]) -> Option<Vec<T>> {
+        None
+    }
+    fn from_torch<T: Scalar>(&self, values: &[T], w: &mut [T]) {
+        w.copy_from_slice(values)
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod activation;
 pub mod conv;
 pub mod dense;
+pub mod layer;
 pub mod layernorm;
 pub mod loss;
 pub mod model;
@@ -16,7 +17,16 @@ pub mod residual;
 
 pub use activation::Activation;
 pub use conv::Pool;
+pub use layer::WeightKind;
 pub use layernorm::Norm;
 pub use loss::{accuracy, Loss};
+pub use model::{Arch, BiasInit, ConvSpec, Grads, Model, Trace};
 pub use residual::{Branch, ResidualSpec};
-pub use model::{Arch, BiasInit, ConvSpec, Grads, LayerKind, Model, Trace};
+
+// The registered weight-layer kinds: one line each (see `layer`).
+layer::layer_kinds! {
+    /// A fully connected layer.
+    Dense(dense::Dense),
+    /// A k × k convolution ("same" padding, stride 1), with its pooling.
+    Conv(conv::ConvGeom),
+}

@@ -23,13 +23,12 @@
 //! ```
 
 use super::activation::Activation;
-use super::conv::{
-    conv_backward_input, conv_backward_weight, conv_forward, pool_backward, pool_forward, ConvGeom,
-    Pool,
-};
-use super::dense::{dense_backward_input, dense_backward_weight, dense_forward};
-use super::layernorm::Norm;
+use super::conv::{ConvGeom, Pool};
+use super::dense::Dense;
+use super::layer::WeightKind;
+use super::layernorm::{layer_norm_backward, layer_norm_forward, Norm};
 use super::residual::ResidualSpec;
+use super::LayerKind;
 use crate::error::{Error, Result};
 use crate::linalg::Compute;
 use crate::param::{LayerShape, OptimizerKind, Parameterization, ScaleChoice};
@@ -87,30 +86,6 @@ pub struct ConvSpec {
     pub pools: Vec<Pool>,
 }
 
-/// What weight layer ℓ is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayerKind {
-    Dense { fan_in: usize, fan_out: usize },
-    Conv(ConvGeom),
-}
-
-impl LayerKind {
-    /// Values per example of the pre-activation z_ℓ.
-    pub fn out_len(&self) -> usize {
-        match self {
-            LayerKind::Dense { fan_out, .. } => *fan_out,
-            LayerKind::Conv(g) => g.out_len(),
-        }
-    }
-    /// Values per example after pooling, when the layer pools.
-    pub fn pooled_len(&self) -> Option<usize> {
-        match self {
-            LayerKind::Conv(g) if g.pool != Pool::None => Some(g.pooled_len()),
-            _ => None,
-        }
-    }
-}
-
 impl Arch {
     /// Myrtle-5: conv3×3(C→w), ReLU; conv3×3(w→w), ReLU, avgpool 2; conv3×3, ReLU,
     /// avgpool 2; conv3×3, ReLU, global average pool; linear(w → n_out).
@@ -159,10 +134,10 @@ impl Arch {
                 c = g.c_out;
                 kinds.push(LayerKind::Conv(g));
             } else {
-                kinds.push(LayerKind::Dense {
+                kinds.push(LayerKind::Dense(Dense {
                     fan_in: self.dims[l],
                     fan_out: self.dims[l + 1],
-                });
+                }));
             }
         }
         kinds
@@ -247,10 +222,7 @@ impl Arch {
             .iter()
             .enumerate()
             .map(|(l, k)| {
-                let (fan_in, fan_out) = match k {
-                    LayerKind::Dense { fan_in, fan_out } => (*fan_in, *fan_out),
-                    LayerKind::Conv(g) => (g.patch(), g.c_out),
-                };
+                let (fan_in, fan_out) = k.fans();
                 LayerShape {
                     fan_in,
                     fan_out,
@@ -522,18 +494,20 @@ impl<T: Scalar> Model<T> {
             + self.biases.iter().flatten().map(|b| b.len()).sum::<usize>()
     }
 
-    /// Multipliers (g, g_b) of layer ℓ.
-    fn multipliers(&self, l: usize) -> (T, T) {
+    /// The multipliers (β·g, β·g_b) the passes apply to layer ℓ: the
+    /// parameterization's, times the residual branch scale β for a block (1 otherwise).
+    pub fn multipliers(&self, l: usize) -> (T, T) {
         let lp = &self.param.layers[l];
+        let beta = self.arch.branch_scale(l);
         (
-            T::of(lp.multiplier),
-            T::of(lp.bias.map(|b| b.multiplier).unwrap_or(0.0)),
+            T::of(beta * lp.multiplier),
+            T::of(beta * lp.bias.map(|b| b.multiplier).unwrap_or(0.0)),
         )
     }
 
-    /// Effective weights W̃_ℓ = g_ℓ W_ℓ.
+    /// Effective weights W̃_ℓ = β·g_ℓ W_ℓ (β = 1 outside residual blocks).
     pub fn effective_weight(&self, l: usize) -> Mat<T> {
-        let g = T::of(self.param.layers[l].multiplier);
+        let g = self.multipliers(l).0;
         let w = &self.weights[l];
         Mat::from_vec(
             w.rows(),
@@ -563,6 +537,11 @@ impl<T: Scalar> Model<T> {
 
     /// The forward pass of the network's own weights: the trace's output is the raw
     /// f even for a centred model (whose reference is not run).
+    ///
+    /// Layer ℓ: `z_ℓ = [z_{ℓ−1} +] g W_ℓ(in_ℓ) + g_b b_ℓ` (the bracket and a factor β
+    /// on the multipliers for residual blocks); for ℓ < L then `n_ℓ = N(z_ℓ)` (with
+    /// LayerNorm), `a_ℓ = c φ(n_ℓ)` and `p_ℓ = pool(a_ℓ)` (kinds that pool), the last of
+    /// which is in_{ℓ+1}.
     pub fn forward_uncentred(&self, cx: &Compute, x: &[T], batch: usize, trace: &mut Trace<T>) {
         let d0 = self.input_dim();
         assert!(
@@ -581,49 +560,42 @@ impl<T: Scalar> Model<T> {
             let Trace {
                 x,
                 z,
+                n,
+                inv,
                 a,
                 p,
-                scratch,
-                col,
+                work,
                 ..
             } = trace;
             let inp = input(x, a, p, l);
-            match kind {
-                LayerKind::Dense { fan_in, fan_out } => dense_forward(
-                    cx,
-                    z[l].as_mut_slice(),
-                    inp,
-                    self.weights[l].as_slice(),
-                    self.biases[l].as_deref(),
-                    g,
-                    gb,
-                    batch,
-                    fan_in,
-                    fan_out,
-                    scratch,
-                ),
-                LayerKind::Conv(geom) => conv_forward(
-                    cx,
-                    &geom,
-                    z[l].as_mut_slice(),
-                    inp,
-                    self.weights[l].as_slice(),
-                    self.biases[l].as_deref(),
-                    g,
-                    gb,
-                    batch,
-                    col,
-                ),
+            let (done, rest) = z.split_at_mut(l);
+            let zl = rest[0].as_mut_slice();
+            kind.forward(
+                cx,
+                zl,
+                inp,
+                self.weights[l].as_slice(),
+                self.biases[l].as_deref(),
+                g,
+                gb,
+                batch,
+                work,
+            );
+            if self.arch.skips(l) {
+                zl.iter_mut()
+                    .zip(done[l - 1].as_slice())
+                    .for_each(|(z, &s)| *z += s);
             }
             if l + 1 < depth {
-                self.arch
-                    .activation
-                    .forward(gain, z[l].as_slice(), a[l].as_mut_slice());
-                if let LayerKind::Conv(geom) = kind {
-                    if geom.pool != Pool::None {
-                        pool_forward(&geom, a[l].as_slice(), batch, p[l].as_mut_slice());
-                    }
-                }
+                let pre = if n[l].cols() > 0 {
+                    let width = n[l].cols();
+                    layer_norm_forward(zl, batch, width, n[l].as_mut_slice(), &mut inv[l]);
+                    n[l].as_slice()
+                } else {
+                    &*zl
+                };
+                self.arch.activation.forward(gain, pre, a[l].as_mut_slice());
+                kind.pool_forward(a[l].as_slice(), batch, p[l].as_mut_slice());
             }
         }
     }
@@ -713,64 +685,78 @@ impl<T: Scalar> Model<T> {
         let (g, gb) = self.multipliers(l);
         let batch = trace.batch;
         let Trace {
-            x, a, p, dz, col, ..
+            x, a, p, dz, work, ..
         } = trace;
         let inp = input(x, a, p, l);
-        match self.kinds[l] {
-            LayerKind::Dense { fan_in, fan_out } => dense_backward_weight(
-                cx,
-                dz[l].as_slice(),
-                inp,
-                g,
-                gb,
-                batch,
-                fan_in,
-                fan_out,
-                dw,
-                db,
-                scale,
-                keep,
-                keep_b,
-                scale_b,
-            ),
-            LayerKind::Conv(geom) => conv_backward_weight(
-                cx,
-                &geom,
-                dz[l].as_slice(),
-                inp,
-                g,
-                gb,
-                batch,
-                col,
-                dw,
-                db,
-                scale,
-                keep,
-                keep_b,
-                scale_b,
-            ),
-        }
+        self.kinds[l].backward_weight(
+            cx,
+            dz[l].as_slice(),
+            inp,
+            g,
+            gb,
+            batch,
+            work,
+            dw,
+            db,
+            scale,
+            keep,
+            keep_b,
+            scale_b,
+        );
     }
 
-    /// For layer ℓ: `∂L/∂z_ℓ` from `∂L/∂a_ℓ` (hidden layers; through the pooling when
-    /// the layer pools), then the gradient of layer ℓ's input.
+    /// For layer ℓ: `∂L/∂z_ℓ` from `∂L/∂a_ℓ` (hidden layers; through the pooling,
+    /// activation and normalization, plus the skip's `∂L/∂z_{ℓ+1}` when layer ℓ+1 is
+    /// a residual block), then the gradient of layer ℓ's input. Layers are visited
+    /// from the output down, so `∂L/∂a_ℓ` and `∂L/∂z_{ℓ+1}` are already there.
     pub(crate) fn backward_signal(&self, cx: &Compute, trace: &mut Trace<T>, l: usize) {
         let batch = trace.batch;
+        let depth = self.depth();
         let Trace {
-            z, dz, da, dp, col, ..
+            z,
+            n,
+            inv,
+            dz,
+            da,
+            dp,
+            dn,
+            work,
+            ..
         } = trace;
-        if l + 1 < self.depth() {
-            if let LayerKind::Conv(geom) = self.kinds[l] {
-                if geom.pool != Pool::None {
-                    pool_backward(&geom, dp[l].as_slice(), batch, da[l].as_mut_slice());
-                }
+        if l + 1 < depth {
+            let kind = self.kinds[l];
+            kind.pool_backward(dp[l].as_slice(), batch, da[l].as_mut_slice());
+            let gain = T::of(self.arch.gain);
+            if n[l].cols() > 0 {
+                let width = n[l].cols();
+                let dnl = &mut dn[..batch * width];
+                self.arch
+                    .activation
+                    .backward(gain, n[l].as_slice(), da[l].as_slice(), dnl);
+                layer_norm_backward(
+                    n[l].as_slice(),
+                    &inv[l],
+                    dnl,
+                    batch,
+                    width,
+                    dz[l].as_mut_slice(),
+                );
+            } else {
+                self.arch.activation.backward(
+                    gain,
+                    z[l].as_slice(),
+                    da[l].as_slice(),
+                    dz[l].as_mut_slice(),
+                );
             }
-            self.arch.activation.backward(
-                T::of(self.arch.gain),
-                z[l].as_slice(),
-                da[l].as_slice(),
-                dz[l].as_mut_slice(),
-            );
+            if self.arch.skips(l + 1) {
+                let (lower, upper) = dz.split_at_mut(l + 1);
+                lower[l]
+                    .as_mut_slice()
+                    .iter_mut()
+                    .zip(upper[0].as_slice())
+                    .for_each(|(d, &u)| *d += u);
+            }
         }
         if l > 0 {
             let (g, _) = self.multipliers(l);
@@ -780,28 +766,15 @@ impl<T: Scalar> Model<T> {
             } else {
                 da[l - 1].as_mut_slice()
             };
-            match self.kinds[l] {
-                LayerKind::Dense { fan_in, fan_out } => dense_backward_input(
-                    cx,
-                    dz[l].as_slice(),
-                    self.weights[l].as_slice(),
-                    g,
-                    batch,
-                    fan_in,
-                    fan_out,
-                    dinp,
-                ),
-                LayerKind::Conv(geom) => conv_backward_input(
-                    cx,
-                    &geom,
-                    dz[l].as_slice(),
-                    self.weights[l].as_slice(),
-                    g,
-                    batch,
-                    col,
-                    dinp,
-                ),
-            }
+            self.kinds[l].backward_input(
+                cx,
+                dz[l].as_slice(),
+                self.weights[l].as_slice(),
+                g,
+                batch,
+                work,
+                dinp,
+            );
         }
     }
 
@@ -884,15 +857,20 @@ fn input<'a, T>(x: &'a Mat<T>, a: &'a [Mat<T>], p: &'a [Mat<T>], l: usize) -> &'
 /// Every intermediate of one forward/backward pass, for up to `capacity` rows.
 ///
 /// Indexing is by weight layer ℓ = 0..L−1 (0-based): `z[ℓ]` is the pre-activation
-/// [batch, n_ℓ], `a[ℓ]` the post-activation (empty for the read-out), `dz[ℓ]` =
-/// ∂L/∂z_ℓ and `da[ℓ]` = ∂L/∂a_ℓ. The input to layer ℓ is `x` for ℓ = 0 and `a[ℓ−1]`
-/// otherwise ([`Trace::input_of`]).
+/// [batch, n_ℓ] (for a residual network the stream h_ℓ), `a[ℓ]` the post-activation
+/// (empty for the read-out), `dz[ℓ]` = ∂L/∂z_ℓ and `da[ℓ]` = ∂L/∂a_ℓ. The input to
+/// layer ℓ is `x` for ℓ = 0 and `a[ℓ−1]` (or its pooled `p[ℓ−1]`) otherwise
+/// ([`Trace::input_of`]).
 #[derive(Clone, Debug)]
 pub struct Trace<T> {
     batch: usize,
     capacity: usize,
     pub x: Mat<T>,
     pub z: Vec<Mat<T>>,
+    /// N(z_ℓ) before the activation, for layers that normalize (0 columns otherwise).
+    pub n: Vec<Mat<T>>,
+    /// 1/√(var + ε) of every row of z_ℓ, for layers that normalize.
+    inv: Vec<Vec<T>>,
     pub a: Vec<Mat<T>>,
     pub dz: Vec<Mat<T>>,
     pub da: Vec<Mat<T>>,
@@ -900,16 +878,13 @@ pub struct Trace<T> {
     pub p: Vec<Mat<T>>,
     /// ∂L/∂(pooled output), for layers that pool.
     pub dp: Vec<Mat<T>>,
-    /// Working space of the dense kernels (batch × widest dense layer).
-    scratch: Vec<T>,
-    /// Patch matrices of the conv kernels (bounded; conv layers work in chunks).
-    col: Vec<T>,
+    /// ∂L/∂N(z_ℓ) of the layer being differentiated (one layer at a time).
+    dn: Vec<T>,
+    /// Working space of the layer kinds ([`WeightKind::work_len`]).
+    work: Vec<T>,
     /// The centring reference's own trace (created on first use): its output is f₀.
     pub reference: Option<Box<Trace<T>>>,
 }
-
-/// Most values one chunk of conv patches may hold.
-const COL_CAP: usize = 1 << 23;
 
 impl<T: Scalar> Trace<T> {
     /// Buffers for up to `capacity` rows of this model.
@@ -924,48 +899,37 @@ impl<T: Scalar> Trace<T> {
                 0
             }
         };
-        let dense_max = kinds
+        let normed = |l: usize| {
+            if model.arch.norm() == Norm::Layer {
+                hidden(l)
+            } else {
+                0
+            }
+        };
+        let work_len = kinds
             .iter()
-            .map(|k| match k {
-                LayerKind::Dense { fan_out, .. } => *fan_out,
-                LayerKind::Conv(_) => 0,
-            })
+            .map(|k| k.work_len(capacity))
             .max()
             .unwrap_or(0);
-        let col_len = kinds
-            .iter()
-            .map(|k| match k {
-                LayerKind::Conv(g) => {
-                    (capacity * g.h * g.w * g.patch()).min(COL_CAP.max(g.h * g.w * g.patch()))
-                }
-                LayerKind::Dense { .. } => 0,
-            })
-            .max()
-            .unwrap_or(0);
+        let mats = |len: &dyn Fn(usize) -> usize| -> Vec<Mat<T>> {
+            (0..depth).map(|l| Mat::zeros(capacity, len(l))).collect()
+        };
         let mut t = Trace {
             batch: capacity,
             capacity,
             x: Mat::zeros(capacity, model.input_dim()),
-            z: (0..depth)
-                .map(|l| Mat::zeros(capacity, kinds[l].out_len()))
+            z: mats(&|l| kinds[l].out_len()),
+            n: mats(&normed),
+            inv: (0..depth)
+                .map(|l| vec![T::zero(); if normed(l) > 0 { capacity } else { 0 }])
                 .collect(),
-            a: (0..depth)
-                .map(|l| Mat::zeros(capacity, hidden(l)))
-                .collect(),
-            dz: (0..depth)
-                .map(|l| Mat::zeros(capacity, kinds[l].out_len()))
-                .collect(),
-            da: (0..depth)
-                .map(|l| Mat::zeros(capacity, hidden(l)))
-                .collect(),
-            p: (0..depth)
-                .map(|l| Mat::zeros(capacity, pooled(l)))
-                .collect(),
-            dp: (0..depth)
-                .map(|l| Mat::zeros(capacity, pooled(l)))
-                .collect(),
-            scratch: vec![T::zero(); capacity * dense_max],
-            col: vec![T::zero(); col_len],
+            a: mats(&hidden),
+            dz: mats(&|l| kinds[l].out_len()),
+            da: mats(&hidden),
+            p: mats(&pooled),
+            dp: mats(&pooled),
+            dn: vec![T::zero(); (0..depth).map(|l| capacity * normed(l)).max().unwrap_or(0)],
+            work: vec![T::zero(); work_len],
             reference: None,
         };
         t.set_batch(capacity);
@@ -997,6 +961,7 @@ impl<T: Scalar> Trace<T> {
         for m in self
             .z
             .iter_mut()
+            .chain(&mut self.n)
             .chain(&mut self.a)
             .chain(&mut self.dz)
             .chain(&mut self.da)

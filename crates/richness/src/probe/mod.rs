@@ -8,6 +8,7 @@
 //! Δh_ℓ = g ΔW a_{ℓ−1}      (layer term)
 //!      + g W Δa_{ℓ−1}      (passthrough term)
 //!      + g ΔW Δa_{ℓ−1}     (interaction term)       + g_b Δb (bias term, if any)
+//!      [+ Δh_{ℓ−1}          (skip term, residual blocks; g, g_b then carry β)]
 //! ```
 //!
 //! exactly, and this module measures (norms are Frobenius over batch × width):
@@ -20,6 +21,7 @@
 //! | `da_rel` | ‖Δa_ℓ‖/‖a_ℓ‖ (post-activation; experiments.md T2) |
 //! | `layer_term`, `passthrough_term`, `interaction_term` | norms of the three terms (passthrough and interaction for ℓ ≥ 2) |
 //! | `interaction_ratio` | interaction / layer term |
+//! | `skip_term` | ‖Δh_{ℓ−1}‖, what a residual block's skip carries into Δh_ℓ (blocks only) |
 //! | `layer_share` | layer term / ‖Δh_ℓ‖ (MAX wants Θ(1)) |
 //! | `decomp_residual` | ‖Δh − (sum of terms)‖/‖Δh‖ (a self-check: rounding error) |
 //! | `grad_norm` | ‖∂L/∂h_ℓ‖ at init |
@@ -81,6 +83,7 @@ pub fn describe(quantity: &str) -> &'static str {
         "passthrough_term" => "‖g W Δa_prev‖ (passthrough term)",
         "interaction_term" => "‖g ΔW Δa_prev‖ (interaction term)",
         "interaction_ratio" => "interaction / layer term",
+        "skip_term" => "‖Δh_prev‖ (residual skip term)",
         "layer_share" => "layer term / ‖Δh‖",
         "decomp_residual" => "decomposition residual (relative)",
         "grad_norm" => "‖∂L/∂h‖ at init",
@@ -104,7 +107,7 @@ pub fn describe(quantity: &str) -> &'static str {
 }
 
 /// Every quantity a probe measures (layer quantities, then network ones).
-pub const QUANTITIES: [&str; 29] = [
+pub const QUANTITIES: [&str; 30] = [
     "h_norm",
     "h_rms",
     "a_rms",
@@ -116,6 +119,7 @@ pub const QUANTITIES: [&str; 29] = [
     "passthrough_term",
     "interaction_term",
     "interaction_ratio",
+    "skip_term",
     "layer_share",
     "decomp_residual",
     "grad_norm",
@@ -203,6 +207,7 @@ impl<'a> Want<'a> {
                 "passthrough_term",
                 "interaction_term",
                 "interaction_ratio",
+                "skip_term",
                 "layer_share",
                 "decomp_residual",
                 "align",
@@ -306,7 +311,7 @@ pub fn at_init<T: Scalar>(
     let depth = model.depth();
     let chain = model.arch.activation == crate::nn::Activation::Linear
         && model.biases.iter().all(|b| b.is_none())
-        && (0..depth).all(|l| matches!(model.kind(l), crate::nn::LayerKind::Dense { .. }));
+        && model.arch.is_mlp();
     let f0 = if chain {
         // M = W̃_L ⋯ W̃_1 (k × d), built from the output side; f = x Mᵀ.
         let gain = T::of(model.arch.gain);
@@ -497,8 +502,13 @@ pub fn probe_stepped<T: Scalar>(
                 put(layer, "align_passthrough", ratio(pt, w_op * norm(&dinp)));
             }
         }
-        if let (Some(b0), Some(b1), Some(bs)) = (&model.biases[l], &t.model.biases[l], lp.bias) {
-            let gb = T::of(bs.multiplier);
+        if model.arch.skips(l) {
+            let skip = sub(after.z[l - 1].as_slice(), z0[l - 1].as_slice());
+            put(layer, "skip_term", norm(&skip));
+            sum.iter_mut().zip(&skip).for_each(|(s, &d)| *s += d);
+        }
+        if let (Some(b0), Some(b1), Some(_)) = (&model.biases[l], &t.model.biases[l], lp.bias) {
+            let gb = model.multipliers(l).1;
             for row in sum.chunks_exact_mut(n_l) {
                 row.iter_mut()
                     .zip(b0.iter().zip(b1))

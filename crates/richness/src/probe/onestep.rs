@@ -40,7 +40,7 @@ pub fn applies<T: Scalar>(model: &Model<T>, optim: &OptimConfig, spec: &ProbeSpe
     spec.steps == 1
         && optim.kind == OptimizerKind::Sgd
         && optim.weight_decay == 0.0
-        && (0..model.depth()).all(|l| matches!(model.kind(l), LayerKind::Dense { .. }))
+        && model.arch.is_mlp()
 }
 
 /// `out = alpha · u · Mᵀ` for u [B, k] and M [m, k] (row-major slices).
@@ -283,7 +283,7 @@ pub fn probe_one_step<T: Scalar>(
     let mut out_after: Vec<T> = Vec::new();
     let mut rows: Vec<Vec<(usize, &'static str, f64)>> = Vec::with_capacity(depth);
     for l in 0..depth {
-        let LayerKind::Dense { fan_in, fan_out } = model.kind(l) else {
+        let LayerKind::Dense(crate::nn::dense::Dense { fan_in, fan_out }) = model.kind(l) else {
             unreachable!("probe_one_step: checked by `applies`")
         };
         let lp = &model.param.layers[l];
