@@ -170,7 +170,11 @@ impl Net {
             let a: Vec<f64> = u.iter().map(|&v| self.c * self.act.phi(v)).collect();
             if b < nb {
                 let z = self.layers[b + 1].apply(&a);
-                let next = p.h[b].iter().zip(&z).map(|(h, z)| h + self.beta * z).collect();
+                let next = p.h[b]
+                    .iter()
+                    .zip(&z)
+                    .map(|(h, z)| h + self.beta * z)
+                    .collect();
                 p.h.push(next);
             } else {
                 p.f = self.layers[nb + 1].apply(&a);
@@ -398,10 +402,7 @@ fn monte_carlo(
             samples[c].1.push(t);
         }
     }
-    samples
-        .iter()
-        .map(|(s, t)| (stats(s), stats(t)))
-        .collect()
+    samples.iter().map(|(s, t)| (stats(s), stats(t))).collect()
 }
 
 /// The infinite-width kernels of a configuration (row-major P × P each).
@@ -552,7 +553,10 @@ fn hand_written_gradients_match_finite_differences() {
                     m.layers[l].w[i * cols + j] -= h;
                     let fd = (f0(&p) - f0(&m)) / (2.0 * h);
                     let an = gr.coef * di * gr.input[j];
-                    assert!((fd - an).abs() < 1e-7, "{norm:?} W{l}[{i},{j}]: {fd} vs {an}");
+                    assert!(
+                        (fd - an).abs() < 1e-7,
+                        "{norm:?} W{l}[{i},{j}]: {fd} vs {an}"
+                    );
                     checked += 1;
                 }
                 let (mut p, mut m) = (net.clone(), net.clone());
@@ -707,7 +711,11 @@ fn linear_trunk_has_the_closed_form_growth() {
             q += q / (q + LAYER_NORM_EPS);
         }
         let out = q / (q + LAYER_NORM_EPS);
-        assert!((k.nngp[(i, i)] - out).abs() < 1e-12, "{} vs {out}", k.nngp[(i, i)]);
+        assert!(
+            (k.nngp[(i, i)] - out).abs() < 1e-12,
+            "{} vs {out}",
+            k.nngp[(i, i)]
+        );
     }
 }
 
