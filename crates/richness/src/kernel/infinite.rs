@@ -1,4 +1,5 @@
-//! Infinite-width NNGP and NTK of MLPs, with our gains and effective variances.
+//! Infinite-width NNGP and NTK of MLPs and residual MLPs, with our gains and
+//! effective variances.
 //!
 //! A dense MLP with L weight layers has, per layer ℓ, four width-independent
 //! constants (fan-in d_ℓ; see [`LayerConstants`]):
@@ -34,6 +35,29 @@
 //! width, the result is the large-width approximation *at that width*, not a limit).
 //! The constants are for SGD; Adam's rates do not define a tangent kernel.
 //!
+//! **Residual MLP** (`arch.residual`, see [`crate::nn::residual`]): stem
+//! h₁ = g₁W₁x, blocks h_{b+1} = h_b + β·g_{b+1}W_{b+1}·cφ(N(h_b)) for b = 1..B,
+//! read-out f = g_out W_out·cφ(N(h_{B+1})), with biases inside the branch. In the
+//! limit a block's fresh weights are independent of the stream, so the cross terms
+//! vanish and each block *adds* β² times an MLP layer's increment; LayerNorm
+//! acts as h ↦ h/√(q(x) + ε) with q(x) = Σ(x, x) (its mean subtraction and
+//! projection are O(1/n)). With λ_b = 1/√((q_b(x) + ε)(q_b(x') + ε)) under
+//! LayerNorm (1 without), and Ĉ_b, Ċ_b the moments at Σ̃_b = λ_b Σ_b (at Σ_b
+//! without a norm):
+//!
+//! ```text
+//! Σ₁ = s₁ Ĉ⁰ + v₁,               T₁ = ρ₁ Ĉ⁰ + β₁
+//! Σ_{b+1} = Σ_b + β²(s_ℓ Ĉ_b + v_ℓ),   T_{b+1} = T_b + β²(s_ℓ Ċ_b λ_b T_b + ρ_ℓ Ĉ_b + β_ℓ)   (ℓ = b + 1)
+//! Σ_f = s_L Ĉ_{B+1} + v_L,        T_f = s_L Ċ_{B+1} λ_{B+1} T_{B+1} + ρ_L Ĉ_{B+1} + β_L   (L = B + 2)
+//! ```
+//!
+//! (β without an index is the branch scale, β_ℓ the bias rate of the table above; the
+//! β² in the rate terms is the square of the β·g that the gradient of a block's raw
+//! weight and bias carries). The
+//! derivation and the finite-width caveats are in theory.md §8.1.
+//! [`InfiniteMlp::resmlp_on_scale`] builds the scale's constants for a trunk;
+//! [`InfiniteMlp::from_parameterization`] reads `arch.residual`.
+//!
 //! φ expectations: closed forms for linear (Ĉ = c²Σ, Ċ = c²), ReLU (arc-cosine:
 //! Ĉ = c²√(q₁₁q₂₂)(sin θ + (π − θ)cos θ)/(2π), Ċ = c²(π − θ)/(2π)) and erf
 //! (Ĉ = c²(2/π) asin(2q₁₂/√((1+2q₁₁)(1+2q₂₂))), Ċ = c²(4/π)/√((1+2q₁₁)(1+2q₂₂) − 4q₁₂²));
@@ -52,12 +76,24 @@
 //! let x = Mat::from_vec(1, 2, vec![1.0, 0.0]);
 //! let k = InfiniteMlp::on_scale(2, Activation::Relu, 1.0, false).kernels(&x, None).unwrap();
 //! assert!((k.ntk[(0, 0)] - 1.0).abs() < 1e-15 && (k.nngp[(0, 0)] - 0.5).abs() < 1e-15);
+//!
+//! // A linear resmlp with one block (β = 1, no norm), x = 1: Σ₁ = T₁ = 1, the block
+//! // doubles the stream (Σ₂ = 2) and T₂ = T₁ + (T₁ + Σ₁) = 3; the read-out gives
+//! // NNGP Σ₂ = 2 and NTK T₂ + Σ₂ = 5.
+//! use richness::nn::{Branch, Norm, ResidualSpec};
+//! let spec = ResidualSpec { blocks: 1, norm: Norm::None, branch: Branch::One };
+//! let x = Mat::from_vec(1, 1, vec![1.0]);
+//! let k = InfiniteMlp::resmlp_on_scale(spec, Activation::Linear, 1.0, false)
+//!     .kernels(&x, None)
+//!     .unwrap();
+//! assert!((k.ntk[(0, 0)] - 5.0).abs() < 1e-15 && (k.nngp[(0, 0)] - 2.0).abs() < 1e-15);
 //! ```
 
 use super::quadrature::{GaussHermite, GaussLegendre, Piecewise};
 use crate::error::{Error, Result};
 use crate::linalg::Compute;
-use crate::nn::{Activation, Arch, BiasInit};
+use crate::nn::layernorm::LAYER_NORM_EPS;
+use crate::nn::{Activation, Arch, BiasInit, Norm, ResidualSpec};
 use crate::param::Parameterization;
 use crate::tensor::Mat;
 use rayon::prelude::*;
@@ -117,6 +153,9 @@ pub struct InfiniteMlp {
     pub method: Method,
     /// Quadrature rule where one is needed.
     pub rule: Rule,
+    /// The pre-activation residual trunk (resmlp): layer 1 is the stem, layers
+    /// 2..B+1 the blocks, layer B+2 the read-out; `None` for a plain MLP.
+    pub residual: Option<ResidualSpec>,
 }
 
 /// NNGP (output covariance at init) and NTK, [N₁, N₂] each.
@@ -155,7 +194,27 @@ impl InfiniteMlp {
             layers,
             method: Method::Auto,
             rule: Rule::default(),
+            residual: None,
         }
+    }
+
+    /// The resmlp equivalent of [`on_scale`](Self::on_scale): B = `residual.blocks`
+    /// blocks between stem and read-out (B + 2 weight layers), each block a hidden
+    /// layer of the scale (s = 1, ρ = α²), with the trunk's norm and branch β.
+    pub fn resmlp_on_scale(
+        residual: ResidualSpec,
+        activation: Activation,
+        alpha: f64,
+        bias: bool,
+    ) -> Self {
+        Self::on_scale(residual.blocks + 2, activation, alpha, bias).with_residual(residual)
+    }
+
+    /// The same network read as a resmlp trunk (it must have B + 2 layers; checked
+    /// when the kernels are computed).
+    pub fn with_residual(mut self, residual: ResidualSpec) -> Self {
+        self.residual = Some(residual);
+        self
     }
 
     /// Biases drawn at init with the scale's variance (1, …, 1, 1/α²), as
@@ -173,8 +232,14 @@ impl InfiniteMlp {
     }
 
     /// The constants of a resolved parameterization for `arch` (SGD rates; see the
-    /// module docs for off-scale parameterizations).
+    /// module docs for off-scale parameterizations): an MLP, or a resmlp when
+    /// `arch.residual` is set (its β and norm are taken from there).
     pub fn from_parameterization(arch: &Arch, param: &Parameterization) -> Result<Self> {
+        if arch.conv.is_some() {
+            return Err(Error::config(
+                "infinite-width kernels are implemented for dense networks (mlp, resmlp), not conv trunks",
+            ));
+        }
         if param.layers.len() != arch.depth() {
             return Err(Error::Shape(format!(
                 "parameterization has {} layers, architecture {}",
@@ -208,13 +273,16 @@ impl InfiniteMlp {
                 }
             })
             .collect();
-        Ok(InfiniteMlp {
+        let net = InfiniteMlp {
             activation: arch.activation,
             gain: arch.gain,
             layers,
             method: Method::Auto,
             rule: Rule::default(),
-        })
+            residual: arch.residual,
+        };
+        net.check_residual()?;
+        Ok(net)
     }
 
     /// The same with another expectation method.
@@ -275,14 +343,58 @@ impl InfiniteMlp {
         }
     }
 
-    /// Σˡ(x, x) for ℓ = 1..L, given ⟨x, x⟩/n₀.
+    /// A resmlp trunk must have B + 2 layers, B ≥ 1.
+    fn check_residual(&self) -> Result<()> {
+        match &self.residual {
+            Some(r) if r.blocks == 0 || self.layers.len() != r.blocks + 2 => {
+                Err(Error::config(format!(
+                    "a resmlp with {} blocks needs {} weight layers (stem, blocks, read-out), got {}",
+                    r.blocks,
+                    r.blocks + 2,
+                    self.layers.len()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// (Ĉ, Ċ·λ) of the activation after the stream whose entries are (q11, q22, q12):
+    /// with LayerNorm the activation sees Σ̃ = Σ·r₁r₂ with rᵢ = 1/√(qᵢᵢ + ε), and its
+    /// Jacobian carries the same λ = r₁r₂ (the limit of N; see the module docs).
+    fn block_moments(&self, q11: f64, q22: f64, q12: f64, quad: &Quad) -> (f64, f64) {
+        match self.residual.map(|r| r.norm) {
+            Some(Norm::Layer) => {
+                let r1 = 1.0 / (q11 + LAYER_NORM_EPS).sqrt();
+                let r2 = 1.0 / (q22 + LAYER_NORM_EPS).sqrt();
+                // Products (not quotients) so that x = x' gives q̃₁₂ = q̃₁₁ exactly
+                // (see the diagonal note in `kernels_with`).
+                let (ch, cd) = self.moments(q11 * r1 * r1, q22 * r2 * r2, q12 * r1 * r2, quad);
+                (ch, cd * r1 * r2)
+            }
+            _ => self.moments(q11, q22, q12, quad),
+        }
+    }
+
+    /// β² for weight layer ℓ (0-based) when it is a residual block, `None` otherwise.
+    fn branch2(&self, l: usize) -> Option<f64> {
+        self.residual
+            .filter(|_| l > 0 && l + 1 < self.layers.len())
+            .map(|r| r.beta() * r.beta())
+    }
+
+    /// Σˡ(x, x) for ℓ = 1..L, given ⟨x, x⟩/n₀ (for a resmlp: the stream after the
+    /// stem and after every block, then the output).
     fn diagonal(&self, g: f64, quad: &Quad) -> Vec<f64> {
         let mut out = Vec::with_capacity(self.layers.len());
         let mut q = self.layers[0].weight_var * g + self.layers[0].bias_var;
         out.push(q);
-        for lc in &self.layers[1..] {
-            let (ch, _) = self.moments(q, q, q, quad);
-            q = lc.weight_var * ch + lc.bias_var;
+        for (l, lc) in self.layers.iter().enumerate().skip(1) {
+            let (ch, _) = self.block_moments(q, q, q, quad);
+            let fresh = lc.weight_var * ch + lc.bias_var;
+            q = match self.branch2(l) {
+                Some(b2) => q + b2 * fresh,
+                None => fresh,
+            };
             out.push(q);
         }
         out
@@ -306,6 +418,7 @@ impl InfiniteMlp {
                 "an infinite-width MLP needs at least one weight layer",
             ));
         }
+        self.check_residual()?;
         let nodes = match self.rule {
             Rule::Piecewise { nodes } | Rule::Hermite { nodes } => nodes,
         };
@@ -407,9 +520,22 @@ impl InfiniteMlp {
         let mut q = l0.weight_var * g + l0.bias_var;
         let mut t = l0.weight_rate * g + l0.bias_rate;
         for (l, lc) in self.layers.iter().enumerate().skip(1) {
-            let (ch, cd) = self.moments(d1[l - 1], d2[l - 1], q, quad);
-            t = lc.weight_var * cd * t + lc.weight_rate * ch + lc.bias_rate;
-            q = lc.weight_var * ch + lc.bias_var;
+            // `cd` includes LayerNorm's λ (1 without a norm or in a plain MLP).
+            let (ch, cd) = self.block_moments(d1[l - 1], d2[l - 1], q, quad);
+            let t_fresh = lc.weight_var * cd * t + lc.weight_rate * ch + lc.bias_rate;
+            let q_fresh = lc.weight_var * ch + lc.bias_var;
+            match self.branch2(l) {
+                // A block adds β × its branch to the stream; the branch is independent
+                // of the stream's own weights in the limit, so both kernels add.
+                Some(b2) => {
+                    t += b2 * t_fresh;
+                    q += b2 * q_fresh;
+                }
+                None => {
+                    t = t_fresh;
+                    q = q_fresh;
+                }
+            }
         }
         (q, t)
     }

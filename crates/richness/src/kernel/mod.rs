@@ -20,7 +20,7 @@
 //! |---|---|
 //! | [`empirical`] | K of a finite network by the layerwise Gram factorisation (fast, blockwise) |
 //! | [`reference`] | the same by explicit per-example Jacobians (test/benchmark only) |
-//! | [`infinite`] | the infinite-width NNGP and NTK of MLPs (closed forms / quadrature), f64 |
+//! | [`infinite`] | the infinite-width NNGP and NTK of MLPs and resmlps (closed forms / quadrature), f64 |
 //! | [`quadrature`] | Gauss–Hermite and kink-aware Gauss–Legendre Gaussian expectations |
 //! | [`regression`] | linearised training and kernel (ridge) regression in closed form |
 //! | [`movement`] | ‖K_t − K₀‖/‖K₀‖, kernel distance, kernel–target alignment; `[ntk]` in training |
