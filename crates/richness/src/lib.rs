@@ -32,6 +32,7 @@
 pub mod budget;
 pub mod data;
 pub mod error;
+pub mod files;
 pub mod fit;
 pub mod io;
 pub mod kernel;

@@ -702,8 +702,9 @@ fn compare(a: CompareArgs, cx: &Compute, progress: bool) -> anyhow::Result<Exit>
     );
     let report = run_compare(&cfg, cx, progress)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let w =
-        |name: &str, text: String| richness::io::write_atomic(&a.out.join(name), text.as_bytes());
+    let w = |name: &str, text: String| {
+        richness::files::write_atomic(&a.out.join(name), text.as_bytes())
+    };
     w("t8_runs.csv", report.runs_csv())?;
     w("t8_parts.csv", report.parts_csv())?;
     w("t8_fits.csv", report.fits_csv())?;

@@ -63,7 +63,13 @@ impl FromStr for Norm {
 
 /// `out = N(h)` row by row ([batch, n] each); `inv[i]` = s of row i (kept for the
 /// backward pass).
-pub fn layer_norm_forward<T: Scalar>(h: &[T], batch: usize, n: usize, out: &mut [T], inv: &mut [T]) {
+pub fn layer_norm_forward<T: Scalar>(
+    h: &[T],
+    batch: usize,
+    n: usize,
+    out: &mut [T],
+    inv: &mut [T],
+) {
     let eps = LAYER_NORM_EPS;
     for i in 0..batch {
         let row = &h[i * n..(i + 1) * n];
@@ -106,8 +112,12 @@ mod tests {
     #[test]
     fn backward_equals_central_differences() {
         let (b, n) = (3, 7);
-        let h: Vec<f64> = (0..b * n).map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0).collect();
-        let w: Vec<f64> = (0..b * n).map(|i| ((i * 13 % 7) as f64 - 3.0) / 2.0).collect();
+        let h: Vec<f64> = (0..b * n)
+            .map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0)
+            .collect();
+        let w: Vec<f64> = (0..b * n)
+            .map(|i| ((i * 13 % 7) as f64 - 3.0) / 2.0)
+            .collect();
         let loss = |h: &[f64]| {
             let (mut o, mut s) = (vec![0.0; b * n], vec![0.0; b]);
             layer_norm_forward(h, b, n, &mut o, &mut s);

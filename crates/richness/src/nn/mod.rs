@@ -18,5 +18,5 @@ pub use activation::Activation;
 pub use conv::Pool;
 pub use layernorm::Norm;
 pub use loss::{accuracy, Loss};
-pub use residual::{Branch, ResidualSpec};
 pub use model::{Arch, BiasInit, ConvSpec, Grads, LayerKind, Model, Trace};
+pub use residual::{Branch, ResidualSpec};

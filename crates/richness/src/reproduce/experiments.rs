@@ -52,7 +52,7 @@ pub(super) fn check_config(id: ExperimentId, text: &str) -> Result<()> {
 
 fn parse<C: DeserializeOwned>(text: &str, id: ExperimentId) -> Result<C> {
     toml::from_str(text).map_err(|e| {
-        Error::config(crate::train::toml_error(
+        Error::config(crate::files::toml_error(
             &format!("{} config", id.name()),
             text,
             &e,
@@ -482,7 +482,7 @@ fn t2(cfg: &T2Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
             &rep,
         ));
     }
-    crate::io::write_atomic(&dir.join("da_rel.csv"), csv.as_bytes())?;
+    crate::files::write_atomic(&dir.join("da_rel.csv"), csv.as_bytes())?;
     res.files.push(csv_path(res, "da_rel.csv"));
     fig.save_all(dir, "t2")?;
     res.figures.push(super::FigureRef {
@@ -548,7 +548,7 @@ fn cached_train(cfg: &TrainConfig, dir: &Path, opts: &Options) -> Result<Outcome
         metrics: o.metrics.clone(),
     };
     let json = serde_json::to_string(&c).map_err(|e| Error::config(e.to_string()))?;
-    crate::io::write_atomic(&path, json.as_bytes())?;
+    crate::files::write_atomic(&path, json.as_bytes())?;
     Ok(o)
 }
 
@@ -617,7 +617,7 @@ fn t3(
         curves.push(per_seed);
     }
     bar.finish_and_clear();
-    crate::io::write_atomic(&dir.join("curves.csv"), csv.as_bytes())?;
+    crate::files::write_atomic(&dir.join("curves.csv"), csv.as_bytes())?;
     res.files.push(csv_path(res, "curves.csv"));
     let idx = |p: &Preset| cfg.presets.iter().position(|q| q == p);
     // Within-bundle agreement: max over seeds and epochs of |L_a − L_b| / L_b.
@@ -774,7 +774,7 @@ fn t5(text: &str, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Res
             sweep.failed
         ));
     }
-    crate::io::write_atomic(&dir.join("transfer.csv"), rep.to_csv().as_bytes())?;
+    crate::files::write_atomic(&dir.join("transfer.csv"), rep.to_csv().as_bytes())?;
     res.files.push(csv_path(res, "transfer.csv"));
     for g in &rep.groups {
         let optima = g
@@ -1075,7 +1075,7 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
             _ => div_r.push(r),
         }
     }
-    crate::io::write_atomic(&dir.join("dial.csv"), csv.as_bytes())?;
+    crate::files::write_atomic(&dir.join("dial.csv"), csv.as_bytes())?;
     res.files.push(csv_path(res, "dial.csv"));
     // The verdict of a claim made at several r: the worst, with the reasons of those.
     let worst_at = |v: &[(f64, crate::verdict::Judged)]| {
@@ -1230,9 +1230,9 @@ fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
     );
     let cx = Compute::new(opts.threads.max(1));
     let report = run_compare(c, &cx, opts.progress)?;
-    crate::io::write_atomic(&dir.join("t8_runs.csv"), report.runs_csv().as_bytes())?;
-    crate::io::write_atomic(&dir.join("t8_parts.csv"), report.parts_csv().as_bytes())?;
-    crate::io::write_atomic(&dir.join("t8_fits.csv"), report.fits_csv().as_bytes())?;
+    crate::files::write_atomic(&dir.join("t8_runs.csv"), report.runs_csv().as_bytes())?;
+    crate::files::write_atomic(&dir.join("t8_parts.csv"), report.parts_csv().as_bytes())?;
+    crate::files::write_atomic(&dir.join("t8_fits.csv"), report.fits_csv().as_bytes())?;
     res.files.push(csv_path(res, "t8_runs.csv"));
     res.files.push(csv_path(res, "t8_parts.csv"));
     res.files.push(csv_path(res, "t8_fits.csv"));

@@ -449,10 +449,10 @@ impl Report {
     /// Write `index.html` and `report.json` into `dir`.
     pub fn write_html(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        crate::io::write_atomic(&dir.join("index.html"), html::render(self).as_bytes())?;
+        crate::files::write_atomic(&dir.join("index.html"), html::render(self).as_bytes())?;
         let json = serde_json::to_string_pretty(self)
             .map_err(|e| Error::config(format!("serialising the report: {e}")))?;
-        crate::io::write_atomic(&dir.join("report.json"), json.as_bytes())
+        crate::files::write_atomic(&dir.join("report.json"), json.as_bytes())
     }
 }
 
@@ -461,7 +461,7 @@ pub fn config_text(id: ExperimentId, opts: &Options) -> Result<String> {
     match &opts.config_dir {
         Some(dir) => {
             let p = dir.join(format!("{}.toml", id.stem()));
-            crate::io::read_config_text(&p)
+            crate::files::read_config_text(&p)
         }
         None => Ok(id.embedded_config(opts.scale).to_string()),
     }
@@ -540,9 +540,9 @@ pub fn reproduce(ids: &[ExperimentId], opts: &Options) -> Result<Report> {
             if r.error.is_none() {
                 let json = serde_json::to_string_pretty(&r)
                     .map_err(|e| Error::config(format!("serialising {}: {e}", id.name())))?;
-                crate::io::write_atomic(&saved, json.as_bytes())?;
+                crate::files::write_atomic(&saved, json.as_bytes())?;
             }
-            crate::io::write_atomic(
+            crate::files::write_atomic(
                 &cfg_dir.join(format!("{}.toml", id.stem())),
                 r.config.as_bytes(),
             )?;

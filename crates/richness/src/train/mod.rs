@@ -18,6 +18,8 @@
 
 use crate::data::{DataConfig, Split};
 use crate::error::{Error, Result};
+use crate::files::friendly;
+pub use crate::files::{one_line, toml_error};
 use crate::linalg::Compute;
 use crate::nn::{accuracy, Activation, Arch, BiasInit, Grads, Loss, Model, Trace};
 use crate::optim::{OptimConfig, Optimizer};
@@ -306,7 +308,7 @@ impl TrainConfig {
     /// Read a TOML config file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = crate::io::read_config_text(path)?;
+        let text = crate::files::read_config_text(path)?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -382,58 +384,6 @@ impl TrainConfig {
         *self = toml::from_str(&toml::to_string(&doc).expect("toml"))
             .map_err(|e| Error::config(format!("{origin}: {}", friendly(e.message()))))?;
         Ok(())
-    }
-}
-
-/// A TOML error as one line: `origin: line N (`the line`): message`.
-pub fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> String {
-    let msg = friendly(e.message());
-    match e.span() {
-        Some(span) => {
-            let start = span.start.min(text.len());
-            let line_no = text[..start].matches('\n').count() + 1;
-            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
-            format!("{origin}: line {line_no} (`{line}`): {msg}")
-        }
-        None => format!("{origin}: {msg}"),
-    }
-}
-
-/// A parser message as one line, with Rust type names (`expected usize`) said in
-/// words (`expected a non-negative integer`).
-fn friendly(msg: &str) -> String {
-    let mut m = one_line(msg);
-    for (rust, words) in [
-        ("expected usize", "expected a non-negative integer"),
-        ("expected u64", "expected a non-negative integer"),
-        ("expected u32", "expected a non-negative integer"),
-        ("expected i64", "expected an integer"),
-        ("expected f64", "expected a number"),
-        ("expected f32", "expected a number"),
-    ] {
-        if let Some(i) = m.find(rust) {
-            // Only whole words: `expected usize`, not a longer name starting with it.
-            let end = i + rust.len();
-            if !m[end..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
-                m.replace_range(i..end, words);
-            }
-        }
-    }
-    m
-}
-
-/// First line of a (possibly multi-line) parser message, trimmed.
-pub fn one_line(msg: &str) -> String {
-    let lines: Vec<&str> = msg
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    // toml errors look like "TOML parse error at line 3, column 1\n | ... \n unknown field ..."
-    match (lines.first(), lines.last()) {
-        (Some(first), Some(last)) if lines.len() > 1 => format!("{first}: {last}"),
-        (Some(first), _) => first.to_string(),
-        _ => msg.to_string(),
     }
 }
 
@@ -791,14 +741,14 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
 
     let mut csv = match &out_dir {
         Some(dir) => {
-            crate::io::write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-            crate::io::write_atomic(
+            crate::files::write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+            crate::files::write_atomic(
                 &dir.join("parameterization.json"),
                 serde_json::to_string_pretty(&p.param)
                     .expect("json")
                     .as_bytes(),
             )?;
-            crate::io::write_atomic(
+            crate::files::write_atomic(
                 &dir.join("parameterization.txt"),
                 p.param.to_text().as_bytes(),
             )?;
@@ -934,7 +884,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         }
         let mut summary = serde_json::to_value(&outcome).expect("json");
         summary["seconds"] = serde_json::json!((outcome.seconds * 1000.0).round() / 1000.0);
-        crate::io::write_atomic(
+        crate::files::write_atomic(
             &dir.join("summary.json"),
             serde_json::to_string_pretty(&summary).unwrap().as_bytes(),
         )?;
