@@ -5,11 +5,11 @@
 use super::{ClaimResult, ExperimentId, ExperimentResult, Options, Table, Verdict};
 use crate::error::{Error, Result};
 use crate::fit::mean_std;
-use crate::kernel::compare::{run_compare, CompareConfig};
 use crate::linalg::Compute;
 use crate::param::{Preset, ScaleChoice};
 use crate::probe::check::{self, CheckConfig, CheckReport, ScanRow};
 use crate::report::plot::{power_line, Figure, Series, Style};
+use crate::reproduce::t8::{run_compare, CompareConfig};
 use crate::train::{self, Outcome, RunOptions, Status, TrainConfig};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::Path;
@@ -1237,7 +1237,7 @@ fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
     res.files.push(csv_path(res, "t8_parts.csv"));
     res.files.push(csv_path(res, "t8_fits.csv"));
     for &r in &c.rs {
-        if let Some(g) = crate::kernel::compare::regime(&report, r) {
+        if let Some(g) = crate::reproduce::t8::regime(&report, r) {
             res.notes.push(format!(
                 "r = {r}: ε = γ₀n^(r−1/2) = {:.4} at n = {}, where the kernel moves by {:.1}% ({:.1}–{:.1}% over the widths); exponents are judged only below {:.0}% (docs/theory.md §6.1).",
                 g.eps_min,
@@ -1245,7 +1245,7 @@ fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                 100.0 * g.movement_min,
                 100.0 * g.movement_range.0,
                 100.0 * g.movement_range.1,
-                100.0 * crate::kernel::compare::SMALL_MOVEMENT
+                100.0 * crate::reproduce::t8::SMALL_MOVEMENT
             ));
         }
     }
@@ -1278,7 +1278,7 @@ fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                 fit.slope, fit.ci95.0, fit.ci95.1
             ),
             f.rule.clone(),
-            // The verdict `ntk compare` prints (one rule: kernel::compare::judge).
+            // The verdict `ntk compare` prints (one rule: reproduce::t8::judge).
             &f.judged(),
         ));
     }

@@ -20,6 +20,7 @@
 
 mod experiments;
 mod html;
+pub mod t8;
 
 use crate::error::{Error, Result};
 use crate::report::plot::Figure;

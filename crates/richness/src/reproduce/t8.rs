@@ -12,7 +12,7 @@
 //! 2. trained by full-batch gradient descent (no momentum) for `steps` steps at base
 //!    rate η₀ on the library's MSE;
 //! 3. compared on the test points with the linearised network of
-//!    [`super::regression`] after exactly the same number of GD steps
+//!    [`crate::kernel::regression`] after exactly the same number of GD steps
 //!    ([`Horizon::Steps`], so no time-discretisation error enters), using K₀
 //!    ("emp") and K∞ ("inf"), both started from the network's own f₀ (f₀ = 0 when
 //!    centred: the centred network starts at 0, and so does its linearisation).
@@ -26,7 +26,7 @@
 //! | `movement` | ‖K_T − K₀‖_F / ‖K₀‖_F on the training points |
 //! | `k0_vs_inf` | ‖K₀ − K∞‖_F / ‖K∞‖_F on train ∪ test; `kernel_seeds` seeds, no training (r-independent, recorded at r = 0) |
 //! | `gap_emp_rel_change`, `gap_inf_rel_change` | the gaps divided by ‖f_lin − f₀‖ instead (not fitted) |
-//! | `kernel_distance`, `alignment_0`, `alignment_T` | see [`super::movement`] (not fitted) |
+//! | `kernel_distance`, `alignment_0`, `alignment_T` | see [`crate::kernel::movement`] (not fitted) |
 //! | `train_mse_net`, `test_mse_net`, `test_mse_lin_emp`, `test_mse_lin_inf` | losses after training (not fitted) |
 //! | `f0_rms`, `f0_raw_rms` | RMS test output at init as trained (0 when centred) and uncentred |
 //!
@@ -72,13 +72,13 @@
 //! 67–256 %). Lower γ₀ or use larger widths. `k0_vs_inf` needs no training and is
 //! always judged.
 
-use super::empirical::{empirical_ntk, NtkOptions};
-use super::infinite::InfiniteMlp;
-use super::movement::{kernel_distance, relative_change, target_alignment};
-use super::regression::{Horizon, LinearisedMse};
 use crate::data::DataSource;
 use crate::error::{Error, Result};
 use crate::fit::{fit_loglog, LineFit};
+use crate::kernel::empirical::{empirical_ntk, NtkOptions};
+use crate::kernel::infinite::InfiniteMlp;
+use crate::kernel::movement::{kernel_distance, relative_change, target_alignment};
+use crate::kernel::regression::{Horizon, LinearisedMse};
 use crate::linalg::Compute;
 use crate::nn::{Activation, Arch, Loss, Model, Trace};
 use crate::optim::OptimConfig;
