@@ -1,4 +1,4 @@
-//! Weights in `safetensors` (readable by PyTorch, JAX, numpy), plus small file helpers.
+//! Weights in `safetensors` (readable by PyTorch, JAX, numpy) and run folders.
 //!
 //! Layer ℓ (0-based) is stored as `layers.{ℓ}.weight` with shape [fan_out, fan_in],
 //! as PyTorch's `nn.Linear` stores it (a conv layer as [C_out, C_in, k, k], as
@@ -13,6 +13,8 @@
 //! ```
 
 use crate::error::{Error, Result};
+// The file helpers moved to [`crate::files`]; re-exported here for old callers.
+pub use crate::files::{read_config_text, read_file, write_atomic, write_csv, MAX_CONFIG_BYTES};
 use crate::nn::{Arch, Model, WeightKind};
 use crate::param::Parameterization;
 use crate::tensor::{Dtype, Mat, Scalar};
@@ -229,65 +231,6 @@ fn sibling(target: &Path, what: &str) -> std::path::PathBuf {
         .parent()
         .unwrap_or_else(|| Path::new("."))
         .join(format!(".{name}.{what}"))
-}
-
-/// Most bytes a text config (TOML spec, scan or sweep config) may have.
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
-
-/// Read a whole file that must be a file: a folder or a device (`/dev/zero`, which
-/// never ends) is a one-line error, and so is a file longer than `cap` bytes (a
-/// pipe is read up to the cap). A regular file's size is checked against the
-/// memory budget ([`crate::budget`]) before it is read.
-pub fn read_file(path: &Path, cap: Option<u64>) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
-    let ft = meta.file_type();
-    if ft.is_dir() {
-        return Err(Error::file(path, "is a folder, not a file"));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if ft.is_char_device() || ft.is_block_device() || ft.is_socket() {
-            return Err(Error::file(
-                path,
-                "is a device or socket, not a regular file",
-            ));
-        }
-    }
-    let too_long = |cap: u64| {
-        Error::file(
-            path,
-            format!(
-                "is longer than the {} a file of this kind may have",
-                crate::budget::human(cap as u128)
-            ),
-        )
-    };
-    let mut bytes = Vec::new();
-    if ft.is_file() {
-        let len = meta.len();
-        if let Some(c) = cap.filter(|&c| len > c) {
-            return Err(too_long(c));
-        }
-        crate::budget::ensure(|| format!("reading {}", path.display()), len as u128)?;
-        bytes.reserve_exact(len as usize);
-    }
-    let limit = cap.map_or(u64::MAX, |c| c + 1);
-    f.take(limit)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if let Some(c) = cap.filter(|&c| bytes.len() as u64 > c) {
-        return Err(too_long(c));
-    }
-    Ok(bytes)
-}
-
-/// A text config as a string ([`read_file`] with [`MAX_CONFIG_BYTES`], UTF-8).
-pub fn read_config_text(path: &Path) -> Result<String> {
-    let bytes = read_file(path, Some(MAX_CONFIG_BYTES))?;
-    String::from_utf8(bytes).map_err(|_| Error::file(path, "is not UTF-8 text"))
 }
 
 /// Most header bytes accepted (the `safetensors` crate's own limit).
@@ -511,29 +454,6 @@ pub fn load_weights_into<T: Scalar>(model: &mut Model<T>, path: impl AsRef<Path>
     // A centred model is centred at the weights it starts from: these.
     model.recenter();
     Ok(())
-}
-
-/// Write a file atomically: to a temporary name in the same folder, then rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension()
-            .map(|e| e.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
-/// Write a CSV file from a header and rows of cells.
-pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
-    let mut s = header.join(",");
-    s.push('\n');
-    for r in rows {
-        s.push_str(&r.join(","));
-        s.push('\n');
-    }
-    write_atomic(path, s.as_bytes())
 }
 
 /// Save a matrix as a 2-D `.npy`.

@@ -16,6 +16,27 @@
 //!                → probes → store → fits → report
 //! ```
 //!
+//! ## Layers
+//!
+//! The modules stand on each other in layers. **A module imports only from its own
+//! layer or below**, and never in a circle (`tests/layering.rs` checks both, reading
+//! this table):
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | 0 | error, tensor, rng, progress, budget, files | the ground floor: errors, matrices, random streams, progress bars, the memory budget, file reads and writes |
+//! | 1 | linalg, fit, verdict, report | numerics, line fits, verdicts, figures |
+//! | 2 | data, param | data sets; parameterizations (the richness scale) |
+//! | 3 | nn | networks: forward and backward |
+//! | 4 | optim, kernel, io | optimizers, neural tangent kernels, weights files and run folders |
+//! | 5 | train | configs, the trainer, a whole run |
+//! | 6 | probe, sweep | measurements across widths; sweeps and their store |
+//! | 7 | reproduce | the experiments T1–T8 and their report |
+//!
+//! One known exception: `budget` sizes an [`nn::Arch`] (its parameter and trace
+//! counts), so it imports `nn`; those estimates belong in `nn` and move there with
+//! the layer-kind redesign.
+//!
 //! ```
 //! use richness::prelude::*;
 //! // μP (r = 1/2) for a 64 → 256 → 256 → 10 ReLU network, trained 1 SGD step on digits.
@@ -32,6 +53,7 @@
 pub mod budget;
 pub mod data;
 pub mod error;
+pub mod files;
 pub mod fit;
 pub mod io;
 pub mod kernel;

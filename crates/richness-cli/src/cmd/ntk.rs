@@ -8,13 +8,13 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use richness::data::npy::read_npy;
 use richness::io::save_mat_npy;
-use richness::kernel::compare::{run_compare, CompareConfig, SMALL_MOVEMENT};
 use richness::kernel::empirical::{empirical_ntk, NtkOptions, Outputs};
 use richness::kernel::infinite::{InfiniteMlp, Method, Rule};
 use richness::kernel::regression::{eigenvalues, Horizon, LinearisedMse};
 use richness::linalg::Compute;
 use richness::nn::{Activation, Arch, Model};
 use richness::param::{Gauge, OptimizerKind, Parameterization, ScaleChoice};
+use richness::reproduce::t8::{run_compare, CompareConfig, SMALL_MOVEMENT};
 use richness::tensor::{Dtype, Mat, Scalar};
 use richness::verdict::Verdict;
 use std::path::{Path, PathBuf};
@@ -702,8 +702,9 @@ fn compare(a: CompareArgs, cx: &Compute, progress: bool) -> anyhow::Result<Exit>
     );
     let report = run_compare(&cfg, cx, progress)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let w =
-        |name: &str, text: String| richness::io::write_atomic(&a.out.join(name), text.as_bytes());
+    let w = |name: &str, text: String| {
+        richness::files::write_atomic(&a.out.join(name), text.as_bytes())
+    };
     w("t8_runs.csv", report.runs_csv())?;
     w("t8_parts.csv", report.parts_csv())?;
     w("t8_fits.csv", report.fits_csv())?;
@@ -738,7 +739,7 @@ fn compare(a: CompareArgs, cx: &Compute, progress: bool) -> anyhow::Result<Exit>
     }
     println!("\nregime (docs/theory.md §6.1: exponents are judged only where the kernel moves by ≤ {:.0}% at the smallest width):", 100.0 * SMALL_MOVEMENT);
     for &r in &cfg.rs {
-        if let Some(g) = richness::kernel::compare::regime(&report, r) {
+        if let Some(g) = richness::reproduce::t8::regime(&report, r) {
             println!(
                 "  r = {:<5} ε = γ₀n^(r−1/2) = {:.4} at n = {}, movement {:.1}% there ({:.1}–{:.1}% over the widths){}",
                 r,

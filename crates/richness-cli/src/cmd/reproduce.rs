@@ -26,7 +26,7 @@ pub fn run(a: ReproduceArgs, threads: usize, progress: bool) -> anyhow::Result<E
     let report = reproduce(&ids, &opts)?;
     print!("{}", report.overview_text());
     if let Some(md) = &a.markdown {
-        richness::io::write_atomic(md, report.markdown().as_bytes())?;
+        richness::files::write_atomic(md, report.markdown().as_bytes())?;
     }
     println!(
         "\n{:.0}s; report: {}",

@@ -535,11 +535,11 @@ pub fn transfer(a: TransferArgs, threads: usize, progress: bool) -> anyhow::Resu
 
 fn write_transfer(rep: &TransferReport, out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).map_err(|e| richness::Error::io(out, e))?;
-    richness::io::write_atomic(
+    richness::files::write_atomic(
         &out.join("transfer.json"),
         serde_json::to_string_pretty(rep)?.as_bytes(),
     )?;
-    richness::io::write_atomic(&out.join("transfer.csv"), rep.to_csv().as_bytes())?;
+    richness::files::write_atomic(&out.join("transfer.csv"), rep.to_csv().as_bytes())?;
     let figs = rep.figures();
     richness::report::plot::Grid {
         figures: &figs,

@@ -172,7 +172,7 @@ pub fn parse_batch(bytes: &[u8], path: impl AsRef<Path>, kind: Cifar) -> Result<
 /// Read and validate one batch file.
 pub fn read_batch(path: impl AsRef<Path>, kind: Cifar) -> Result<Batch> {
     let path = path.as_ref();
-    let bytes = crate::io::read_file(path, None)?;
+    let bytes = crate::files::read_file(path, None)?;
     parse_batch(&bytes, path, kind)
 }
 

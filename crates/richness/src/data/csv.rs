@@ -193,7 +193,7 @@ fn show(f: &[u8]) -> String {
 /// Read and parse a CSV file.
 pub fn read_csv(path: impl AsRef<Path>, header: Header) -> Result<Table> {
     let path = path.as_ref();
-    let bytes = crate::io::read_file(path, None)?;
+    let bytes = crate::files::read_file(path, None)?;
     parse_csv(&bytes, path, header)
 }
 

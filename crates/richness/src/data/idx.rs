@@ -184,7 +184,7 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
     if got == 2 && magic == GZIP_MAGIC {
         // Compressed files are small (the whole point); reading one whole allocates
         // exactly the file's size.
-        let bytes = crate::io::read_file(path, None)?;
+        let bytes = crate::files::read_file(path, None)?;
         let raw = gunzip_idx(&bytes).map_err(|m| Error::file(path, m))?;
         return decode(raw.0, raw.1, path);
     }

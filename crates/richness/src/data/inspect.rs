@@ -62,7 +62,7 @@ pub struct Report {
 
 /// Read, validate and describe a file.
 pub fn inspect(path: &Path) -> Result<Report> {
-    let bytes = crate::io::read_file(path, None)?;
+    let bytes = crate::files::read_file(path, None)?;
     inspect_bytes(&bytes, path)
 }
 

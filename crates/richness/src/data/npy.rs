@@ -106,7 +106,7 @@ impl NpyArray {
 /// Read and validate a `.npy` file.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray> {
     let path = path.as_ref();
-    let bytes = crate::io::read_file(path, None)?;
+    let bytes = crate::files::read_file(path, None)?;
     parse_npy(&bytes, path)
 }
 

@@ -24,7 +24,6 @@
 //! | [`quadrature`] | Gauss–Hermite and kink-aware Gauss–Legendre Gaussian expectations |
 //! | [`regression`] | linearised training and kernel (ridge) regression in closed form |
 //! | [`movement`] | ‖K_t − K₀‖/‖K₀‖, kernel distance, kernel–target alignment; `[ntk]` in training |
-//! | [`compare`] | experiment T8: trained networks against their kernel predictions across widths |
 //!
 //! ```
 //! use richness::kernel::{empirical, infinite::InfiniteMlp};
@@ -41,7 +40,6 @@
 //! assert!((k[(0, 1)] - kinf[(0, 1)]).abs() < 0.1 * kinf[(0, 1)]);
 //! ```
 
-pub mod compare;
 pub mod empirical;
 pub mod infinite;
 pub mod movement;

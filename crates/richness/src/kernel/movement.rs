@@ -228,6 +228,6 @@ impl<T: Scalar> MovementTracker<T> {
             s.push_str(&r.csv());
             s.push('\n');
         }
-        crate::io::write_atomic(path, s.as_bytes())
+        crate::files::write_atomic(path, s.as_bytes())
     }
 }

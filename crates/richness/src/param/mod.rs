@@ -379,9 +379,9 @@ impl AbcSpec {
     /// Read a spec file; errors name the file, line and key.
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = crate::io::read_config_text(path)?;
+        let text = crate::files::read_config_text(path)?;
         toml::from_str(&text).map_err(|e| {
-            Error::config(crate::train::toml_error(
+            Error::config(crate::files::toml_error(
                 &path.display().to_string(),
                 &text,
                 &e,

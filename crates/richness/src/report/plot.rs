@@ -354,7 +354,7 @@ impl Figure {
 
     /// Write an SVG file.
     pub fn save_svg(&self, path: impl AsRef<Path>) -> Result<()> {
-        crate::io::write_atomic(path.as_ref(), self.to_svg()?.as_bytes())
+        crate::files::write_atomic(path.as_ref(), self.to_svg()?.as_bytes())
     }
 
     /// Write a PNG file.
@@ -370,7 +370,7 @@ impl Figure {
     pub fn save_all(&self, dir: &Path, stem: &str) -> Result<()> {
         self.save_png(dir.join(format!("{stem}.png")))?;
         self.save_svg(dir.join(format!("{stem}.svg")))?;
-        crate::io::write_atomic(&dir.join(format!("{stem}.csv")), self.to_csv().as_bytes())
+        crate::files::write_atomic(&dir.join(format!("{stem}.csv")), self.to_csv().as_bytes())
     }
 }
 
@@ -419,14 +419,14 @@ impl Grid<'_> {
     /// Write `stem.png`, `stem.svg` and `stem.csv` (all panels' data, with a `panel` column).
     pub fn save_all(&self, dir: &Path, stem: &str) -> Result<()> {
         self.save_png(dir.join(format!("{stem}.png")))?;
-        crate::io::write_atomic(&dir.join(format!("{stem}.svg")), self.to_svg()?.as_bytes())?;
+        crate::files::write_atomic(&dir.join(format!("{stem}.svg")), self.to_svg()?.as_bytes())?;
         let mut csv = String::from("panel,series,x,y,lo,hi\n");
         for f in self.figures {
             for line in f.to_csv().lines().skip(1) {
                 csv.push_str(&format!("{},{line}\n", csv_field(&f.title)));
             }
         }
-        crate::io::write_atomic(&dir.join(format!("{stem}.csv")), csv.as_bytes())
+        crate::files::write_atomic(&dir.join(format!("{stem}.csv")), csv.as_bytes())
     }
 }
 

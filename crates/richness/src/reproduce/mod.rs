@@ -10,6 +10,11 @@
 //! one by one (`out/tN/runs/NAME/outcome.json`), so an interrupted `full` run
 //! loses at most the run in progress.
 //!
+//! Each experiment is one file, `tN.rs` (T4 reuses T3's protocol; T8 also holds
+//! the kernel comparison behind `richness ntk compare`), with the helpers they share
+//! in `common.rs`. This module lists them (the `experiments!` table), runs them and
+//! assembles the report.
+//!
 //! ```no_run
 //! use richness::reproduce::{reproduce, ExperimentId, Options, Scale};
 //! let opts = Options { scale: Scale::Small, out: "out/reproduce".into(), ..Options::default() };
@@ -18,7 +23,7 @@
 //! report.write_html(&opts.out).unwrap();
 //! ```
 
-mod experiments;
+mod common;
 mod html;
 
 use crate::error::{Error, Result};
@@ -28,7 +33,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
 
-pub use experiments::{T3Config, T7Config};
+pub use t3::T3Config;
+pub use t7::T7Config;
 
 /// Which size of the experiments to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -63,95 +69,95 @@ impl FromStr for Scale {
     }
 }
 
-/// The experiments of experiments.md.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ExperimentId {
-    T1,
-    T2,
-    T3,
-    T4,
-    T5,
-    T6,
-    T7,
-    T8,
+/// The experiments, one file each (`tN.rs`): each has `run(text, dir, opts, res)`
+/// and `check_config(text)`, and configs `configs/reproduce/{small,full}/tN.toml`.
+/// Adding an experiment is its file, its configs and one line here.
+macro_rules! experiments {
+    ($($vis:vis $id:ident $stem:ident $title:literal;)*) => {
+        $($vis mod $stem;)*
+
+        /// The experiments of experiments.md.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum ExperimentId {
+            $($id,)*
+        }
+
+        impl ExperimentId {
+            pub const ALL: [ExperimentId; [$(stringify!($id)),*].len()] = [$(ExperimentId::$id),*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ExperimentId::$id => stringify!($id),)*
+                }
+            }
+
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(ExperimentId::$id => $title,)*
+                }
+            }
+
+            /// The embedded config of this experiment at a scale.
+            pub fn embedded_config(self, scale: Scale) -> &'static str {
+                match (scale, self) {
+                    $(
+                        (Scale::Small, ExperimentId::$id) => include_str!(concat!(
+                            env!("CARGO_MANIFEST_DIR"),
+                            "/../../configs/reproduce/small/",
+                            stringify!($stem),
+                            ".toml"
+                        )),
+                        (Scale::Full, ExperimentId::$id) => include_str!(concat!(
+                            env!("CARGO_MANIFEST_DIR"),
+                            "/../../configs/reproduce/full/",
+                            stringify!($stem),
+                            ".toml"
+                        )),
+                    )*
+                }
+            }
+
+            /// Run this experiment from its config text, writing under `dir`.
+            fn run(
+                self,
+                text: &str,
+                dir: &Path,
+                opts: &Options,
+                res: &mut ExperimentResult,
+            ) -> Result<()> {
+                match self {
+                    $(ExperimentId::$id => $stem::run(text, dir, opts, res),)*
+                }
+            }
+
+            /// Parse this experiment's config without running anything, so that
+            /// `reproduce` can refuse a bad file in a `config_dir` before the
+            /// experiments ahead of it have run (minutes to hours) instead of as an
+            /// error row in the report.
+            fn check_config(self, text: &str) -> Result<()> {
+                match self {
+                    $(ExperimentId::$id => $stem::check_config(text),)*
+                }
+            }
+        }
+    };
+}
+
+experiments! {
+    T1 t1 "Table 1 on the 3-layer linear model";
+    T2 t2 "Scaling of representation updates (ReLU MLP)";
+    T3 t3 "Gauge equivalence and lazy vs rich (MLP)";
+    T4 t4 "CNN: Myrtle-5 lazy vs rich";
+    T5 t5 "Hyperparameter transfer across width";
+    T6 t6 "Weight alignment and gradient sizes";
+    T7 t7 "The richness dial";
+    pub T8 t8 "Lazy limit against kernel regression";
 }
 
 impl ExperimentId {
-    pub const ALL: [ExperimentId; 8] = [
-        ExperimentId::T1,
-        ExperimentId::T2,
-        ExperimentId::T3,
-        ExperimentId::T4,
-        ExperimentId::T5,
-        ExperimentId::T6,
-        ExperimentId::T7,
-        ExperimentId::T8,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ExperimentId::T1 => "T1",
-            ExperimentId::T2 => "T2",
-            ExperimentId::T3 => "T3",
-            ExperimentId::T4 => "T4",
-            ExperimentId::T5 => "T5",
-            ExperimentId::T6 => "T6",
-            ExperimentId::T7 => "T7",
-            ExperimentId::T8 => "T8",
-        }
-    }
-
     /// Lower-case stem used for files and folders (`t1`).
     pub fn stem(self) -> String {
         self.name().to_ascii_lowercase()
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            ExperimentId::T1 => "Table 1 on the 3-layer linear model",
-            ExperimentId::T2 => "Scaling of representation updates (ReLU MLP)",
-            ExperimentId::T3 => "Gauge equivalence and lazy vs rich (MLP)",
-            ExperimentId::T4 => "CNN: Myrtle-5 lazy vs rich",
-            ExperimentId::T5 => "Hyperparameter transfer across width",
-            ExperimentId::T6 => "Weight alignment and gradient sizes",
-            ExperimentId::T7 => "The richness dial",
-            ExperimentId::T8 => "Lazy limit against kernel regression",
-        }
-    }
-
-    /// The embedded config of this experiment at a scale.
-    pub fn embedded_config(self, scale: Scale) -> &'static str {
-        use ExperimentId::*;
-        macro_rules! cfg {
-            ($s:literal, $t:literal) => {
-                include_str!(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/../../configs/reproduce/",
-                    $s,
-                    "/",
-                    $t,
-                    ".toml"
-                ))
-            };
-        }
-        match (scale, self) {
-            (Scale::Small, T1) => cfg!("small", "t1"),
-            (Scale::Small, T2) => cfg!("small", "t2"),
-            (Scale::Small, T3) => cfg!("small", "t3"),
-            (Scale::Small, T4) => cfg!("small", "t4"),
-            (Scale::Small, T5) => cfg!("small", "t5"),
-            (Scale::Small, T6) => cfg!("small", "t6"),
-            (Scale::Small, T7) => cfg!("small", "t7"),
-            (Scale::Small, T8) => cfg!("small", "t8"),
-            (Scale::Full, T1) => cfg!("full", "t1"),
-            (Scale::Full, T2) => cfg!("full", "t2"),
-            (Scale::Full, T3) => cfg!("full", "t3"),
-            (Scale::Full, T4) => cfg!("full", "t4"),
-            (Scale::Full, T5) => cfg!("full", "t5"),
-            (Scale::Full, T6) => cfg!("full", "t6"),
-            (Scale::Full, T7) => cfg!("full", "t7"),
-            (Scale::Full, T8) => cfg!("full", "t8"),
-        }
     }
 }
 
@@ -162,7 +168,11 @@ impl FromStr for ExperimentId {
             .into_iter()
             .find(|e| e.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
-                Error::config(format!("unknown experiment `{s}` (expected one of T1…T8)"))
+                Error::config(format!(
+                    "unknown experiment `{s}` (expected one of {}…{})",
+                    ExperimentId::ALL[0].name(),
+                    ExperimentId::ALL[ExperimentId::ALL.len() - 1].name()
+                ))
             })
     }
 }
@@ -449,10 +459,10 @@ impl Report {
     /// Write `index.html` and `report.json` into `dir`.
     pub fn write_html(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        crate::io::write_atomic(&dir.join("index.html"), html::render(self).as_bytes())?;
+        crate::files::write_atomic(&dir.join("index.html"), html::render(self).as_bytes())?;
         let json = serde_json::to_string_pretty(self)
             .map_err(|e| Error::config(format!("serialising the report: {e}")))?;
-        crate::io::write_atomic(&dir.join("report.json"), json.as_bytes())
+        crate::files::write_atomic(&dir.join("report.json"), json.as_bytes())
     }
 }
 
@@ -461,7 +471,7 @@ pub fn config_text(id: ExperimentId, opts: &Options) -> Result<String> {
     match &opts.config_dir {
         Some(dir) => {
             let p = dir.join(format!("{}.toml", id.stem()));
-            crate::io::read_config_text(&p)
+            crate::files::read_config_text(&p)
         }
         None => Ok(id.embedded_config(opts.scale).to_string()),
     }
@@ -486,7 +496,7 @@ pub fn run_experiment(id: ExperimentId, opts: &Options) -> ExperimentResult {
     let dir = opts.out.join(id.stem());
     let outcome = std::fs::create_dir_all(&dir)
         .map_err(|e| Error::io(&dir, e))
-        .and_then(|_| experiments::run(id, &text, &dir, opts, &mut res));
+        .and_then(|_| id.run(&text, &dir, opts, &mut res));
     if let Err(e) = outcome {
         res.error = Some(e.to_string());
     }
@@ -511,7 +521,7 @@ pub fn reproduce(ids: &[ExperimentId], opts: &Options) -> Result<Report> {
     if let Some(dir) = &opts.config_dir {
         for &id in &ids {
             let text = config_text(id, opts)?;
-            experiments::check_config(id, &text).map_err(|e| match e {
+            id.check_config(&text).map_err(|e| match e {
                 Error::Config(m) => Error::file(dir.join(format!("{}.toml", id.stem())), m),
                 other => other,
             })?;
@@ -540,9 +550,9 @@ pub fn reproduce(ids: &[ExperimentId], opts: &Options) -> Result<Report> {
             if r.error.is_none() {
                 let json = serde_json::to_string_pretty(&r)
                     .map_err(|e| Error::config(format!("serialising {}: {e}", id.name())))?;
-                crate::io::write_atomic(&saved, json.as_bytes())?;
+                crate::files::write_atomic(&saved, json.as_bytes())?;
             }
-            crate::io::write_atomic(
+            crate::files::write_atomic(
                 &cfg_dir.join(format!("{}.toml", id.stem())),
                 r.config.as_bytes(),
             )?;

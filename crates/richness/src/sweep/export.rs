@@ -147,7 +147,7 @@ fn write_csv(store: &Store, dir: &Path) -> Result<Exported> {
         s.push_str(&cells.join(","));
         s.push('\n');
     }
-    crate::io::write_atomic(&runs_path, s.as_bytes())?;
+    crate::files::write_atomic(&runs_path, s.as_bytes())?;
 
     let metrics_path = dir.join("metrics.csv");
     let tmp = dir.join(".metrics.csv.tmp");

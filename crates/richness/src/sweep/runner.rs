@@ -451,7 +451,7 @@ pub fn execute(
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            row.reason = Some(format!("internal error: {}", crate::train::one_line(&msg)));
+            row.reason = Some(format!("internal error: {}", crate::files::one_line(&msg)));
         }
     }
     if row.status == "failed" {

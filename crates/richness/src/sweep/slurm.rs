@@ -142,21 +142,21 @@ impl Submission {
     pub fn write(&self, spec: &SweepSpec) -> Result<PathBuf> {
         let logs = self.dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| Error::io(&logs, e))?;
-        crate::io::write_atomic(&self.dir.join("spec.toml"), spec.to_toml().as_bytes())?;
+        crate::files::write_atomic(&self.dir.join("spec.toml"), spec.to_toml().as_bytes())?;
         let manifest = Manifest {
             name: spec.name.clone(),
             shards: self.shards,
             runs: spec.count() as usize,
             spec: "spec.toml".into(),
         };
-        crate::io::write_atomic(
+        crate::files::write_atomic(
             &self.dir.join("sweep.json"),
             serde_json::to_string_pretty(&manifest)
                 .expect("json")
                 .as_bytes(),
         )?;
         let script = self.dir.join("sweep.sbatch");
-        crate::io::write_atomic(&script, self.script(spec).as_bytes())?;
+        crate::files::write_atomic(&script, self.script(spec).as_bytes())?;
         Ok(script)
     }
 }
@@ -178,7 +178,7 @@ pub fn sbatch(script: &Path) -> Result<String> {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(Error::config(format!(
             "sbatch failed: {}",
-            crate::train::one_line(err.trim())
+            crate::files::one_line(err.trim())
         )));
     }
     let text = String::from_utf8_lossy(&out.stdout);

@@ -138,7 +138,7 @@ impl SweepSpec {
     /// in the current folder.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = crate::io::read_config_text(path)?;
+        let text = crate::files::read_config_text(path)?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -155,7 +155,7 @@ impl SweepSpec {
         default_name: &str,
     ) -> Result<Self> {
         let file: SpecFile = toml::from_str(text)
-            .map_err(|e| Error::config(crate::train::toml_error(origin, text, &e)))?;
+            .map_err(|e| Error::config(crate::files::toml_error(origin, text, &e)))?;
         let mut base = match &file.base {
             None => TrainConfig::default(),
             Some(toml::Value::Table(t)) => TrainConfig::from_toml(
@@ -356,7 +356,7 @@ fn apply(base: &toml::Table, params: &[(String, toml::Value)]) -> Result<TrainCo
     }
     let text = toml::to_string(&doc).expect("toml");
     toml::from_str::<TrainConfig>(&text)
-        .map_err(|e| Error::config(crate::train::one_line(e.message())))
+        .map_err(|e| Error::config(crate::files::one_line(e.message())))
 }
 
 /// The stable id of a config.

@@ -146,7 +146,7 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     move |e| {
         Error::file(
             path,
-            format!("database error: {}", crate::train::one_line(&e.to_string())),
+            format!("database error: {}", crate::files::one_line(&e.to_string())),
         )
     }
 }
