@@ -144,18 +144,50 @@ pub enum Command {
     Transfer(crate::cmd::sweep::TransferArgs),
 }
 
+/// The residual trunk of `--arch resmlp` (docs/layers.md).
+#[derive(Args, Clone, Default)]
+pub struct ResidualArgs {
+    /// resmlp: number of residual blocks B (B + 2 weight layers) [default: 2].
+    #[arg(long, value_parser = num::at_least_one)]
+    pub blocks: Option<usize>,
+    /// resmlp: normalization before every activation: none or layer (LayerNorm) [default: none].
+    #[arg(long)]
+    pub norm: Option<richness::nn::Norm>,
+    /// resmlp: branch scale β: one or sqrt-depth (1/√B) [default: one].
+    #[arg(long)]
+    pub branch: Option<richness::nn::Branch>,
+}
+
+impl ResidualArgs {
+    /// Write the given flags into a model config (which checks that the arch is resmlp).
+    pub fn apply(&self, m: &mut richness::train::ModelConfig) {
+        if self.blocks.is_some() {
+            m.blocks = self.blocks;
+        }
+        if self.norm.is_some() {
+            m.norm = self.norm;
+        }
+        if self.branch.is_some() {
+            m.branch = self.branch;
+        }
+    }
+}
+
 /// The architecture and scaling shared by `check`, `coord` and `diagnose --measure`.
 #[derive(Args, Clone)]
 pub struct ScanArgs {
     /// Scan config (TOML with the keys of these flags: model, param, optim, widths, seeds, …).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Architecture: linear3 (the tutorial's 3-layer linear net), mlp3 (the same with ReLU), mlp.
+    /// Architecture: linear3 (the tutorial's 3-layer linear net), mlp3 (the same with
+    /// ReLU), mlp, resmlp (pre-activation residual MLP: --blocks, --norm, --branch).
     #[arg(long, value_name = "ARCH")]
-    pub arch: Option<String>,
+    pub arch: Option<richness::nn::Family>,
     /// Weight layers (for --arch mlp).
     #[arg(long)]
     pub depth: Option<usize>,
+    #[command(flatten)]
+    pub residual: ResidualArgs,
     /// Hidden activation (for --arch mlp / mlp3): linear, relu, tanh, gelu, erf.
     #[arg(long)]
     pub activation: Option<richness::nn::Activation>,
@@ -397,6 +429,11 @@ pub struct TableArgs {
     /// Layer sizes: input, hidden widths…, output.
     #[arg(long, value_delimiter = ',', required = true, value_name = "D0,N,…,DL")]
     pub dims: Vec<usize>,
+    /// Architecture: mlp or resmlp (then dims lists B + 3 sizes) [default: mlp].
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<richness::nn::Family>,
+    #[command(flatten)]
+    pub residual: ResidualArgs,
     /// Hidden activation (linear, relu, tanh, gelu, erf); sets the gain shown.
     #[arg(long, default_value = "relu")]
     pub activation: richness::nn::Activation,
@@ -454,6 +491,11 @@ pub struct TrainArgs {
     /// Data spec: digits, synthetic:…, mnist, fashion-mnist, cifar10:DIR, idx:…, npy:X.npy,Y.npy, csv:FILE (see `richness data --help`).
     #[arg(long, value_name = "SPEC")]
     pub data: Option<String>,
+    /// Architecture: mlp, linear3, mlp3, resmlp or myrtle5 (model.arch).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<richness::nn::Family>,
+    #[command(flatten)]
+    pub residual: ResidualArgs,
     /// Hidden width.
     #[arg(long, allow_negative_numbers = true)]
     pub width: Option<usize>,

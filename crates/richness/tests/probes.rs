@@ -147,7 +147,7 @@ fn a_single_example_update_is_perfectly_aligned() {
 fn small_scan(r: f64) -> CheckConfig {
     CheckConfig {
         model: ModelConfig {
-            arch: "linear3".into(),
+            arch: richness::nn::Family::Linear3,
             ..ModelConfig::default()
         },
         param: ScaleChoice::scale(r, Gauge::Mup),
@@ -214,7 +214,7 @@ fn the_output_at_init_bends_slopes_by_gamma0_and_centring_removes_it() {
     let scan = |gamma0: f64, center: bool| {
         let cfg = CheckConfig {
             model: ModelConfig {
-                arch: "linear3".into(),
+                arch: richness::nn::Family::Linear3,
                 ..ModelConfig::default()
             },
             param: ScaleChoice {

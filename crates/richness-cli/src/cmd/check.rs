@@ -15,10 +15,10 @@ fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::Chec
             ..Default::default()
         },
     };
-    if let Some(arch) = &a.arch {
+    if let Some(arch) = a.arch {
         // A new architecture replaces the shape keys, not the config's biases.
         cfg.model = ModelConfig {
-            arch: arch.clone(),
+            arch,
             bias: cfg.model.bias,
             bias_init: cfg.model.bias_init,
             ..ModelConfig::default()
@@ -27,6 +27,7 @@ fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::Chec
     if let Some(d) = a.depth {
         cfg.model.depth = Some(d);
     }
+    a.residual.apply(&mut cfg.model);
     if let Some(act) = a.activation {
         cfg.model.activation = Some(act);
     }

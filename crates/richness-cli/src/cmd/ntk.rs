@@ -74,6 +74,11 @@ pub struct EmpiricalArgs {
     /// Layer sizes: input, hidden widths…, output (default: from --init-weights' metadata).
     #[arg(long, value_delimiter = ',', value_name = "D0,N,…,DL")]
     pub dims: Option<Vec<usize>>,
+    /// Architecture of --dims: mlp or resmlp (then dims lists B + 3 sizes) [default: mlp].
+    #[arg(long, value_name = "ARCH", requires = "dims")]
+    pub arch: Option<richness::nn::Family>,
+    #[command(flatten)]
+    pub residual: crate::args::ResidualArgs,
     /// Hidden activation: linear, relu, tanh, gelu, erf.
     #[arg(long, default_value = "relu")]
     pub activation: Activation,
@@ -145,12 +150,18 @@ layers L (theory.md §5). Closed forms for linear, relu, erf; quadrature for tan
 
 Examples:
   richness ntk infinite --depth 3 --activation relu --x X.npy --out K.npy
-  richness ntk infinite --depth 4 --activation tanh --bias --x X.npy --x2 X2.npy --get nngp --out S.npy"
+  richness ntk infinite --depth 4 --activation tanh --bias --x X.npy --x2 X2.npy --get nngp --out S.npy
+  richness ntk infinite --arch resmlp --blocks 4 --norm layer --branch sqrt-depth --activation relu --x X.npy --out K.npy"
 )]
 pub struct InfiniteArgs {
-    /// Number of weight layers L (≥ 1; L − 1 hidden layers).
-    #[arg(long, value_parser = num::at_least_one)]
-    pub depth: usize,
+    /// Number of weight layers L (≥ 1; L − 1 hidden layers); for --arch mlp.
+    #[arg(long, value_parser = num::at_least_one, required_unless_present = "arch")]
+    pub depth: Option<usize>,
+    /// Architecture: mlp (give --depth) or resmlp (--blocks, --norm, --branch) [default: mlp].
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<richness::nn::Family>,
+    #[command(flatten)]
+    pub residual: crate::args::ResidualArgs,
     /// Hidden activation: linear, relu, tanh, gelu, erf.
     #[arg(long, default_value = "relu")]
     pub activation: Activation,
@@ -386,12 +397,16 @@ fn model_spec(a: &EmpiricalArgs) -> anyhow::Result<(Arch, Parameterization)> {
         || a.scale.gauge.is_some();
     let (arch, param) = match &a.dims {
         Some(dims) => {
-            let mut arch = Arch::mlp(dims.clone(), a.activation);
-            arch.bias = a.bias;
-            if let Some(g) = a.gain {
-                arch.gain = g;
-            }
-            arch.validate()?;
+            let mut model = richness::train::ModelConfig {
+                arch: a.arch.unwrap_or_default(),
+                dims: Some(dims.clone()),
+                activation: Some(a.activation),
+                gain: a.gain,
+                bias: a.bias,
+                ..Default::default()
+            };
+            a.residual.apply(&mut model);
+            let arch = model.resolve_dims()?;
             let choice = a.scale.apply(&ScaleChoice::default());
             let p = Parameterization::resolve(&arch.layer_shapes(), &choice, OptimizerKind::Sgd)?;
             if let Some(mp) = meta.as_ref().and_then(|m| m.param.as_ref()) {
@@ -458,7 +473,7 @@ fn empirical(a: EmpiricalArgs, cx: &Compute) -> anyhow::Result<Exit> {
     let k0 = &ks[0];
     println!(
         "empirical NTK of {}{:?} {} ({}), {} kernel(s) {}x{} in {:.2}s (model set up in {:.2}s) → {}",
-        if arch.is_mlp() { "" } else { "myrtle5 " },
+        if arch.is_mlp() { String::new() } else { format!("{} ", arch.family()) },
         arch.dims,
         arch.activation.name(),
         param.summary(),
@@ -550,13 +565,32 @@ fn scale_mismatch<T: Scalar>(model: &Model<T>) -> Option<String> {
 }
 
 fn infinite(a: InfiniteArgs, cx: &Compute) -> anyhow::Result<Exit> {
-    if a.depth == 0 {
-        bail!("--depth must be at least 1 weight layer");
-    }
     if !(a.alpha > 0.0 && a.alpha.is_finite()) {
         bail!("--alpha must be a positive number");
     }
-    let mut net = InfiniteMlp::on_scale(a.depth, a.activation, a.alpha, a.bias);
+    let family = a.arch.unwrap_or_default();
+    let mut net = match family {
+        richness::nn::Family::Resmlp => {
+            if a.depth.is_some() {
+                bail!("--depth is for --arch mlp: a resmlp has --blocks + 2 weight layers");
+            }
+            let spec = richness::nn::ResidualSpec {
+                blocks: a.residual.blocks.unwrap_or(2),
+                norm: a.residual.norm.unwrap_or_default(),
+                branch: a.residual.branch.unwrap_or_default(),
+            };
+            InfiniteMlp::resmlp_on_scale(spec, a.activation, a.alpha, a.bias)
+        }
+        richness::nn::Family::Mlp => {
+            if a.residual.blocks.is_some() || a.residual.norm.is_some() || a.residual.branch.is_some() {
+                bail!("--blocks, --norm and --branch are for --arch resmlp");
+            }
+            let depth = a.depth.context("give --depth (weight layers) for --arch mlp")?;
+            InfiniteMlp::on_scale(depth, a.activation, a.alpha, a.bias)
+        }
+        other => bail!("--arch {other}: the infinite-width kernels cover mlp and resmlp (linear3/mlp3 are mlp with --depth 3; Myrtle-5 has only an empirical kernel)"),
+    };
+    let depth = net.layers.len();
     if a.bias && a.bias_init == BiasInitChoice::Normal {
         net = net.with_normal_bias_init(a.alpha);
     } else if !a.bias && a.bias_init == BiasInitChoice::Normal {
@@ -590,8 +624,9 @@ fn infinite(a: InfiniteArgs, cx: &Compute) -> anyhow::Result<Exit> {
     };
     save_mat_npy(&a.out, kernel)?;
     println!(
-        "infinite-width {name} of a depth-{} {} MLP (gain {}, α = {}{}), {}x{} in {:.2}s → {}",
-        a.depth,
+        "infinite-width {name} of a depth-{} {} {} (gain {}, α = {}{}), {}x{} in {:.2}s → {}",
+        depth,
+        family,
         a.activation.name(),
         richness::param::fmt_num(net.gain),
         a.alpha,

@@ -1,12 +1,18 @@
 use crate::args::{Format, TableArgs};
 use crate::Exit;
-use richness::nn::Arch;
 use richness::param::{Parameterization, ScaleChoice};
+use richness::train::ModelConfig;
 
 pub fn run(a: TableArgs) -> anyhow::Result<Exit> {
-    let mut arch = Arch::mlp(a.dims.clone(), a.activation);
-    arch.bias = a.bias;
-    arch.validate()?;
+    let mut model = ModelConfig {
+        arch: a.arch.unwrap_or_default(),
+        dims: Some(a.dims.clone()),
+        activation: Some(a.activation),
+        bias: a.bias,
+        ..ModelConfig::default()
+    };
+    a.residual.apply(&mut model);
+    let arch = model.resolve_dims()?;
     let choice = a.scale.apply(&ScaleChoice::default());
     let p = Parameterization::resolve(&arch.layer_shapes(), &choice, a.optimizer)?;
     match a.format {
@@ -17,6 +23,15 @@ pub fn run(a: TableArgs) -> anyhow::Result<Exit> {
                 arch.activation.name(),
                 richness::param::fmt_num(arch.gain)
             );
+            if let Some(r) = &arch.residual {
+                println!(
+                    "# resmlp: layers 2..{} are residual blocks with branch scale β = {} ({}), norm {}; β multiplies g and g_b of every block",
+                    r.blocks + 1,
+                    richness::param::fmt_num(r.beta()),
+                    r.branch.name(),
+                    r.norm.name()
+                );
+            }
         }
         Format::Json => println!("{}", serde_json::to_string_pretty(&p)?),
         Format::Toml => print!("{}", toml::to_string(&p)?),

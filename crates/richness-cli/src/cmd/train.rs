@@ -19,6 +19,10 @@ pub fn config_from_args(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
     if let Some(d) = &a.data {
         cfg.data.dataset = d.clone();
     }
+    if let Some(arch) = a.arch {
+        cfg.model.arch = arch;
+    }
+    a.residual.apply(&mut cfg.model);
     // Flags replace the keys they are alternatives to, exactly as `--set` does.
     if let Some(w) = a.width {
         cfg.clear_alternatives("model.width");

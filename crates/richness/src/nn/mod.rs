@@ -20,7 +20,7 @@ pub use conv::Pool;
 pub use layer::WeightKind;
 pub use layernorm::Norm;
 pub use loss::{accuracy, Loss};
-pub use model::{Arch, BiasInit, ConvSpec, Grads, Model, Trace};
+pub use model::{Arch, BiasInit, ConvSpec, Family, Grads, Model, Trace};
 pub use residual::{Branch, ResidualSpec};
 
 // The registered weight-layer kinds: one line each (see `layer`).

@@ -47,6 +47,61 @@ pub enum BiasInit {
     Normal,
 }
 
+/// The architecture families a config or a command line names (`model.arch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// A dense MLP of any depth.
+    #[default]
+    Mlp,
+    /// The tutorial's 3-layer linear network.
+    Linear3,
+    /// The same with a nonlinearity (ReLU by default).
+    Mlp3,
+    /// The pre-activation residual MLP ([`super::residual`]).
+    Resmlp,
+    /// The Myrtle-5 CNN.
+    Myrtle5,
+}
+
+impl Family {
+    pub const ALL: [Family; 5] = [
+        Family::Mlp,
+        Family::Linear3,
+        Family::Mlp3,
+        Family::Resmlp,
+        Family::Myrtle5,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Mlp => "mlp",
+            Family::Linear3 => "linear3",
+            Family::Mlp3 => "mlp3",
+            Family::Resmlp => "resmlp",
+            Family::Myrtle5 => "myrtle5",
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Family {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Family::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                format!("unknown arch `{s}` (expected mlp, linear3, mlp3, resmlp or myrtle5)")
+            })
+    }
+}
+
 /// A network architecture: layer sizes, activation and its gain, biases.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,12 +247,12 @@ impl Arch {
         self.residual.map(|r| r.norm).unwrap_or_default()
     }
 
-    /// The architecture's name as the config and the command line spell it.
-    pub fn family(&self) -> &'static str {
+    /// The architecture's family (mlp for any plain dense chain).
+    pub fn family(&self) -> Family {
         match (&self.conv, &self.residual) {
-            (Some(_), _) => "myrtle5",
-            (None, Some(_)) => "resmlp",
-            (None, None) => "mlp",
+            (Some(_), _) => Family::Myrtle5,
+            (None, Some(_)) => Family::Resmlp,
+            (None, None) => Family::Mlp,
         }
     }
 

@@ -116,7 +116,7 @@ impl Default for CheckConfig {
     fn default() -> Self {
         CheckConfig {
             model: ModelConfig {
-                arch: "mlp3".into(),
+                arch: crate::nn::Family::Mlp3,
                 ..ModelConfig::default()
             },
             param: ScaleChoice::default(),
@@ -346,8 +346,8 @@ fn validate(cfg: &CheckConfig) -> Result<()> {
             cfg.seeds
         )));
     }
-    if cfg.model.arch == "myrtle5" {
-        return Err(Error::config("width scans probe dense networks (linear3, mlp3, mlp); train CNNs with `richness train`"));
+    if cfg.model.arch == crate::nn::Family::Myrtle5 {
+        return Err(Error::config("width scans probe dense networks (linear3, mlp3, mlp, resmlp); train CNNs with `richness train`"));
     }
     cfg.optim.validate()
 }

@@ -3,7 +3,7 @@
 use crate::data::DataConfig;
 use crate::error::{Error, Result};
 use crate::files::{friendly, toml_error};
-use crate::nn::{Activation, Arch, BiasInit, Loss};
+use crate::nn::{Activation, Arch, BiasInit, Branch, Family, Loss, Norm, ResidualSpec};
 use crate::optim::OptimConfig;
 use crate::param::ScaleChoice;
 use crate::tensor::Dtype;
@@ -15,9 +15,10 @@ use std::path::Path;
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// `mlp` (any depth), `linear3` (the tutorial's 3-layer linear net), `mlp3`
-    /// (the same with ReLU) or `myrtle5` (a 4-conv + linear CNN; `width` = channels).
-    #[serde(default = "default_arch")]
-    pub arch: String,
+    /// (the same with ReLU), `resmlp` (pre-activation residual MLP: `blocks`, `norm`,
+    /// `branch`) or `myrtle5` (a 4-conv + linear CNN; `width` = channels).
+    #[serde(default)]
+    pub arch: Family,
     /// Hidden width n (every hidden layer), when `dims` is not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
@@ -39,16 +40,22 @@ pub struct ModelConfig {
     /// `zero` (default) or `normal` (σ_b from the parameterization).
     #[serde(default)]
     pub bias_init: BiasInit,
-}
-
-fn default_arch() -> String {
-    "mlp".into()
+    /// resmlp: number of residual blocks B (default 2); the network has B + 2
+    /// weight layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<usize>,
+    /// resmlp: `none` (default) or `layer` (LayerNorm before every activation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm: Option<Norm>,
+    /// resmlp: the branch scale β, `one` (default) or `sqrt-depth` (1/√B).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<Branch>,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            arch: default_arch(),
+            arch: Family::Mlp,
             width: None,
             depth: None,
             dims: None,
@@ -56,6 +63,9 @@ impl Default for ModelConfig {
             gain: None,
             bias: false,
             bias_init: BiasInit::Zero,
+            blocks: None,
+            norm: None,
+            branch: None,
         }
     }
 }
@@ -64,6 +74,18 @@ impl Default for ModelConfig {
 pub const DEFAULT_WIDTH: usize = 512;
 
 impl ModelConfig {
+    /// The architecture these keys give on their own, from `dims` (what `table` and
+    /// `ntk empirical --dims` build): input and output sizes are dims' first and last.
+    pub fn resolve_dims(&self) -> Result<Arch> {
+        let dims = self.dims.as_ref().ok_or_else(|| {
+            Error::config("give the layer sizes (dims: input, hidden widths…, output)")
+        })?;
+        let (Some(&n_in), Some(&n_out)) = (dims.first(), dims.last()) else {
+            return Err(Error::config("dims is empty"));
+        };
+        self.resolve(n_in, n_out)
+    }
+
     /// The architecture for data with `n_in` inputs and `n_out` outputs.
     pub fn resolve(&self, n_in: usize, n_out: usize) -> Result<Arch> {
         self.resolve_for(n_in, n_out, None)
@@ -77,7 +99,15 @@ impl ModelConfig {
         n_out: usize,
         image: Option<[usize; 3]>,
     ) -> Result<Arch> {
-        if self.arch == "myrtle5" {
+        if self.arch != Family::Resmlp
+            && (self.blocks.is_some() || self.norm.is_some() || self.branch.is_some())
+        {
+            return Err(Error::config(format!(
+                "`blocks`, `norm` and `branch` are for arch `resmlp`, not `{}`",
+                self.arch
+            )));
+        }
+        if self.arch == Family::Myrtle5 {
             let image = image.ok_or_else(|| {
                 Error::config("arch `myrtle5` needs image data (digits, mnist, fashion-mnist, cifar10, or npy with [N, C, H, W] inputs)")
             })?;
@@ -105,9 +135,23 @@ impl ModelConfig {
             arch.validate()?;
             return Ok(arch);
         }
-        let (activation, fixed_depth) = match self.arch.as_str() {
-            "mlp" => (self.activation.unwrap_or(Activation::Relu), None),
-            "linear3" => {
+        let residual = (self.arch == Family::Resmlp).then(|| ResidualSpec {
+            blocks: self.blocks.unwrap_or(2),
+            norm: self.norm.unwrap_or(Norm::None),
+            branch: self.branch.unwrap_or(Branch::One),
+        });
+        if residual.is_some_and(|r| r.blocks == 0) {
+            return Err(Error::config(
+                "resmlp needs at least one block (blocks ≥ 1)",
+            ));
+        }
+        let (activation, fixed_depth) = match self.arch {
+            Family::Mlp => (self.activation.unwrap_or(Activation::Relu), None),
+            Family::Resmlp => (
+                self.activation.unwrap_or(Activation::Relu),
+                residual.map(|r| r.blocks + 2),
+            ),
+            Family::Linear3 => {
                 if self.activation.is_some_and(|a| a != Activation::Linear) {
                     return Err(Error::config(
                         "arch `linear3` is linear: drop `activation` or use arch `mlp`",
@@ -115,12 +159,8 @@ impl ModelConfig {
                 }
                 (Activation::Linear, Some(3))
             }
-            "mlp3" => (self.activation.unwrap_or(Activation::Relu), Some(3)),
-            a => {
-                return Err(Error::config(format!(
-                    "unknown arch `{a}` (expected mlp, linear3, mlp3 or myrtle5)"
-                )))
-            }
+            Family::Mlp3 => (self.activation.unwrap_or(Activation::Relu), Some(3)),
+            Family::Myrtle5 => unreachable!("handled above"),
         };
         let dims = match &self.dims {
             Some(d) => {
@@ -176,7 +216,7 @@ impl ModelConfig {
         };
         let arch = Arch {
             conv: None,
-            residual: None,
+            residual,
             dims,
             activation,
             gain: self.gain.unwrap_or(activation.default_gain()),
