@@ -31,11 +31,10 @@
 //! | 4 | optim, kernel, io | optimizers, neural tangent kernels, weights files and run folders |
 //! | 5 | train | configs, the trainer, a whole run |
 //! | 6 | probe, sweep | measurements across widths; sweeps and their store |
-//! | 7 | reproduce | the experiments T1–T8 and their report |
+//! | 7 | reproduce | the experiments T1–T9 and their report |
 //!
-//! One known exception: `budget` sizes an [`nn::Arch`] (its parameter and trace
-//! counts), so it imports `nn`; those estimates belong in `nn` and move there with
-//! the layer-kind redesign.
+//! There are no exceptions: an architecture's memory estimates live in `nn`
+//! (`nn/memory.rs`) and are checked against the ground floor's `budget`.
 //!
 //! ```
 //! use richness::prelude::*;

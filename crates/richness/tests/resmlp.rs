@@ -408,7 +408,11 @@ fn check_recovers_r_on_the_residual_stream() {
         assert_eq!(hidden.len(), 2, "two blocks");
         for c in hidden {
             let slope = c.fit.as_ref().unwrap().slope;
-            assert!((slope - r).abs() < 0.05, "r = {r}, layer {}: slope {slope}", c.layer);
+            assert!(
+                (slope - r).abs() < 0.05,
+                "r = {r}, layer {}: slope {slope}",
+                c.layer
+            );
         }
     }
 }

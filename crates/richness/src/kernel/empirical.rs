@@ -404,13 +404,17 @@ pub fn empirical_ntk<T: Scalar>(
         // thread of each input set, before anything is allocated (crate::budget).
         let (n1, n2) = (x1.rows(), x2.map(|x| x.rows()).unwrap_or(x1.rows()));
         let elem = std::mem::size_of::<T>();
-        let traces = crate::budget::trace_values(&model.arch, opts.block.min(n1.max(n2)))
+        let traces = model
+            .arch
+            .trace_values(opts.block.min(n1.max(n2)))
             .saturating_mul(2 * cx.threads.max(1) as u128)
             .saturating_mul(elem as u128);
         let need = crate::budget::product(&[heads.len(), n1, n2], 8)
             .saturating_add(traces)
             .saturating_add(
-                crate::budget::param_values(&model.arch)
+                model
+                    .arch
+                    .param_values()
                     .min(GRADIENT_CACHE_VALUES as u128)
                     .saturating_mul(elem as u128),
             );

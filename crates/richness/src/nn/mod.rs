@@ -12,6 +12,7 @@ pub mod dense;
 pub mod layer;
 pub mod layernorm;
 pub mod loss;
+pub mod memory;
 pub mod model;
 pub mod residual;
 

@@ -426,8 +426,9 @@ impl<T: Scalar> Model<T> {
         // The weights alone must fit; callers that also train or trace check more
         // (see crate::budget). This is the floor every model passes through.
         crate::budget::ensure(
-            || crate::budget::describe(arch),
-            crate::budget::param_values(arch).saturating_mul(std::mem::size_of::<T>() as u128),
+            || arch.describe(),
+            arch.param_values()
+                .saturating_mul(std::mem::size_of::<T>() as u128),
         )?;
         let weights = shapes
             .iter()

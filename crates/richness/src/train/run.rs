@@ -410,7 +410,7 @@ pub fn check_budget<T: Scalar>(p: &Prepared) -> Result<()> {
         crate::param::OptimizerKind::Adam => 2,
         _ => usize::from(cfg.optim.momentum != 0.0),
     };
-    let mut bytes = crate::budget::training_bytes(&p.arch, elem, batch, slots, p.param.center);
+    let mut bytes = p.arch.training_bytes(elem, batch, slots, p.param.center);
     // The data cast to T (train and test).
     for d in std::iter::once(&p.split.train).chain(p.split.test.as_ref()) {
         let per_row = d.input_dim().saturating_add(d.output_dim());
@@ -422,7 +422,8 @@ pub fn check_budget<T: Scalar>(p: &Prepared) -> Result<()> {
         bytes = bytes
             .saturating_add(crate::budget::product(&[t.points, t.points, k, 3], 8))
             .saturating_add(
-                crate::budget::trace_values(&p.arch, t.points.min(256))
+                p.arch
+                    .trace_values(t.points.min(256))
                     .saturating_mul(elem as u128 * 2),
             );
     }
@@ -430,7 +431,7 @@ pub fn check_budget<T: Scalar>(p: &Prepared) -> Result<()> {
         || {
             format!(
                 "training {} with batch {batch} in {}",
-                crate::budget::describe(&p.arch),
+                p.arch.describe(),
                 T::DTYPE.name()
             )
         },
