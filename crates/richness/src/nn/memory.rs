@@ -130,6 +130,9 @@ mod tests {
     fn sizes_that_overflow_saturate_instead_of_wrapping() {
         let arch = Arch::mlp(vec![usize::MAX, usize::MAX, 1], Activation::Relu);
         assert_eq!(arch.training_bytes(8, usize::MAX, 2, true), u128::MAX);
-        assert_eq!(crate::budget::product(&[usize::MAX, usize::MAX, usize::MAX], 8), u128::MAX);
+        assert_eq!(
+            crate::budget::product(&[usize::MAX, usize::MAX, usize::MAX], 8),
+            u128::MAX
+        );
     }
 }

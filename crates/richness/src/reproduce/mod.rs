@@ -1,4 +1,4 @@
-//! `richness reproduce`: the tutorial's experiments T1–T8 as one call, each with
+//! `richness reproduce`: the tutorial's experiments T1–T8 (and T9, an extension) as one call, each with
 //! its expected result, our measurement and a verdict, and a self-contained HTML
 //! report.
 //!
@@ -152,6 +152,7 @@ experiments! {
     T6 t6 "Weight alignment and gradient sizes";
     T7 t7 "The richness dial";
     pub T8 t8 "Lazy limit against kernel regression";
+    T9 t9 "Learning-rate transfer across depth (resmlp) [extension]";
 }
 
 impl ExperimentId {
