@@ -916,3 +916,74 @@ fn help_never_states_a_default_twice() {
         }
     }
 }
+
+/// `--arch resmlp` end to end: train writes B + 2 weight tensors with the resolved
+/// residual keys in its config, and the empirical NTK of those weights (read back with
+/// their metadata) has the shape of the data.
+#[test]
+fn resmlp_trains_and_its_weights_give_a_kernel() {
+    let dir = tmp("resmlp");
+    let out = dir.join("run");
+    let o = run(&[
+        "train",
+        "--arch",
+        "resmlp",
+        "--blocks",
+        "3",
+        "--norm",
+        "layer",
+        "--branch",
+        "sqrt-depth",
+        "--width",
+        "32",
+        "--steps",
+        "3",
+        "--batch-size",
+        "16",
+        "--dtype",
+        "f64",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    for key in [
+        "arch = \"resmlp\"",
+        "blocks = 3",
+        "norm = \"layer\"",
+        "branch = \"sqrt-depth\"",
+    ] {
+        assert!(cfg.contains(key), "config.toml lacks {key}:\n{cfg}");
+    }
+    let weights = std::fs::read(out.join("weights.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8_lossy(&weights[8..8 + header_len]);
+    assert!(header.contains("layers.4.weight") && !header.contains("layers.5.weight"));
+    // Inputs: 20 embedded test digits, as an .npy of 64 columns.
+    let digits = dir.join("digits");
+    let o = run(&[
+        "data",
+        "export",
+        "digits",
+        "--test-size",
+        "20",
+        "--out",
+        digits.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let x = digits.join("x_test.npy");
+    let k = dir.join("k.npy");
+    let o = run(&[
+        "ntk",
+        "empirical",
+        "--init-weights",
+        out.join("weights.safetensors").to_str().unwrap(),
+        "--x",
+        x.to_str().unwrap(),
+        "--out",
+        k.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("resmlp"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,72 @@ use std::process::Command;
 
 /// (arguments, expected exit status, fragment the error line must contain).
 const CASES: &[(&[&str], i32, &str)] = &[
+    // The residual MLP's flags (docs/layers.md).
+    (
+        &[
+            "table", "--dims", "4,8,8,2", "--arch", "resmlp", "--blocks", "0",
+        ],
+        2,
+        "--blocks",
+    ),
+    (
+        &[
+            "table", "--dims", "4,8,8,2", "--arch", "resmlp", "--norm", "batch",
+        ],
+        2,
+        "unknown norm",
+    ),
+    (
+        &[
+            "table", "--dims", "4,8,8,2", "--arch", "resmlp", "--branch", "half",
+        ],
+        2,
+        "unknown branch",
+    ),
+    (
+        &["table", "--dims", "4,8,8,2", "--blocks", "2"],
+        2,
+        "resmlp",
+    ),
+    (
+        &[
+            "table",
+            "--dims",
+            "4,8,9,8,2",
+            "--arch",
+            "resmlp",
+            "--blocks",
+            "2",
+        ],
+        2,
+        "hidden widths",
+    ),
+    (
+        &[
+            "table", "--dims", "4,8,8,2", "--arch", "resmlp", "--blocks", "3",
+        ],
+        2,
+        "weight layers",
+    ),
+    (
+        &["table", "--dims", "4,8,2", "--arch", "cnn"],
+        2,
+        "unknown arch",
+    ),
+    (
+        &[
+            "ntk",
+            "infinite",
+            "--arch",
+            "myrtle5",
+            "--x",
+            "/dev/null",
+            "--out",
+            "/tmp/k.npy",
+        ],
+        2,
+        "--arch",
+    ),
     // rayon's global pool used to panic when it could not start this many threads.
     (
         &["--threads", "3000", "table", "--dims", "4,8,2"],

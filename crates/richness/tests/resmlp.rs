@@ -416,3 +416,67 @@ fn check_recovers_r_on_the_residual_stream() {
         }
     }
 }
+
+/// The infinite-width NTK of resmlp (kernel/infinite.rs, theory.md §8.1) against the
+/// mean of this library's own empirical kernels of wide random networks, within
+/// their Monte-Carlo error (tests/infinite_resmlp.rs does the same against an
+/// independent plain-loop network).
+#[test]
+fn infinite_ntk_equals_the_mean_of_wide_empirical_kernels() {
+    use richness::kernel::infinite::InfiniteMlp;
+    use richness::param::Parameterization;
+    let cx = Compute::new(2);
+    let x = Mat::from_vec(4, 6, normal_vec(9, "x", 0, 24, 1.0));
+    let seeds = 12;
+    for norm in [Norm::None, Norm::Layer] {
+        for branch in [Branch::One, Branch::SqrtDepth] {
+            let arch = Arch::resmlp(
+                6,
+                1024,
+                1,
+                Activation::Relu,
+                ResidualSpec {
+                    blocks: 2,
+                    norm,
+                    branch,
+                },
+            );
+            let p = Parameterization::resolve(
+                &arch.layer_shapes(),
+                &ScaleChoice::preset(Preset::Mup),
+                OptimizerKind::Sgd,
+            )
+            .unwrap();
+            let inf = InfiniteMlp::from_parameterization(&arch, &p)
+                .unwrap()
+                .kernels(&x, None)
+                .unwrap()
+                .ntk;
+            let ks: Vec<Mat<f64>> = (0..seeds)
+                .map(|s| {
+                    let m = Model::<f64>::init_with(&arch, p.clone(), s).unwrap();
+                    empirical_ntk(&m, &cx, &x, None, &NtkOptions::outputs(Outputs::Mean))
+                        .unwrap()
+                        .remove(0)
+                })
+                .collect();
+            let scale = (0..4).map(|i| inf[(i, i)]).fold(0.0, f64::max);
+            for i in 0..4 {
+                for j in 0..4 {
+                    let v: Vec<f64> = ks.iter().map(|k| k[(i, j)]).collect();
+                    let mean = v.iter().sum::<f64>() / seeds as f64;
+                    let sd = (v.iter().map(|a| (a - mean).powi(2)).sum::<f64>()
+                        / (seeds - 1) as f64)
+                        .sqrt();
+                    let se = sd / (seeds as f64).sqrt();
+                    let dev = (mean - inf[(i, j)]).abs();
+                    assert!(
+                        dev <= 4.0 * se + 0.02 * scale,
+                        "{norm:?} {branch:?} ({i},{j}): mean {mean:.4} ± {se:.4}, infinite {:.4}",
+                        inf[(i, j)]
+                    );
+                }
+            }
+        }
+    }
+}
