@@ -147,6 +147,27 @@ gauge = "mup"
 dtype = "f32"
 "#,
     );
+    w(
+        "t9.toml",
+        r#"name = "t9-tiny"
+[base]
+seed = 0
+dtype = "f32"
+param = { preset = "mup" }
+model = { arch = "resmlp", width = 16, bias = false }
+optim = { kind = "sgd", momentum = 0.9 }
+data = { dataset = "digits", train_size = 128, test_size = 64 }
+train = { steps = 4, batch_size = 32, eval_every = 4, loss = "mse" }
+[[axes]]
+"model.branch" = ["one", "sqrt-depth"]
+[[axes]]
+"model.blocks" = [1, 2, 4]
+[[axes]]
+"param.base_lr" = { logspace = [0.25, 16, 7] }
+[[axes]]
+seed = { range = [0, 3] }
+"#,
+    );
 }
 
 /// Shared: one tiny reproduce run per test binary.
@@ -186,7 +207,7 @@ fn every_experiment_has_a_section_and_every_claim_a_verdict() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let exps = json["experiments"].as_array().unwrap();
-    assert_eq!(exps.len(), 8);
+    assert_eq!(exps.len(), 9);
     for (i, e) in exps.iter().enumerate() {
         let id = format!("T{}", i + 1);
         assert_eq!(e["id"], id.as_str());
@@ -219,7 +240,7 @@ fn every_experiment_has_a_section_and_every_claim_a_verdict() {
             .is_file());
     }
     // Self-contained: figures inline, no external resources.
-    assert!(html.matches("<svg").count() >= 8);
+    assert!(html.matches("<svg").count() >= 9);
     for bad in ["http://", "https://", "<script", "src=\""] {
         let hits: Vec<&str> = html
             .match_indices(bad)
