@@ -985,5 +985,11 @@ fn resmlp_trains_and_its_weights_give_a_kernel() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("resmlp"));
+    // The resolved config names the residual defaults too.
+    let o = run(&["train", "--arch", "resmlp", "--dry-run"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for key in ["blocks = 2", "norm = \"none\"", "branch = \"one\""] {
+        assert!(text.contains(key), "dry run lacks {key}:\n{text}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

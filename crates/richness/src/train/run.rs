@@ -142,6 +142,12 @@ pub fn prepare_with_data(config: &TrainConfig, split: Split) -> Result<Prepared>
     } else {
         resolved.model.width = Some(arch.width());
     }
+    if let Some(r) = &arch.residual {
+        // The resolved config names every residual key, defaults included.
+        resolved.model.blocks = Some(r.blocks);
+        resolved.model.norm = Some(r.norm);
+        resolved.model.branch = Some(r.branch);
+    }
     resolved.model.activation = Some(arch.activation);
     resolved.model.gain = Some(arch.gain);
     if resolved.train.epochs.is_none() && resolved.train.steps.is_none() {
