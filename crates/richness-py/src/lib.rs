@@ -458,6 +458,7 @@ fn train<'py>(
         init_weights,
         progress,
         compute: Some(Compute::new(threads_or_all(threads))),
+        metrics_to_file_only: false,
     };
     let resolved = richness::train::prepare(&cfg)
         .map_err(err)?

@@ -28,6 +28,7 @@ pub fn run(a: DemoArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> 
             init_weights: None,
             progress,
             compute: Some(Compute::new(threads)),
+            metrics_to_file_only: false,
         };
         let o = train::run(&cfg, &opts)?;
         rows.push((preset.name(), o, out));

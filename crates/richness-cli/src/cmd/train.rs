@@ -70,6 +70,8 @@ pub fn run(a: TrainArgs, threads: usize, progress: bool) -> anyhow::Result<Exit>
         init_weights: a.init_weights.clone(),
         progress,
         compute: Some(Compute::new(threads)),
+        // metrics.csv holds them; a long run's rows need not also sit in memory.
+        metrics_to_file_only: true,
     };
     let outcome = train::run(&cfg, &opts)?;
     for w in &outcome.parameterization.warnings {

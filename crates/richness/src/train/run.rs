@@ -64,7 +64,8 @@ pub struct Outcome {
     pub dtype: Dtype,
     pub num_params: usize,
     pub parameterization: Parameterization,
-    /// Every metrics row (also in `metrics.csv`).
+    /// Every metrics row (also in `metrics.csv`); empty with
+    /// [`RunOptions::metrics_to_file_only`].
     #[serde(skip)]
     pub metrics: Vec<MetricRow>,
     /// Relative movement of each weight layer over the run, ‖W_T − W_0‖_F / ‖W_0‖_F
@@ -90,6 +91,10 @@ pub struct RunOptions {
     /// Show a progress bar on stderr.
     pub progress: bool,
     pub compute: Option<Compute>,
+    /// With `out`: keep the per-step metrics only in `metrics.csv` (written as they
+    /// come), not also in [`Outcome::metrics`], which then stays empty, so memory
+    /// stays flat however many steps a run has. The command-line `train` sets it.
+    pub metrics_to_file_only: bool,
 }
 
 /// Everything resolved before training: data, architecture, parameterization.
@@ -267,13 +272,16 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
         None => None,
     };
     let mut rows = Vec::new();
+    let keep_rows = !(opts.metrics_to_file_only && csv.is_some());
     let mut emit = |row: MetricRow,
                     csv: &mut Option<(std::io::BufWriter<std::fs::File>, PathBuf)>|
      -> Result<()> {
         if let Some((w, path)) = csv.as_mut() {
             writeln!(w, "{}", row.csv()).map_err(|e| Error::io(&*path, e))?;
         }
-        rows.push(row);
+        if keep_rows {
+            rows.push(row);
+        }
         Ok(())
     };
     // Accuracy is reported for classification data only (integer class labels);
