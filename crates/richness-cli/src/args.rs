@@ -245,9 +245,14 @@ pub struct ScanArgs {
     pub strict: bool,
     #[command(flatten)]
     pub scale: ScaleArgs,
-    /// Output folder for JSON, CSV and plots.
+    /// Output folder for JSON, CSV and plots. It must not exist or be empty: one
+    /// folder holds one scan (claimed before the scan starts).
     #[arg(long, short, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace a non-empty --out folder as a whole: the new scan is written beside it
+    /// and renamed over it once finished (docs/guarantees.md).
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
 }
 
 #[derive(Args)]

@@ -280,6 +280,8 @@ fn quiet_keeps_the_results_and_drops_the_timing_and_file_lines() {
         "--no-spectral",
         "--out",
         out.to_str().unwrap(),
+        // The same folder twice: the second scan replaces the first as a whole.
+        "--overwrite",
     ];
     let loud = Command::new(env!("CARGO_BIN_EXE_richness"))
         .args(args)

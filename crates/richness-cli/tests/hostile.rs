@@ -7,6 +7,21 @@ use std::process::Command;
 
 /// (arguments, expected exit status, fragment the error line must contain).
 const CASES: &[(&[&str], i32, &str)] = &[
+    // One folder holds one scan: a folder with files is refused before any work.
+    (
+        &[
+            "check", "--arch", "linear3", "--widths", "32,64", "--out", "/etc",
+        ],
+        2,
+        "--overwrite",
+    ),
+    (
+        &[
+            "coord", "--arch", "linear3", "--widths", "32,64", "--out", "/etc",
+        ],
+        2,
+        "--overwrite",
+    ),
     // The residual MLP's flags (docs/layers.md).
     (
         &[

@@ -87,8 +87,18 @@ fn exit_for(verdict: richness::verdict::Verdict, strict: bool) -> Exit {
     }
 }
 
+/// Claim `--out` before a scan starts (one folder holds one scan; see
+/// [`richness::io::RunFolder`]), so a refusal comes before the minutes of work.
+fn claim_out(a: &ScanArgs) -> anyhow::Result<Option<richness::io::RunFolder>> {
+    Ok(a.out
+        .as_ref()
+        .map(|d| richness::io::RunFolder::begin(d, a.overwrite))
+        .transpose()?)
+}
+
 pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
     let cfg = scan_config(&a.scan, 1)?;
+    let folder = claim_out(&a.scan)?;
     let start = std::time::Instant::now();
     let (report, rows) = check::run(&cfg, threads, progress)?;
     for w in &report.parameterization.warnings {
@@ -107,8 +117,9 @@ pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result
             );
         }
     }
-    if let Some(dir) = &a.scan.out {
-        report.write(dir, &rows)?;
+    if let (Some(dir), Some(folder)) = (&a.scan.out, folder) {
+        report.write(folder.path(), &rows)?;
+        folder.finish()?;
         if !a.json && progress {
             println!("wrote {}", dir.display());
         }
@@ -121,10 +132,12 @@ pub fn run_coord(a: CoordArgs, threads: usize, progress: bool) -> anyhow::Result
         anyhow::bail!("--quantities and --init-seeds apply to `check` and `diagnose --measure`; `coord` measures coordinate sizes per step");
     }
     let cfg = scan_config(&a.scan, 3)?;
+    let folder = claim_out(&a.scan)?;
     let (report, rows) = coord::run(&cfg, threads, progress)?;
     print!("{}", report.to_text());
-    if let Some(dir) = &a.scan.out {
-        report.write(dir, &rows)?;
+    if let (Some(dir), Some(folder)) = (&a.scan.out, folder) {
+        report.write(folder.path(), &rows)?;
+        folder.finish()?;
         if progress {
             println!("wrote {}", dir.display());
         }
@@ -212,10 +225,12 @@ pub fn run_diagnose(a: DiagnoseArgs, threads: usize, progress: bool) -> anyhow::
         "\nmeasuring (widths {:?}, {} seeds)…",
         cfg.widths, cfg.seeds
     );
+    let folder = claim_out(&a.scan)?;
     let (report, rows) = check::run(&cfg, threads, progress)?;
     print!("{}", report.to_text());
-    if let Some(dir) = &a.scan.out {
-        report.write(dir, &rows)?;
+    if let (Some(dir), Some(folder)) = (&a.scan.out, folder) {
+        report.write(folder.path(), &rows)?;
+        folder.finish()?;
         if progress {
             println!("wrote {}", dir.display());
         }
