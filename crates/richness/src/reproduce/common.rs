@@ -308,3 +308,69 @@ pub(super) fn cached_train(cfg: &TrainConfig, dir: &Path, opts: &Options) -> Res
     crate::files::write_atomic(&path, json.as_bytes())?;
     Ok(o)
 }
+
+/// Run a transfer experiment's sweep spec through its store `DIR/STEM.sqlite`
+/// (removed first unless `--resume`, so `--resume` continues it run by run).
+pub(super) fn run_transfer_sweep(
+    text: &str,
+    stem: &str,
+    dir: &Path,
+    opts: &Options,
+) -> Result<(
+    crate::sweep::spec::SweepSpec,
+    crate::sweep::runner::SweepReport,
+    crate::sweep::store::Store,
+)> {
+    use crate::sweep::runner::{run_sweep, RunnerOptions};
+    let spec = crate::sweep::spec::SweepSpec::from_toml(
+        text,
+        &format!("{} config", stem.to_uppercase()),
+        None,
+        stem,
+    )?;
+    if !opts.resume {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let p = dir.join(format!("{stem}.sqlite{suffix}"));
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+    }
+    let mut store = crate::sweep::store::Store::create(&dir.join(format!("{stem}.sqlite")))?;
+    let sweep = run_sweep(
+        &spec,
+        &mut store,
+        &RunnerOptions {
+            threads: opts.threads.max(1),
+            progress: opts.progress,
+            shard: None,
+            resume: true,
+        },
+    )?;
+    Ok((spec, sweep, store))
+}
+
+/// "drift +0.012 (95% [..], jackknife over 5 seeds); optima 32: 8.1, …" for one
+/// group of a transfer analysis, each optimum labelled `{axis}{value}`.
+pub(super) fn drift_summary(g: &crate::sweep::transfer::TransferGroup, axis: &str) -> String {
+    let optima = g
+        .widths
+        .iter()
+        .map(|w| {
+            format!(
+                "{axis}{}: {:.3}{}",
+                w.width,
+                w.optimum,
+                if w.at_edge { " (edge)" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    match &g.drift {
+        Some(d) => format!(
+            "drift {:+.3} (95% [{:+.3}, {:+.3}], {}); optima {optima}",
+            d.slope, d.ci95.0, d.ci95.1, d.interval
+        ),
+        None => format!("no drift fit; optima {optima}"),
+    }
+}

@@ -1,38 +1,15 @@
 //! Experiment T5: Hyperparameter transfer across width.
 
-use super::common::csv_path;
+use super::common::{csv_path, drift_summary, run_transfer_sweep};
 use super::{ClaimResult, ExperimentResult, Options};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::path::Path;
 
 /// T5 runs through the sweep store (`tN/t5.sqlite`), so `--resume` continues an
 /// interrupted sweep run by run.
 fn t5(text: &str, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Result<()> {
-    use crate::sweep::runner::{run_sweep, RunnerOptions};
-    use crate::sweep::spec::SweepSpec;
-    use crate::sweep::store::Store;
     use crate::sweep::transfer::{analyse, TransferOptions};
-    let spec = SweepSpec::from_toml(text, "T5 config", None, "t5")?;
-    let db = dir.join("t5.sqlite");
-    if !opts.resume {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let p = dir.join(format!("t5.sqlite{suffix}"));
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-            }
-        }
-    }
-    let mut store = Store::create(&db)?;
-    let sweep = run_sweep(
-        &spec,
-        &mut store,
-        &RunnerOptions {
-            threads: opts.threads.max(1),
-            progress: opts.progress,
-            shard: None,
-            resume: true,
-        },
-    )?;
+    let (spec, sweep, store) = run_transfer_sweep(text, "t5", dir, opts)?;
     let mut topts = TransferOptions::default();
     let runs = store.runs()?;
     let mut rep = analyse(&runs, &topts)?;
@@ -66,26 +43,7 @@ fn t5(text: &str, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Res
     crate::files::write_atomic(&dir.join("transfer.csv"), rep.to_csv().as_bytes())?;
     res.files.push(csv_path(res, "transfer.csv"));
     for g in &rep.groups {
-        let optima = g
-            .widths
-            .iter()
-            .map(|w| {
-                format!(
-                    "{}: {:.3}{}",
-                    w.width,
-                    w.optimum,
-                    if w.at_edge { " (edge)" } else { "" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let measured = match &g.drift {
-            Some(d) => format!(
-                "drift {:+.3} (95% [{:+.3}, {:+.3}], {}); optima {optima}",
-                d.slope, d.ci95.0, d.ci95.1, d.interval
-            ),
-            None => format!("no drift fit; optima {optima}"),
-        };
+        let measured = drift_summary(g, "");
         // The same tolerance decides both claims, so one interval cannot pass both.
         let claim = if g.claim == crate::sweep::transfer::Claim::DriftsUp {
             ClaimResult::judged(

@@ -16,42 +16,18 @@
 //! A depth at which no rate trains (no dip in the loss curve) is reported and left
 //! out of its group's fit.
 
-use super::common::csv_path;
+use super::common::{csv_path, drift_summary, run_transfer_sweep};
 use super::{ClaimResult, ExperimentResult, Options};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sweep::transfer::Drift;
 use crate::verdict::{judge_band, Judged};
 use std::path::Path;
 
-const STORE: &str = "t9.sqlite";
-
 /// Run T9 from its config text (a sweep spec with `model.blocks` and `model.branch`
 /// axes), writing under `dir`.
 pub(super) fn run(text: &str, dir: &Path, opts: &Options, res: &mut ExperimentResult) -> Result<()> {
-    use crate::sweep::runner::{run_sweep, RunnerOptions};
-    use crate::sweep::spec::SweepSpec;
-    use crate::sweep::store::Store;
     use crate::sweep::transfer::{analyse, TransferOptions};
-    let spec = SweepSpec::from_toml(text, "T9 config", None, "t9")?;
-    if !opts.resume {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let p = dir.join(format!("{STORE}{suffix}"));
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-            }
-        }
-    }
-    let mut store = Store::create(&dir.join(STORE))?;
-    let sweep = run_sweep(
-        &spec,
-        &mut store,
-        &RunnerOptions {
-            threads: opts.threads.max(1),
-            progress: opts.progress,
-            shard: None,
-            resume: true,
-        },
-    )?;
+    let (spec, sweep, store) = run_transfer_sweep(text, "t9", dir, opts)?;
     let topts = TransferOptions {
         width_key: "model.blocks".into(),
         ..TransferOptions::default()
@@ -119,26 +95,7 @@ pub(super) fn run(text: &str, dir: &Path, opts: &Options, res: &mut ExperimentRe
     crate::io::write_atomic(&dir.join("transfer.csv"), rep.to_csv().as_bytes())?;
     res.files.push(csv_path(res, "transfer.csv"));
     for g in &rep.groups {
-        let optima = g
-            .widths
-            .iter()
-            .map(|w| {
-                format!(
-                    "B = {}: {:.3}{}",
-                    w.width,
-                    w.optimum,
-                    if w.at_edge { " (edge)" } else { "" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let measured = match &g.drift {
-            Some(d) => format!(
-                "drift {:+.3} (95% [{:+.3}, {:+.3}], {}); optima {optima}",
-                d.slope, d.ci95.0, d.ci95.1, d.interval
-            ),
-            None => format!("no drift fit; optima {optima}"),
-        };
+        let measured = drift_summary(g, "B = ");
         let sqrt_depth = g.label.contains("sqrt-depth");
         let claim = if sqrt_depth {
             ClaimResult::judged(
