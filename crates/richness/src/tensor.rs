@@ -14,6 +14,7 @@
 //! assert_eq!(m.as_slice().len(), 6);
 //! ```
 
+use crate::simd::vectorized;
 use serde::{Deserialize, Serialize};
 use std::fmt::{Debug, Display};
 use std::ops::{AddAssign, Index, IndexMut, MulAssign, SubAssign};
@@ -342,23 +343,88 @@ impl<'a, T> MatMut<'a, T> {
     }
 }
 
+/// Σᵢ term(xᵢ, yᵢ) in f64 over eight interleaved partial sums: one running sum is a
+/// dependent addition per element (~4 cycles, which the compiler may not reorder);
+/// eight let the reductions of a probe's [batch, width] activations run at the speed
+/// of the loads.
+#[inline(always)]
+fn sum_pairs<T: Scalar>(x: &[T], y: &[T], term: impl Fn(f64, f64) -> f64) -> f64 {
+    const LANES: usize = 8;
+    let n = x.len().min(y.len());
+    let (xa, xb) = x[..n].split_at(n - n % LANES);
+    let (ya, yb) = y[..n].split_at(n - n % LANES);
+    let mut acc = [0.0f64; LANES];
+    for (xc, yc) in xa.chunks_exact(LANES).zip(ya.chunks_exact(LANES)) {
+        for k in 0..LANES {
+            acc[k] += term(xc[k].f64(), yc[k].f64());
+        }
+    }
+    let tail: f64 = xb
+        .iter()
+        .zip(yb)
+        .map(|(&a, &b)| term(a.f64(), b.f64()))
+        .sum();
+    acc.iter().sum::<f64>() + tail
+}
+
 /// Euclidean norm of a slice, accumulated in f64.
 pub fn norm<T: Scalar>(x: &[T]) -> f64 {
-    x.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt()
+    vectorized(
+        #[inline(always)]
+        || sum_pairs(x, x, |a, _| a * a),
+    )
+    .sqrt()
 }
 
 /// Inner product of two slices, accumulated in f64.
 pub fn dot<T: Scalar>(x: &[T], y: &[T]) -> f64 {
     debug_assert_eq!(x.len(), y.len());
-    x.iter().zip(y).map(|(a, b)| a.f64() * b.f64()).sum()
+    vectorized(
+        #[inline(always)]
+        || sum_pairs(x, y, |a, b| a * b),
+    )
 }
 
 /// ‖x − y‖, accumulated in f64.
 pub fn dist<T: Scalar>(x: &[T], y: &[T]) -> f64 {
     debug_assert_eq!(x.len(), y.len());
-    x.iter()
-        .zip(y)
-        .map(|(a, b)| (a.f64() - b.f64()).powi(2))
-        .sum::<f64>()
-        .sqrt()
+    vectorized(
+        #[inline(always)]
+        || sum_pairs(x, y, |a, b| (a - b) * (a - b)),
+    )
+    .sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reductions_match_plain_sums_at_every_tail_length() {
+        for len in [0usize, 1, 7, 8, 9, 63, 1000, 1003] {
+            let x: Vec<f64> = (0..len)
+                .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)
+                .collect();
+            let y: Vec<f64> = (0..len)
+                .map(|i| ((i * 53) % 97) as f64 / 40.0 - 1.2)
+                .collect();
+            let n: f64 = x.iter().map(|a| a * a).sum::<f64>().sqrt();
+            let d: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
+            let e: f64 = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+                .sqrt();
+            assert!((norm(&x) - n).abs() <= 1e-12 * n.max(1.0), "norm at {len}");
+            assert!(
+                (dot(&x, &y) - d).abs() <= 1e-12 * n.max(1.0) * 10.0,
+                "dot at {len}"
+            );
+            assert!(
+                (dist(&x, &y) - e).abs() <= 1e-12 * e.max(1.0),
+                "dist at {len}"
+            );
+        }
+    }
 }

@@ -105,22 +105,99 @@ pub fn op_norm_gram(
 }
 
 /// `out = AᵀA v` in one pass over the rows of a row-major A, accumulated in f64.
+///
+/// Four rows at a time: their dot products with v share one read of v, and their
+/// axpys into `out` one read and write of `out` (a row-at-a-time pass moved v and
+/// out, each twice A's row in f32, through the cache for every row). Compiled for
+/// AVX2 with fused multiply-adds where the CPU has them: 0.85 s → 0.40 s for a
+/// 4096² f32 matrix (76 steps, `cargo run --release --example prof_opnorm -p richness`).
 pub fn gram_matvec<T: Scalar>(a: &Mat<T>, v: &[f64], out: &mut [f64]) {
+    if crate::simd::fused_multiply_add() {
+        crate::simd::vectorized(
+            #[inline(always)]
+            || gram_matvec_rows::<T, true>(a, v, out),
+        )
+    } else {
+        gram_matvec_rows::<T, false>(a, v, out)
+    }
+}
+
+/// `acc + x·y`, fused when `FMA`.
+#[inline(always)]
+fn madd<const FMA: bool>(x: f64, y: f64, acc: f64) -> f64 {
+    if FMA {
+        x.mul_add(y, acc)
+    } else {
+        acc + x * y
+    }
+}
+
+#[inline(always)]
+fn gram_matvec_rows<T: Scalar, const FMA: bool>(a: &Mat<T>, v: &[f64], out: &mut [f64]) {
+    const ROWS: usize = 4;
     out.iter_mut().for_each(|x| *x = 0.0);
-    for i in 0..a.rows() {
-        let row = a.row(i);
-        let y = dot_lanes(row, v);
-        if y != 0.0 {
-            out.iter_mut()
-                .zip(row)
-                .for_each(|(o, &x)| *o += y * x.f64());
+    let n = a.cols();
+    if n == 0 {
+        return;
+    }
+    let data = a.as_slice();
+    let mut blocks = data.chunks_exact(ROWS * n);
+    for block in &mut blocks {
+        let (r0, rest) = block.split_at(n);
+        let (r1, rest) = rest.split_at(n);
+        let (r2, r3) = rest.split_at(n);
+        let y = dot4::<T, FMA>(r0, r1, r2, r3, v);
+        for ((((o, &a0), &a1), &a2), &a3) in out.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+            let s = madd::<FMA>(y[0], a0.f64(), *o);
+            let s = madd::<FMA>(y[1], a1.f64(), s);
+            let s = madd::<FMA>(y[2], a2.f64(), s);
+            *o = madd::<FMA>(y[3], a3.f64(), s);
         }
     }
+    for row in blocks.remainder().chunks_exact(n) {
+        let y = dot_lanes(row, v);
+        out.iter_mut()
+            .zip(row)
+            .for_each(|(o, &x)| *o += y * x.f64());
+    }
+}
+
+/// The dot products of four rows with v, each over four interleaved partial sums.
+#[inline(always)]
+fn dot4<T: Scalar, const FMA: bool>(r0: &[T], r1: &[T], r2: &[T], r3: &[T], v: &[f64]) -> [f64; 4] {
+    const LANES: usize = 4;
+    let mut acc = [[0.0f64; LANES]; 4];
+    let chunks = r0
+        .chunks_exact(LANES)
+        .zip(r1.chunks_exact(LANES))
+        .zip(r2.chunks_exact(LANES))
+        .zip(r3.chunks_exact(LANES))
+        .zip(v.chunks_exact(LANES));
+    for ((((c0, c1), c2), c3), vc) in chunks {
+        for k in 0..LANES {
+            acc[0][k] = madd::<FMA>(c0[k].f64(), vc[k], acc[0][k]);
+            acc[1][k] = madd::<FMA>(c1[k].f64(), vc[k], acc[1][k]);
+            acc[2][k] = madd::<FMA>(c2[k].f64(), vc[k], acc[2][k]);
+            acc[3][k] = madd::<FMA>(c3[k].f64(), vc[k], acc[3][k]);
+        }
+    }
+    let body = v.len() - v.len() % LANES;
+    let mut y = [0.0; 4];
+    for (i, r) in [r0, r1, r2, r3].iter().enumerate() {
+        y[i] = acc[i].iter().sum::<f64>()
+            + r[body..]
+                .iter()
+                .zip(&v[body..])
+                .map(|(&x, &w)| x.f64() * w)
+                .sum::<f64>();
+    }
+    y
 }
 
 /// Σ xᵢ vᵢ in f64 over eight interleaved partial sums: a single running sum is one
 /// dependent addition per element (which the compiler may not reorder), eight let
 /// the loop run at the speed of the loads (1.6× faster spectral norms).
+#[inline(always)]
 pub fn dot_lanes<T: Scalar>(x: &[T], v: &[f64]) -> f64 {
     const LANES: usize = 8;
     let n = x.len().min(v.len());
@@ -138,14 +215,20 @@ pub fn dot_lanes<T: Scalar>(x: &[T], v: &[f64]) -> f64 {
 
 /// Two passes of classical Gram–Schmidt against `basis` (orthonormal vectors).
 fn reorthogonalize(x: &mut [f64], basis: &[Vec<f64>]) {
-    for _ in 0..2 {
-        for b in basis {
-            let c = dot_lanes(x, b);
-            axpy(-c, b, x);
-        }
-    }
+    crate::simd::vectorized(
+        #[inline(always)]
+        || {
+            for _ in 0..2 {
+                for b in basis {
+                    let c = dot_lanes(x, b);
+                    axpy(-c, b, x);
+                }
+            }
+        },
+    )
 }
 
+#[inline(always)]
 fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
     y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
 }

@@ -113,11 +113,18 @@ impl Activation {
     pub fn forward<T: Scalar>(self, gain: T, z: &[T], a: &mut [T]) {
         assert_eq!(z.len(), a.len());
         match self {
-            Activation::Linear => a.iter_mut().zip(z).for_each(|(a, &z)| *a = gain * z),
-            Activation::Relu => a
-                .iter_mut()
-                .zip(z)
-                .for_each(|(a, &z)| *a = if z > T::zero() { gain * z } else { T::zero() }),
+            Activation::Linear => crate::simd::vectorized(
+                #[inline(always)]
+                || a.iter_mut().zip(z).for_each(|(a, &z)| *a = gain * z),
+            ),
+            Activation::Relu => crate::simd::vectorized(
+                #[inline(always)]
+                || {
+                    a.iter_mut()
+                        .zip(z)
+                        .for_each(|(a, &z)| *a = if z > T::zero() { gain * z } else { T::zero() })
+                },
+            ),
             _ => a
                 .iter_mut()
                 .zip(z)
@@ -129,13 +136,20 @@ impl Activation {
     pub fn backward<T: Scalar>(self, gain: T, z: &[T], da: &[T], dz: &mut [T]) {
         assert!(z.len() == da.len() && z.len() == dz.len());
         match self {
-            Activation::Linear => dz.iter_mut().zip(da).for_each(|(dz, &da)| *dz = gain * da),
-            Activation::Relu => dz
-                .iter_mut()
-                .zip(da.iter().zip(z))
-                .for_each(|(dz, (&da, &z))| {
-                    *dz = if z > T::zero() { gain * da } else { T::zero() }
-                }),
+            Activation::Linear => crate::simd::vectorized(
+                #[inline(always)]
+                || dz.iter_mut().zip(da).for_each(|(dz, &da)| *dz = gain * da),
+            ),
+            Activation::Relu => crate::simd::vectorized(
+                #[inline(always)]
+                || {
+                    dz.iter_mut()
+                        .zip(da.iter().zip(z))
+                        .for_each(|(dz, (&da, &z))| {
+                            *dz = if z > T::zero() { gain * da } else { T::zero() }
+                        })
+                },
+            ),
             _ => dz
                 .iter_mut()
                 .zip(da.iter().zip(z))

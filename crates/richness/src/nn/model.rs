@@ -32,7 +32,7 @@ use super::LayerKind;
 use crate::error::{Error, Result};
 use crate::linalg::Compute;
 use crate::param::{LayerShape, OptimizerKind, Parameterization, ScaleChoice};
-use crate::rng::{normal_rows, normal_vec};
+use crate::rng::{fill_normal_rows, normal_vec};
 use crate::tensor::{Mat, Scalar};
 use serde::{Deserialize, Serialize};
 
@@ -499,18 +499,15 @@ impl<T: Scalar> Model<T> {
     pub fn reinit(&mut self, seed: u64) {
         for (l, lp) in self.param.layers.iter().enumerate() {
             let w = &mut self.weights[l];
-            let draws = normal_rows(
+            let cols = w.cols();
+            fill_normal_rows(
+                w.as_mut_slice(),
                 seed,
                 "init/weight",
                 l as u64,
-                w.rows(),
-                w.cols(),
+                cols,
                 lp.init_std,
             );
-            w.as_mut_slice()
-                .iter_mut()
-                .zip(draws)
-                .for_each(|(w, v)| *w = T::of(v));
             if let (Some(b), Some(bs)) = (self.biases[l].as_mut(), lp.bias) {
                 match self.arch.bias_init {
                     BiasInit::Zero => b.iter_mut().for_each(|x| *x = T::zero()),

@@ -28,7 +28,7 @@
 //! the general probe.
 
 use super::{ratio, Probe, ProbeSpec, Want};
-use crate::linalg::spectral::{op_norm, op_norm_gram, TOL};
+use crate::linalg::spectral::{dot_lanes, op_norm, op_norm_gram, TOL};
 use crate::linalg::Compute;
 use crate::nn::{LayerKind, Loss, Model, Trace};
 use crate::optim::{OptimConfig, Optimizer};
@@ -184,33 +184,29 @@ impl<'a, T: Scalar> Update<'a, T> {
                     n_in,
                     rank,
                     |v, out| {
-                        for (r, s) in s1.iter_mut().enumerate() {
-                            *s = a[r * n_in..(r + 1) * n_in]
-                                .iter()
-                                .zip(v)
-                                .map(|(&x, &y)| x.f64() * y)
-                                .sum();
-                        }
-                        s2.iter_mut().for_each(|x| *x = 0.0);
-                        for (r, &s) in s1.iter().enumerate() {
-                            s2.iter_mut()
-                                .zip(&delta[r * n_out..(r + 1) * n_out])
-                                .for_each(|(o, &d)| *o += s * d.f64());
-                        }
-                        for (r, s) in s1.iter_mut().enumerate() {
-                            *s = delta[r * n_out..(r + 1) * n_out]
-                                .iter()
-                                .zip(&s2)
-                                .map(|(&d, &y)| d.f64() * y)
-                                .sum::<f64>()
-                                * c2;
-                        }
-                        out.iter_mut().for_each(|x| *x = 0.0);
-                        for (r, &s) in s1.iter().enumerate() {
-                            out.iter_mut()
-                                .zip(&a[r * n_in..(r + 1) * n_in])
-                                .for_each(|(o, &x)| *o += s * x.f64());
-                        }
+                        crate::simd::vectorized(
+                            #[inline(always)]
+                            || {
+                                for (r, s) in s1.iter_mut().enumerate() {
+                                    *s = dot_lanes(&a[r * n_in..(r + 1) * n_in], v);
+                                }
+                                s2.iter_mut().for_each(|x| *x = 0.0);
+                                for (r, &s) in s1.iter().enumerate() {
+                                    s2.iter_mut()
+                                        .zip(&delta[r * n_out..(r + 1) * n_out])
+                                        .for_each(|(o, &d)| *o += s * d.f64());
+                                }
+                                for (r, s) in s1.iter_mut().enumerate() {
+                                    *s = dot_lanes(&delta[r * n_out..(r + 1) * n_out], &s2) * c2;
+                                }
+                                out.iter_mut().for_each(|x| *x = 0.0);
+                                for (r, &s) in s1.iter().enumerate() {
+                                    out.iter_mut()
+                                        .zip(&a[r * n_in..(r + 1) * n_in])
+                                        .for_each(|(o, &x)| *o += s * x.f64());
+                                }
+                            },
+                        )
                     },
                     TOL,
                     seed,
