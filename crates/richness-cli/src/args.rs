@@ -116,7 +116,7 @@ pub enum Command {
     /// A quick tour: train a lazy (ntp) and a rich (mup) network on the embedded
     /// digits and compare them.
     Demo(DemoArgs),
-    /// Run the tutorial's experiments T1–T8 and write an HTML report with the expected
+    /// Run the tutorial's experiments T1–T8 (and T9, an extension) and write an HTML report with the expected
     /// result, our measurement and a verdict for every claim.
     Reproduce(ReproduceArgs),
     /// Measure the tutorial's width-scaling claims (‖Δh‖ ~ n^r, NTC, UUC, MAX, weight
@@ -556,7 +556,7 @@ Examples:
   richness reproduce --scale full --resume    (MNIST / Fashion-MNIST; fetch them first)
   richness reproduce T1 --config-dir my-configs")]
 pub struct ReproduceArgs {
-    /// Experiments to run (T1 … T8); all when none is given.
+    /// Experiments to run (T1 … T9); all when none is given.
     #[arg(value_name = "EXPERIMENT")]
     pub experiments: Vec<String>,
     /// small (embedded digits and synthetic data) or full (original sizes, MNIST).
