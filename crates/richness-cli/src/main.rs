@@ -88,7 +88,7 @@ fn one_line(s: &str) -> String {
 /// pages. Serving them from the heap and keeping freed memory lets the next probe
 /// reuse it. One arena for all threads: a worker thread's own arena grows in 64 MiB
 /// mmap'd heaps, so a larger block (a 4096² weight matrix) bypassed it with a fresh
-/// mmap again (sys time of a 60-probe T2 scan 1.2–1.3 s → 0.5 s); the few large
+/// mmap again (sys time of a 30-probe T2 scan 1.2–1.3 s → 0.5 s, 2 threads); the few large
 /// allocations a probe makes do not contend for the one lock.
 fn keep_large_allocations() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

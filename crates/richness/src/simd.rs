@@ -7,7 +7,9 @@
 //! CPU has them (checked once), so the loops it inlines use four f64 / eight f32
 //! lanes. Rust never fuses `a * b + c` into an FMA on its own, and the loops fix
 //! their summation order themselves, so results are bitwise the same either way
-//! (tested below).
+//! (tested below) — except loops that ask [`fused_multiply_add`] and use
+//! `mul_add` when it is available (the spectral norms' `AᵀA v`): those differ in the
+//! last bits between CPUs with and without FMA.
 //!
 //! ```
 //! use richness::simd::vectorized;
