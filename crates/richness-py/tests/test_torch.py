@@ -167,7 +167,8 @@ def test_presets_match_companion_semantics_f32(preset):
     net = UserNet(width)
     opt = torch.optim.SGD(net.parameters(), lr=base_lr)
     torch.manual_seed(4)
-    rt.parameterize(net, opt, preset=preset, verbose=False)
+    # Roles from the widths (UserNet built at two widths), biases as mupify's.
+    rt.parameterize(net, opt, preset=preset, verbose=False, bias="torch", make_model=UserNet)
     ref = Reference(preset, width)
     torch.manual_seed(4)
     with torch.no_grad():  # the same draws, in the same order, at the rules' scales
