@@ -19,16 +19,22 @@ apt_install() {
 start=$(date +%s)
 VENV="${RICHNESS_PY_VENV:-$PWD/target/py-ci-venv}"
 rm -rf "$VENV"
-if [ -x /usr/bin/python3 ] && apt_install python3-torch python3-venv &&
+# pandas, yaml and matplotlib: what microsoft/mup's coordinate check imports (the
+# acceptance test compares richness.torch.coord_check with it) and rt.plot_coord.
+if [ -x /usr/bin/python3 ] && apt_install python3-torch python3-venv python3-pandas python3-yaml python3-matplotlib &&
    /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
   echo "python-test: torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') from Debian (CPU)"
 else
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q torch numpy
+  "$VENV/bin/pip" install -q torch numpy pandas pyyaml matplotlib
   echo "python-test: torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)') from PyPI"
 fi
 "$VENV/bin/pip" install -q --disable-pip-version-check pytest
+# mup without its declared dependencies: they include torch and torchvision, which pip
+# would fetch from PyPI (gigabytes of CUDA) over Debian's torch; its coordinate-check
+# code needs only numpy, pandas, yaml and torch, installed above.
+"$VENV/bin/pip" install -q --disable-pip-version-check --no-deps mup
 echo "python-test: torch ready after $(( $(date +%s) - start ))s"
 "$VENV/bin/pip" install -q --disable-pip-version-check ./crates/richness-py
 echo "python-test: richness installed after $(( $(date +%s) - start ))s"

@@ -24,6 +24,13 @@ sys.path.insert(0, os.path.dirname(__file__))
 from nanogpt import GPT, HEAD_DIM, VOCAB, tokens  # noqa: E402
 
 
+def need(name):
+    """An optional package: required in CI (ci/python-test.sh installs it), else skipped."""
+    if os.environ.get("RICHNESS_REQUIRE_TORCH") == "1":
+        return __import__(name)
+    return pytest.importorskip(name)
+
+
 def one_line(e):
     return "\n" not in str(e.value) and len(str(e.value)) > 0
 
@@ -211,7 +218,7 @@ def test_coord_check_gpt_mup_flat_default_grows_and_mup_agrees():
     assert sp["verdict"] == "fail"
     grows_rt = {f["module"] for f in sp["fits"] if f["verdict"] == "fail"}
     assert {"transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_fc", "lm_head"} <= grows_rt
-    pytest.importorskip("mup")
+    need("mup")
     mu_m = _mup_slopes(_mup_gpt, True, widths, x, y)
     sp_m = _mup_slopes(lambda n: GPT(n, nanogpt_init=True), False, widths, x, y)
     print("mup's data, muP:", sorted(mu_m.items(), key=lambda t: -abs(t[1]))[:4])
@@ -258,8 +265,8 @@ def test_bad_input_one_line():
 
 
 def test_coord_frame_and_plot(tmp_path):
-    pd = pytest.importorskip("pandas")
-    pytest.importorskip("matplotlib")
+    pd = need("pandas")
+    need("matplotlib")
     r = rt.coord_check(lambda n: nn.Sequential(nn.Linear(64, n), nn.ReLU(), nn.Linear(n, 10)), [32, 64], "digits",
                        seeds=2, steps=2, batch=16)
     df = rt.coord_frame(r)
