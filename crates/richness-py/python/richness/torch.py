@@ -1399,6 +1399,9 @@ def check(
                 print(f"\rprobes {done}/{total}", end="", flush=True)
     if progress:
         print()
+    if bias == "torch" and has_bias:
+        warn_list.append("bias=\"torch\": hidden biases train at their layer's rate (fan-in d), n times more slowly "
+                         "than the scale's fan-in-1 rule that the predictions assume; use bias=\"fan-in-1\"")
     for wmsg in warn_list:
         warnings.warn(f"richness: {wmsg}", stacklevel=2)
     kind = "adam" if optimizer in ("adam", "adamw") else "sgd"
