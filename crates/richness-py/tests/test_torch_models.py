@@ -492,3 +492,14 @@ def test_bias_true_mlp_check_default_no_fail():
         rep = rt.check(mlp, [128, 256, 512], "digits", seeds=6, **scale)
         fails = [(c["quantity"], c["layer"], c["fit"]["slope"]) for c in rep["claims"] if c.get("verdict") == "fail"]
         assert not fails, (scale, fails)
+
+
+def test_zero_init_of_query_and_readout():
+    m = GPT(64)
+    rt.parameterize(m, None, preset="mup", make_model=GPT, zero_readout=True, zero_query=["*.attn.c_attn"], verbose=False)
+    assert torch.count_nonzero(m.lm_head.weight) == 0
+    w = m.transformer.h[1].attn.c_attn.weight
+    assert torch.count_nonzero(w[:64]) == 0 and torch.count_nonzero(w[64:]) == w[64:].numel()
+    with pytest.raises(ValueError) as e:
+        rt.parameterize(GPT(64), None, make_model=GPT, zero_query=["nope"], verbose=False)
+    assert "zero_query" in str(e.value) and one_line(e)

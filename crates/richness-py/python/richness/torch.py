@@ -598,6 +598,9 @@ def parameterize(
 
 def _build(model, kind, scale, bias, width_dims, example, roles, gain, zero_readout, zero_query, strict):
     recs, mods, hookless = _inventory(model)
+    for pat in zero_query:
+        if not any(fnmatch.fnmatchcase(n, pat) and isinstance(m, nn.Linear) for n, m in mods.items()):
+            _fail(f"zero_query `{pat}` names no nn.Linear of the model")
     warn_list: List[str] = []
     order = calls = None
     if example is not None:
