@@ -4,13 +4,11 @@ attention, probes with cross-entropy, coordinate checks against microsoft/mup, b
 3-D Linear layers, restore with the optimizer, user groups, idempotence, forward order,
 verdicts, precision and bad input. Small widths: seconds per test."""
 
-import io
 import math
 import os
 import sys
 import warnings
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch") if os.environ.get("RICHNESS_REQUIRE_TORCH") != "1" else __import__("torch")
