@@ -185,7 +185,7 @@ def _mup_slopes(make, use_mup, widths, x, y):
     from mup.coord_check import get_coord_data
 
     df = get_coord_data({w: (lambda w=w: make(w)) for w in widths}, [(x, y.reshape(-1))], optimizer="adam",
-                        lr=1e-2, mup=use_mup, lossfn="xent", flatten_output=True, nseeds=3, nsteps=4,
+                        lr=1e-2, mup=use_mup, lossfn="xent", flatten_output=True, nseeds=8, nsteps=4,
                         cuda=False, show_progress=False)
     last = df[(df.t == 4) & (df.module != "")]
     out = {}
@@ -196,26 +196,28 @@ def _mup_slopes(make, use_mup, widths, x, y):
 
 
 def test_coord_check_gpt_mup_flat_default_grows_and_mup_agrees():
-    """Cross-entropy, Adam, 3 steps, widths 128-512 (at 64 the read-out's update is 25 %
-    above its limit, a finite-width effect: see docs/python.md): under muP every site's
-    update size is flat (pass); trained as built (nanoGPT's init, one rate) it grows
-    (fail). microsoft/mup's get_coord_data on the mup-converted model and on the plain
-    one shows the same picture: flat and growing."""
+    """The acceptance's protocol: widths 64-256, cross-entropy, Adam, 3 steps, the default
+    4 seeds and tolerance 1/4. Under muP every site's update size is flat (pass; the
+    read-out's slope is about -0.15 here, 25 % high at width 64, a finite-width bend that
+    is inside the band); trained as built (nanoGPT's init, one rate) it grows (fail).
+    microsoft/mup's get_coord_data on the mup-converted model and on the plain one shows
+    the same picture: flat and growing (mup's own muP attention logits shrink at slope
+    -0.20 here with 8 seeds, -0.15 at 128-512: a finite-width bend of its model, inside 1/4)."""
     x, y = tokens(batch=8)
-    widths = [128, 256, 512]
-    mu = rt.coord_check(GPT, widths, (x, y), loss="cross_entropy", optimizer="adam", lr=1e-2, steps=3,
-                        seeds=3, preset="mup")
+    widths = [64, 128, 256]
+    mu = rt.coord_check(GPT, widths, (x, y), loss="cross_entropy", optimizer="adam", lr=1e-2, steps=3, preset="mup")
     kinds = {f["kind"] for f in mu["fits"]}
     assert {"layer", "stream", "logits", "norm"} <= kinds
     assert all(f["predicted"] == 0.0 for f in mu["fits"])
     print("muP:", [(f["module"], round(f["slope"], 3), f["verdict"]) for f in mu["fits"]])
     assert mu["verdict"] == "pass", [f for f in mu["fits"] if f["verdict"] != "pass"]
     sp = rt.coord_check(lambda n: GPT(n, nanogpt_init=True), widths, (x, y), loss="cross_entropy",
-                        optimizer="adam", lr=1e-2, steps=3, seeds=3, as_built=True)
+                        optimizer="adam", lr=1e-2, steps=3, as_built=True)
     print("as built:", [(f["module"], round(f["slope"], 3), f["verdict"]) for f in sp["fits"]])
     assert sp["verdict"] == "fail"
     grows_rt = {f["module"] for f in sp["fits"] if f["verdict"] == "fail"}
     assert {"transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_fc", "lm_head"} <= grows_rt
+    assert min(f["slope"] for f in sp["fits"] if f["module"] in grows_rt) > 0.5  # clearly, not at the band's edge
     need("mup")
     mu_m = _mup_slopes(_mup_gpt, True, widths, x, y)
     sp_m = _mup_slopes(lambda n: GPT(n, nanogpt_init=True), False, widths, x, y)
