@@ -485,13 +485,23 @@ def test_bad_arguments_checked_before_any_work():
     assert "shape" in str(e.value) and one_line(e)
 
 
-def test_bias_true_mlp_check_default_no_fail():
-    """A correct bias=True MLP at widths 128-512: no claim fails under mup, ntp, r = 1/4
-    (biases are fan-in-1 by default, the convention the library predicts for)."""
+def test_bias_true_mlp_check_no_fail_either_convention():
+    """A correct bias=True MLP: no claim fails under mup, ntp and r = 1/4 with either bias
+    convention. The convention changes no predicted exponent: bias="torch" trains hidden
+    and read-out biases n times more slowly than fan-in 1, so their share of each update
+    vanishes like 1/n, but every h and f exponent stays. Widths 256-1024: at 128-512 the
+    read-out's passthrough term bends to about -0.10 with either convention and without
+    biases (32 seeds; the native check -0.05 to -0.06), a finite-width correction that
+    shrinks to -0.02..-0.04 at 512-2048; there, 6 seeds give a `fail` by chance (issue 29's
+    bias="torch" report: -0.181 at seeds 0-5)."""
     for scale in ({"preset": "mup"}, {"preset": "ntp"}, {"richness": 0.25}):
-        rep = rt.check(mlp, [128, 256, 512], "digits", seeds=6, **scale)
-        fails = [(c["quantity"], c["layer"], c["fit"]["slope"]) for c in rep["claims"] if c.get("verdict") == "fail"]
-        assert not fails, (scale, fails)
+        for bias in ("fan-in-1", "torch"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rep = rt.check(mlp, [256, 512, 1024], "digits", seeds=6, batch=128, bias=bias, **scale)
+            fails = [(c["quantity"], c["layer"], c["fit"]["slope"]) for c in rep["claims"] if c.get("verdict") == "fail"]
+            assert not fails, (scale, bias, fails)
+            assert rep["verdict"] in ("pass", "unclear"), (scale, bias)
 
 
 def test_zero_init_of_query_and_readout():

@@ -1403,8 +1403,10 @@ def check(
     if progress:
         print()
     if bias == "torch" and has_bias:
-        warn_list.append("bias=\"torch\": hidden biases train at their layer's rate (fan-in d), n times more slowly "
-                         "than the scale's fan-in-1 rule that the predictions assume; use bias=\"fan-in-1\"")
+        # Measured (docs/python.md, Biases): the convention moves no slope; say what it does change.
+        warn_list.append("bias=\"torch\": hidden and read-out biases train at their layer's rate (fan-in d), n times "
+                         "more slowly than the scale's fan-in-1 rule, so their share of each update vanishes like 1/n: "
+                         "no predicted exponent changes, but the biases stop learning as the width grows")
     for wmsg in warn_list:
         warnings.warn(f"richness: {wmsg}", stacklevel=2)
     kind = "adam" if optimizer in ("adam", "adamw") else "sgd"
