@@ -118,6 +118,41 @@ def test_tied_embedding_mup_gauge_or_refused():
         assert "tied" in str(err.value) and "lm_head.weight" in str(err.value) and one_line(err)
 
 
+class HeadFirstLM(nn.Module):
+    """lm_head defined before the embedding that is tied to it: the tie's choices must not
+    depend on definition order."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.lm_head = nn.Linear(n, VOCAB, bias=False)
+        self.wte = nn.Embedding(VOCAB, n)
+        self.mid = nn.Linear(n, n)
+        self.wte.weight = self.lm_head.weight
+
+    def forward(self, idx):
+        return self.lm_head(F.relu(self.mid(self.wte(idx))))
+
+
+def test_tie_choices_follow_the_embedding_and_are_printed(capsys):
+    """The tied tensor's weight decay follows the embedding's multiplier (mup's choice: the
+    embedding's decay is its own layerwise rule) whichever use is defined first, and the
+    printed table states the choices."""
+    for make in (HeadFirstLM, lambda n: GPT(n, tie=True)):
+        model = make(64)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+        rt.parameterize(model, opt, preset="mup", make_model=make)
+        out = capsys.readouterr().out
+        p = params_of(model)
+        emb = next(e for e in p.values() if e["role"] == "read-in" and e.get("tied"))
+        out_use = next(e for e in p.values() if e["role"] == "read-out" and e.get("tied"))
+        held = [g for g in opt.param_groups if any(q is model.lm_head.weight for q in g["params"])]
+        assert len(held) == 1
+        assert held[0]["weight_decay"] == pytest.approx(0.1 * emb["multiplier"], rel=1e-12)  # AdamW: wd * g
+        assert held[0]["eps"] == pytest.approx(1e-8 * min(emb["multiplier"], out_use["multiplier"]), rel=1e-12)
+        note = [l for l in out.splitlines() if l.startswith("# tied")]
+        assert len(note) == 1 and emb["param"] in note[0] and out_use["param"] in note[0] and "weight decay" in note[0], out
+
+
 def test_attention_scale_rule_and_warning():
     assert rt.attention_scale(16, preset="mup") == 16 ** -1.0
     assert rt.attention_scale(16, preset="ntp") == 16 ** -0.5

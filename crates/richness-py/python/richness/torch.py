@@ -704,14 +704,20 @@ def _build(model, kind, scale, bias, width_dims, example, roles, gain, zero_read
             vals = [e[key] for e in es]
             if not all(v is not None and math.isclose(v, vals[0], rel_tol=1e-9) for v in vals):
                 _fail(f"{names} are one tensor (tied) but its uses need {key} {', '.join(_fmt(v) for v in vals)}: untie them")
-        first = es[0]
-        eps = min(e["eps"] for e in es)
+        # The tensor's one optimizer group is built through one use (its multiplier scales
+        # the weight decay): the embedding's, as mup (an embedding's decay is then its own
+        # layerwise rule), whichever module is defined first.
+        first = next((e for e in es if e["role"] == "read-in"), es[0])
+        eps = min(e["eps"] for e in es) if all("eps" in e for e in es) else None
         for e in es:
             e["tied"] = [u["param"] for u in uses if u["param"] != e["param"]]
-            e["eps"] = eps
-        for e in es[1:]:
-            e["shared"] = True  # the optimizer and the init see the tensor once, through the first use
-        first["note"] = "tied: weight decay as this use's; Adam eps the smallest of the uses'"
+            if eps is not None:
+                e["eps"] = eps
+            if e is not first:
+                e["shared"] = True  # the optimizer and the init see the tensor once, through `first`
+        first["note"] = (f"tied: {' = '.join(e['param'] for e in [first] + [e for e in es if e is not first])}: one tensor, "
+                         f"one init and rate, one optimizer group; weight decay scaled by {first['param']}'s multiplier "
+                         f"{_fmt(first['multiplier'])}" + (f", Adam eps by the smallest of the uses' factors, {_fmt(eps)}" if kind == "adam" else ""))
     if kind == "sgd":
         for e in params:
             e.pop("eps", None)
@@ -884,6 +890,9 @@ def _describe(info: Dict[str, Any], optimizer=None) -> str:
     if info.get("attention"):
         sc = sorted(set(info["attention"].values()))
         lines.append(f"# attention logits ({len(info['attention'])} AttentionScores): scale d_h^-(1/2+{_fmt(info['attention_r'])}) = {', '.join(_fmt(v) for v in sc)}")
+    for e in info.get("params", []):
+        if e.get("note"):
+            lines.append(f"# {e['note']}")
     for warn in info.get("warnings", []):
         lines.append(f"# warning: {warn}")
     return "\n".join(lines)
