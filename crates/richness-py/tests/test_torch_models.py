@@ -520,6 +520,46 @@ def test_bad_arguments_checked_before_any_work():
     assert "shape" in str(e.value) and one_line(e)
 
 
+def test_bad_input_that_only_the_model_reveals_one_line():
+    """Data the model cannot take, a loss that is not a scalar, a role the library cannot
+    apply, malformed hints: richness's one-line errors, not torch's exceptions from deep
+    inside (RuntimeError, IndexError, KeyError) or an optimizer's."""
+    x, y = tokens(batch=4)
+    digits_x = torch.zeros(4, 64)
+    cases = [
+        (lambda: rt.check(t2, [32, 64], (torch.zeros(4, 63), torch.zeros(4, 10)), seeds=1), "forward"),
+        (lambda: rt.coord_check(GPT, [64, 128], (x + VOCAB, y), loss="cross_entropy", seeds=1), "forward"),
+        (lambda: rt.parameterize(t2(32), None, example=torch.zeros(2, 3), verbose=False), "example"),
+        (lambda: rt.check(t2, [32, 64], (digits_x, torch.zeros(4, 10)), loss=lambda o, t: o - t, seeds=1), "scalar"),
+        (lambda: rt.coord_check(lambda n: nn.Sequential(nn.ReLU()), [32, 64], "digits", as_built=True), "no parameters"),
+        (lambda: rt.check(t2, [32, 64], "digits", momentum=float("nan"), seeds=1), "momentum"),
+        (lambda: rt.check(t2(32), [32, 64], "digits", seeds=1), "make_model"),
+        (lambda: rt.parameterize(t2(32), None, width_dims={"*": "x"}, verbose=False), "width_dims"),
+        (lambda: rt.parameterize(Odd(16), None, make_model=Odd, widths=(16, 32), verbose=False,
+                                 roles={"temperature": "hidden"}), "temperature"),
+    ]
+    for fn, want in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises((ValueError, TypeError)) as e:
+                fn()
+        assert want in str(e.value), (want, str(e.value))
+        assert one_line(e), str(e.value)
+        assert type(e.value).__name__ in ("RichnessTorchError", "RichnessError", "TypeError"), (want, repr(e.value))
+    # A role for a parameter of a module richness does not know: a matrix gets the role's
+    # rule in the layerwise gauge (fan-in: PyTorch's, in_1 * in_2 for nn.Bilinear).
+    m = Odd(16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rt.parameterize(m, None, preset="mup", make_model=Odd, widths=(16, 32), verbose=False,
+                        roles={"bil.weight": "hidden", "temperature": "vector"})
+    p = params_of(m)
+    assert p["bil.weight"]["role"] == "hidden" and p["bil.weight"]["fan_in"] == 16 * 16
+    assert p["bil.weight"]["multiplier"] == 1.0
+    assert float(m.bil.weight.std()) == pytest.approx(1 / 16, rel=0.1)  # layerwise: 1/sqrt(fan-in)
+    assert p["temperature"]["role"] == "vector" and float(m.temperature) == 1.0
+
+
 def test_bias_true_mlp_check_no_fail_either_convention():
     """A correct bias=True MLP: no claim fails under mup, ntp and r = 1/4 with either bias
     convention. The convention changes no predicted exponent: bias="torch" trains hidden

@@ -276,7 +276,11 @@ def find_width_dims(make_model: Callable[[int], nn.Module], widths: Sequence[int
     built at two widths and each parameter's shapes are compared (as mup's base and
     delta models). Returns {parameter name: dims}; save it and pass it to
     ``parameterize(..., width_dims=...)`` where building twice is expensive."""
-    ws = [int(w) for w in widths]
+    _check_builder(make_model)
+    try:
+        ws = [int(w) for w in widths]
+    except (TypeError, ValueError):
+        _fail(f"widths must be two positive integers, got {widths!r}")
     if len(set(ws)) < 2:
         _fail("find_width_dims needs two different widths")
     ws = sorted(set(ws))[:2]
@@ -317,7 +321,36 @@ def _lookup_dims(width_dims: Dict[str, Sequence[int]], name: str) -> Optional[Tu
     return None
 
 
-def _trace_order(model: nn.Module, example) -> Tuple[List[str], Counter]:
+def _unknown_fans(r, name, role):
+    """Fans of a parameter of a module richness does not know, given a role by the user.
+    A matrix role takes PyTorch's fan-in (size(1) times the rest: in_1 * in_2 for
+    nn.Bilinear); no hook can apply its multiplier, so it is written in the layerwise gauge."""
+    t = r["tensor"]
+    if _ROLES[role] == "vector":
+        r["fan_in"], r["fan_out"] = 1, int(t.numel())
+    elif t.dim() < 2:
+        _fail(f"roles gives `{name}` the {role} role, but it has shape {tuple(t.shape)}: a weight role needs rank 2 or more "
+              "(give it \"vector\", or leave it alone)")
+    else:
+        r["fan_in"], r["fan_out"] = int(t[0].numel()), int(t.shape[0])
+
+
+def _one_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}".splitlines()[0]
+
+
+def _forward(model, x, what):
+    """The model on ``x``, or a one-line error naming what was passed (a batch the model
+    cannot take: wrong feature size, tokens outside the vocabulary, ...)."""
+    try:
+        return _call(model, x)
+    except RichnessTorchError:
+        raise
+    except Exception as e:  # the user's forward: say which input it refused
+        _fail(f"the model's forward on {what} failed: {_one_line(e)}")
+
+
+def _trace_order(model: nn.Module, example, what: Optional[str] = None) -> Tuple[List[str], Counter]:
     """Names of the modules in the order one forward pass calls them, and how often."""
     order, calls, handles = [], Counter(), []
     for name, m in model.named_modules():
@@ -328,7 +361,7 @@ def _trace_order(model: nn.Module, example) -> Tuple[List[str], Counter]:
         handles.append(m.register_forward_pre_hook(pre))
     try:
         with torch.no_grad():
-            _call(model, example)
+            _forward(model, example, "example" if what is None else what)
     finally:
         for h in handles:
             h.remove()
@@ -436,6 +469,8 @@ def _assign_roles(recs, width_dims, roles, order, warn_list):
                 if (r["module"] == k and r["layout"] in ("linear", "conv", "embedding")) or r["param"] == k:
                     r["role"] = _ROLES[v]
                     r.pop("why", None)
+                    if r["layout"] is None:
+                        _unknown_fans(r, k, v)
     if known:
         if not sizes:
             _fail("no parameter has a width dimension")
@@ -584,6 +619,10 @@ def parameterize(
         width_dims = find_width_dims(make_model, widths)
     if width_dims is not None and not isinstance(width_dims, dict):
         raise TypeError("width_dims must be a dict {parameter name: dims that grow with the width}")
+    for k, d in (width_dims or {}).items():
+        if isinstance(d, (str, bytes)) or not isinstance(d, (tuple, list)) or \
+                not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0 for i in d):
+            raise TypeError(f"width_dims[{k!r}] must be a tuple of dimension indices (e.g. (0, 1)), got {d!r}")
     info = _build(model, kind, scale, bias, width_dims, example, roles, gain, zero_readout, zero_query, strict)
     _redraw(model, info)
     _apply_hooks(model, info)
@@ -998,13 +1037,21 @@ def _loss_fn(loss):
     _fail(f"loss must be \"mse\", \"cross_entropy\" or a callable (output, y) -> scalar, got {loss!r}")
 
 
-def _check_target(out, y, loss):
+def _check_target(out, y, loss, loss_fn=None):
     if not isinstance(out, torch.Tensor):
         _fail(f"the model returns {type(out).__name__}; check needs a tensor output (wrap the model)")
     if loss == "mse" and tuple(out.shape) != tuple(y.shape):
         _fail(f"y has shape {tuple(y.shape)} but the model's output has {tuple(out.shape)} (mse needs equal shapes)")
     if loss == "cross_entropy" and tuple(out.shape[:-1]) != tuple(y.shape):
         _fail(f"y has shape {tuple(y.shape)}; cross_entropy needs the output's shape without its last dim, {tuple(out.shape[:-1])}")
+    if callable(loss) and loss_fn is not None:
+        try:
+            v = loss_fn(out, y)
+        except Exception as e:  # the user's loss
+            _fail(f"loss(output, y) failed: {_one_line(e)}")
+        if not (isinstance(v, torch.Tensor) and v.numel() == 1 and v.dtype.is_floating_point):
+            shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            _fail(f"loss(output, y) must return a scalar float tensor, got {shape}")
 
 
 def _norm(t: torch.Tensor) -> float:
@@ -1203,8 +1250,19 @@ def _scale_of(preset, richness, gamma0, gauge):
     return {"preset": preset, "richness": richness, "gamma0": gamma0, "gauge": gauge}
 
 
-def _validate_scan(widths, seeds, steps, batch, optimizer, dtype, loss, tolerance, lr):
+def _check_builder(make_model):
+    if isinstance(make_model, nn.Module) or not callable(make_model):
+        raise TypeError(f"make_model must be a function of the width that builds the model (e.g. lambda n: Net(n)), "
+                        f"got {type(make_model).__name__}")
+
+
+def _validate_scan(make_model, widths, seeds, steps, batch, optimizer, dtype, loss, tolerance, lr, bias, momentum=0.0):
     """Every argument of a scan, before any work (one-line errors)."""
+    _check_builder(make_model)
+    if bias not in ("torch", "fan-in-1"):
+        _fail(f"bias must be `torch` or `fan-in-1`, got `{bias}`")
+    if isinstance(momentum, bool) or not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+        _fail(f"momentum must be a number in [0, 1), got {momentum!r}")
     for name, v in (("seeds", seeds), ("steps", steps), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             _fail(f"{name} must be a positive integer, got {v!r}")
@@ -1375,7 +1433,8 @@ def check(
     ``sites`` and ``text``; ``warnings`` (e.g. precision). ``init(model, width, seed)``
     is called after the model is parameterized, to set its weights some other way.
     """
-    ws, warn_list = _validate_scan(widths, seeds, steps, batch, optimizer, dtype, loss, tolerance, lr)
+    ws, warn_list = _validate_scan(make_model, widths, seeds, steps, batch, optimizer, dtype, loss, tolerance, lr, bias,
+                                   momentum)
     scale = _scale_of(preset, richness, gamma0, gauge)
     x, y = _probe_data(data, int(batch), dtype, loss)
     loss_fn = _loss_fn(loss)
@@ -1393,7 +1452,7 @@ def check(
                     init(model, w, s)
             if sites is None:
                 with torch.no_grad():
-                    _check_target(_call(model, x), y, loss)
+                    _check_target(_forward(model, x, "x"), y, loss, loss_fn)
             sites, calls = _sites(model, x)
             info = model._richness
             has_bias = has_bias or any(e["kind"] == "bias" for e in info["params"])
@@ -1583,7 +1642,7 @@ def coord_check(
     ``verdict`` (the worst), ``warnings``."""
     from . import fit as _fit
 
-    ws, warn_list = _validate_scan(widths, seeds, steps, batch, optimizer, dtype, loss, tolerance, lr)
+    ws, warn_list = _validate_scan(make_model, widths, seeds, steps, batch, optimizer, dtype, loss, tolerance, lr, bias)
     scale = _scale_of(preset, richness, gamma0, gauge)
     x, y = _probe_data(data, int(batch), dtype, loss)
     loss_fn = _loss_fn(loss)
@@ -1594,15 +1653,15 @@ def coord_check(
     for w in ws:
         for s in range(int(seeds)):
             model = _build_at(make_model, w, s, dtype)
+            _check_model(model)
             opt = _make_opt(model, optimizer, lr)
             if as_built:
-                _check_model(model)
                 _as_built_info(model)
             else:
                 _quiet(parameterize, model, opt, warn_list, bias=bias, gain=gain, verbose=False, width_dims=width_dims, **scale)
             if sites is None:
                 with torch.no_grad():
-                    _check_target(_call(model, x), y, loss)
+                    _check_target(_forward(model, x, "x"), y, loss, loss_fn)
             sites, _ = _sites(model, x)
             info = model._richness
             rec = _Recorder(sites)
