@@ -560,6 +560,54 @@ def test_bad_input_that_only_the_model_reveals_one_line():
     assert p["temperature"]["role"] == "vector" and float(m.temperature) == 1.0
 
 
+class FunctionalReLU(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.l1, self.l2, self.l3 = nn.Linear(64, n), nn.Linear(n, n), nn.Linear(n, 10)
+
+    def forward(self, x):
+        return self.l3(F.relu(self.l2(F.relu(self.l1(x)))))
+
+
+class MHANet(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.emb, self.ln = nn.Embedding(VOCAB, n), nn.LayerNorm(n)
+        self.mha = nn.MultiheadAttention(n, n // HEAD_DIM, batch_first=True)
+        self.head = nn.Linear(n, VOCAB)
+
+    def forward(self, idx):
+        h = self.emb(idx)
+        u = self.ln(h)
+        return self.head(h + self.mha(u, u, u, need_weights=False)[0])
+
+
+def test_functional_activations_attention_sites_and_roles_in_scans(capsys):
+    """What parameterize cannot see is said (F.relu gets no gain); nn.MultiheadAttention's
+    output is a site of the probes (its weights have no hooks); roles= reaches check and
+    coord_check, so a model with custom parameters can be scanned with them."""
+    rt.parameterize(FunctionalReLU(32), None, preset="mup", make_model=FunctionalReLU)
+    assert "# activation gains: none" in capsys.readouterr().out
+    x, y = tokens(batch=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = rt.coord_check(MHANet, [32, 64], (x, y), loss="cross_entropy", optimizer="adam", lr=1e-2, seeds=1, steps=1)
+        built = rt.coord_check(MHANet, [32, 64], (x, y), loss="cross_entropy", optimizer="adam", lr=1e-2, seeds=1,
+                               steps=1, as_built=True)
+    for res in (r, built):
+        att = [f for f in res["fits"] if f["module"] == "mha"]
+        assert len(att) == 1 and att[0]["kind"] == "attention" and att[0]["slope"] is not None
+    assert att[0]["role"] == "as built" and [f for f in r["fits"] if f["module"] == "mha"][0]["role"] == "hidden"
+    roles = {"bil.weight": "hidden", "bil.bias": "vector", "temperature": "vector"}
+    for fn in (rt.check, rt.coord_check):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            rep = fn(Odd, [16, 32], (torch.randn(8, 8), torch.randn(8, 2)), seeds=1, steps=1,
+                     roles=roles)
+        assert not [w for w in rec if "left alone" in str(w.message)], [str(w.message) for w in rec]
+        assert rep["verdict"] is not None
+
+
 def test_bias_true_mlp_check_no_fail_either_convention():
     """A correct bias=True MLP: no claim fails under mup, ntp and r = 1/4 with either bias
     convention. The convention changes no predicted exponent: bias="torch" trains hidden

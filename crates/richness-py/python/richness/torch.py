@@ -812,6 +812,7 @@ def _build(model, kind, scale, bias, width_dims, example, roles, gain, zero_read
         "params": params,
         "hooks": hooks,
         "gains": act_gain,
+        "gain": bool(gain),
         "attention": attention,
         "attention_r": r_att,
         "left_alone": [e["param"] for e in params if e["role"] == "left alone"],
@@ -926,6 +927,9 @@ def _describe(info: Dict[str, Any], optimizer=None) -> str:
                  "the layerwise gauge, same training (docs/theory.md §4)")
     if info["gains"]:
         lines.append("# activation gains: " + ", ".join(f"{k} x{_fmt(v)}" for k, v in info["gains"].items()))
+    elif info.get("gain") and any(e["role"] == "hidden" for e in info.get("params", [])):
+        lines.append("# activation gains: none (no nn.ReLU, nn.Tanh or nn.GELU module; an activation called as a function, "
+                     "F.relu, gets no gain c_phi: constants change, no width exponent)")
     if info.get("attention"):
         sc = sorted(set(info["attention"].values()))
         lines.append(f"# attention logits ({len(info['attention'])} AttentionScores): scale d_h^-(1/2+{_fmt(info['attention_r'])}) = {', '.join(_fmt(v) for v in sc)}")
@@ -1121,6 +1125,11 @@ def _sites(model: nn.Module, x, with_streams: bool = True):
             sites.append({"name": name, "kind": "logits", "role": "hidden", "module_obj": m})
         elif _is_norm(m) and any(e["module"] == name and e["role"] == "vector" for e in info["params"]):
             sites.append({"name": name, "kind": "norm", "role": "hidden", "module_obj": m})
+        elif isinstance(m, nn.MultiheadAttention):
+            # Its weights are used inside F.multi_head_attention_forward (no hook fires on
+            # them): its output, the attention branch, is recorded instead.
+            role = "as built" if info["table"].get("gauge") == "as built" else "hidden"
+            sites.append({"name": name, "kind": "attention", "role": role, "module_obj": m})
     if with_streams:
         for name, m in mods.items():
             if isinstance(m, (nn.ModuleList, nn.Sequential)) and len(m) >= 2 and len({type(c) for c in m}) == 1 \
@@ -1410,6 +1419,7 @@ def check(
     gain: bool = True,
     loss: Union[str, Callable] = "mse",
     init: Optional[Callable[[nn.Module, int, int], None]] = None,
+    roles: Optional[Dict[str, str]] = None,
     progress: bool = False,
 ) -> Dict[str, Any]:
     """``richness check`` for a PyTorch model: for every width in ``widths`` and seed
@@ -1432,6 +1442,7 @@ def check(
     ``verdict``; ``criteria``, ``estimated_r`` for chains), ``rows`` (columns),
     ``sites`` and ``text``; ``warnings`` (e.g. precision). ``init(model, width, seed)``
     is called after the model is parameterized, to set its weights some other way.
+    ``roles`` is passed to ``parameterize`` (overrides, e.g. for custom parameters).
     """
     ws, warn_list = _validate_scan(make_model, widths, seeds, steps, batch, optimizer, dtype, loss, tolerance, lr, bias,
                                    momentum)
@@ -1446,7 +1457,8 @@ def check(
         for s in range(int(seeds)):
             model = _build_at(make_model, w, s, dtype)
             opt = _make_opt(model, optimizer, lr, momentum)
-            _quiet(parameterize, model, opt, warn_list, bias=bias, gain=gain, verbose=False, width_dims=width_dims, **scale)
+            _quiet(parameterize, model, opt, warn_list, bias=bias, gain=gain, verbose=False, width_dims=width_dims,
+                   roles=roles, **scale)
             if init is not None:
                 with torch.no_grad():
                     init(model, w, s)
@@ -1624,6 +1636,7 @@ def coord_check(
     loss: Union[str, Callable] = "mse",
     center: bool = True,
     as_built: bool = False,
+    roles: Optional[Dict[str, str]] = None,
 ) -> Dict[str, Any]:
     """A coordinate check in the spirit of mup's ``get_coord_data``: train each width
     ``steps`` steps on one batch and record, after every step t, the RMS coordinate of
@@ -1631,7 +1644,8 @@ def coord_check(
     each block; the attention logits) and of its change since init.
 
     ``as_built=True`` trains the model as ``make_model`` builds it (PyTorch's init, one
-    global rate: the baseline that μP fixes), without parameterizing it.
+    global rate: the baseline that μP fixes), without parameterizing it. ``roles`` is
+    passed to ``parameterize``.
 
     Returns ``coords`` (columns width, seed, step, layer, module, kind, role, h_rms,
     dh_rms: ``coord_frame`` makes a pandas frame, ``plot_coord`` mup's plot), ``fits``:
@@ -1658,7 +1672,8 @@ def coord_check(
             if as_built:
                 _as_built_info(model)
             else:
-                _quiet(parameterize, model, opt, warn_list, bias=bias, gain=gain, verbose=False, width_dims=width_dims, **scale)
+                _quiet(parameterize, model, opt, warn_list, bias=bias, gain=gain, verbose=False, width_dims=width_dims,
+                       roles=roles, **scale)
             if sites is None:
                 with torch.no_grad():
                     _check_target(_forward(model, x, "x"), y, loss, loss_fn)
