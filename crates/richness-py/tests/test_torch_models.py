@@ -636,3 +636,41 @@ def test_zero_init_of_query_and_readout():
     with pytest.raises(ValueError) as e:
         rt.parameterize(GPT(64), None, make_model=GPT, zero_query=["nope"], verbose=False)
     assert "zero_query" in str(e.value) and one_line(e)
+
+
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "docs", "python.md")
+
+
+def test_docs_transformer_example_runs(capsys):
+    """docs/python.md's "Your transformer" block, as written, runs, and gives what the
+    table under it says (n = 256, alpha = 16, Adam, mup)."""
+    text = open(DOCS, encoding="utf-8").read()
+    section = text[text.index("### Your transformer"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
+    ns = {"__name__": "docs_example"}
+    exec(compile(code, "docs/python.md (Your transformer)", "exec"), ns)
+    model, opt = ns["model"], ns["opt"]
+    assert isinstance(opt, torch.optim.AdamW) and math.isfinite(float(ns["loss"]))
+    p = params_of(model)
+    n, alpha = 256, 16.0
+    want = {  # parameter: (role, multiplier, init std, rate factor), the docs' table
+        "transformer.wte.weight": ("read-in", alpha, 1 / alpha, 1 / math.sqrt(n)),
+        "transformer.wpe.weight": ("read-in", alpha, 1 / alpha, 1 / math.sqrt(n)),
+        "transformer.h.0.attn.c_attn.weight": ("hidden", 1.0, 1 / alpha, 1 / n),
+        "transformer.h.1.mlp.c_fc.weight": ("hidden", 1.0, 1 / alpha, 1 / n),
+        "transformer.h.1.mlp.c_proj.weight": ("hidden", 0.5, 1 / alpha, 1 / (2 * n)),
+        "transformer.h.0.ln_1.weight": ("vector", 1.0, None, 1.0),
+        "lm_head.weight": ("read-out", 1 / math.sqrt(n), 1 / alpha, 1 / math.sqrt(n)),
+    }
+    for name, (role, g, std, lr) in want.items():
+        e = p[name]
+        assert e["role"] == role, name
+        assert e["multiplier"] == pytest.approx(g, rel=1e-12) and e["lr"] == pytest.approx(lr, rel=1e-12), name
+        assert (e["init_std"] is None) if std is None else e["init_std"] == pytest.approx(std, rel=1e-12), name
+    assert model.lm_head.weight is model.transformer.wte.weight
+    group = {id(q): g for g in opt.param_groups for q in g["params"]}
+    assert group[id(model.lm_head.weight)]["weight_decay"] == pytest.approx(0.1 * alpha)  # nanoGPT's decay group, x g
+    assert group[id(model.transformer.ln_f.weight)]["weight_decay"] == 0.0
+    assert model.transformer.h[0].attn.scores.scale == 1 / 16
+    out = capsys.readouterr().out
+    assert "# tied: transformer.wte.weight = lm_head.weight" in out
