@@ -386,6 +386,41 @@ def test_restore_continues_bit_for_bit(tmp_path):
     steps(m2, o2, 3)
     for a, b in zip(m.parameters(), m2.parameters()):
         assert torch.equal(a, b)
+    # A tied GPT with biases and nanoGPT's AdamW groups (decay on 2-D weights only): the
+    # restored optimizer is built as for training, or flat from model.parameters() with
+    # another lr; both continue bit for bit (the saved groups and state are loaded).
+    tx, ty = tokens(batch=4)
+    make = lambda n: GPT(n, bias=True, tie=True)
+
+    def gpt(flat=False):
+        torch.manual_seed(0)
+        g = make(64)
+        if flat:
+            return g, torch.optim.AdamW(g.parameters(), lr=123.0)
+        groups = [{"params": [p for p in g.parameters() if p.dim() >= 2], "weight_decay": 0.1},
+                  {"params": [p for p in g.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+        return g, torch.optim.AdamW(groups, lr=1e-2, betas=(0.9, 0.95))
+
+    def gsteps(g, o, k):
+        for _ in range(k):
+            o.zero_grad()
+            F.cross_entropy(g(tx).reshape(-1, VOCAB), ty.reshape(-1)).backward()
+            o.step()
+
+    g, o = gpt()
+    rt.parameterize(g, o, preset="mup", make_model=make, verbose=False)
+    gsteps(g, o, 2)
+    torch.save({"model": g.state_dict(), "opt": o.state_dict()}, tmp_path / "gpt.pt")
+    gsteps(g, o, 2)
+    for flat in (False, True):
+        g2, o2 = gpt(flat)
+        saved = torch.load(tmp_path / "gpt.pt")
+        rt.restore(g2, saved["model"], o2, saved["opt"])
+        assert g2.lm_head.weight is g2.transformer.wte.weight
+        gsteps(g2, o2, 2)
+        assert all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), g2.state_dict().values())), flat
+        assert [(q["lr"], q["weight_decay"], q["betas"]) for q in o2.param_groups] == \
+            [(q["lr"], q["weight_decay"], q["betas"]) for q in o.param_groups]
 
 
 def test_user_groups_kept_and_parameterize_idempotent():
