@@ -543,10 +543,13 @@ def test_bad_arguments_checked_before_any_work():
         return t2(n)
 
     for kw, want in ((dict(optimizer="rmsprop"), "optimizer must be"), (dict(seeds=0), "seeds"),
-                     (dict(steps=-1), "steps"), (dict(tolerance=float("nan")), "tolerance")):
-        with pytest.raises(ValueError) as e:
-            rt.coord_check(make, [32, 64], "digits", **kw)
-        assert want in str(e.value) and one_line(e)
+                     (dict(steps=-1), "steps"), (dict(tolerance=float("nan")), "tolerance"),
+                     (dict(preset="mu"), "unknown preset"), (dict(bias="yes"), "bias"),
+                     (dict(preset="mup", richness=0.3), "not both"), (dict(gauge="nope"), "unknown gauge")):
+        for fn in (rt.coord_check, rt.check):
+            with pytest.raises(ValueError) as e:
+                fn(make, [32, 64], "digits", **kw)
+            assert want in str(e.value) and one_line(e)
     x = torch.randn(8, 64)
     with pytest.raises(ValueError) as e:
         rt.coord_check(make, [32, 64], (x, torch.full((8, 10), float("nan"))))

@@ -1255,7 +1255,11 @@ def _probe_one(model, optimizer, x, y, steps, center, spectral, loss_fn, sites):
     return rows, None
 
 
-def _scale_of(preset, richness, gamma0, gauge):
+def _scale_of(preset, richness, gamma0, gauge, optimizer="sgd"):
+    """The scale arguments of a scan, validated before any model is built (the library's
+    one-line errors: unknown preset or gauge, a preset with r, ...)."""
+    _resolve([(1, 1, False, False), (1, 1, True, False)], None, preset=preset, richness=richness, gamma0=gamma0,
+             gauge=gauge, optimizer="adam" if optimizer in ("adam", "adamw") else "sgd")
     return {"preset": preset, "richness": richness, "gamma0": gamma0, "gauge": gauge}
 
 
@@ -1446,7 +1450,7 @@ def check(
     """
     ws, warn_list = _validate_scan(make_model, widths, seeds, steps, batch, optimizer, dtype, loss, tolerance, lr, bias,
                                    momentum)
-    scale = _scale_of(preset, richness, gamma0, gauge)
+    scale = _scale_of(preset, richness, gamma0, gauge, optimizer)
     x, y = _probe_data(data, int(batch), dtype, loss)
     loss_fn = _loss_fn(loss)
     width_dims = find_width_dims(make_model, ws[:2])
@@ -1657,7 +1661,7 @@ def coord_check(
     from . import fit as _fit
 
     ws, warn_list = _validate_scan(make_model, widths, seeds, steps, batch, optimizer, dtype, loss, tolerance, lr, bias)
-    scale = _scale_of(preset, richness, gamma0, gauge)
+    scale = _scale_of(preset, richness, gamma0, gauge, optimizer)
     x, y = _probe_data(data, int(batch), dtype, loss)
     loss_fn = _loss_fn(loss)
     width_dims = None if as_built else find_width_dims(make_model, ws[:2])
