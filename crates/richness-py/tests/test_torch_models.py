@@ -116,6 +116,12 @@ def test_tied_embedding_mup_gauge_or_refused():
         with pytest.raises(ValueError) as err:
             rt.parameterize(GPT(64, tie=True), None, preset=preset, make_model=lambda n: GPT(n, tie=True), verbose=False)
         assert "tied" in str(err.value) and "lm_head.weight" in str(err.value) and one_line(err)
+    # Zeroing a read-out that is the embedding too would zero every token's vector.
+    tied = GPT(64, tie=True)
+    with pytest.raises(ValueError) as err:
+        rt.parameterize(tied, None, preset="mup", make_model=lambda n: GPT(n, tie=True), zero_readout=True, verbose=False)
+    assert "zero_readout" in str(err.value) and "transformer.wte.weight" in str(err.value) and one_line(err)
+    assert torch.count_nonzero(tied.transformer.wte.weight) > 0
 
 
 class HeadFirstLM(nn.Module):

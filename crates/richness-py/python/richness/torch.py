@@ -754,6 +754,9 @@ def _build(model, kind, scale, bias, width_dims, example, roles, gain, zero_read
                 e["eps"] = eps
             if e is not first:
                 e["shared"] = True  # the optimizer and the init see the tensor once, through `first`
+        if zero_readout and any(e["role"] == "read-out" for e in es) and any(e["role"] != "read-out" for e in es):
+            _fail(f"zero_readout would zero {names}, one tensor (tied) that is also used as "
+                  f"{', '.join(e['role'] for e in es if e['role'] != 'read-out')}: untie them, or drop zero_readout")
         first["note"] = (f"tied: {' = '.join(e['param'] for e in [first] + [e for e in es if e is not first])}: one tensor, "
                          f"one init and rate, one optimizer group; weight decay scaled by {first['param']}'s multiplier "
                          f"{_fmt(first['multiplier'])}" + (f", Adam eps by the smallest of the uses' factors, {_fmt(eps)}" if kind == "adam" else ""))
