@@ -747,11 +747,10 @@ def _build(model, kind, scale, bias, width_dims, example, roles, gain, zero_read
         # the weight decay): the embedding's, as mup (an embedding's decay is then its own
         # layerwise rule), whichever module is defined first.
         first = next((e for e in es if e["role"] == "read-in"), es[0])
-        eps = min(e["eps"] for e in es) if all("eps" in e for e in es) else None
+        eps = min(e["eps"] for e in es)
         for e in es:
             e["tied"] = [u["param"] for u in uses if u["param"] != e["param"]]
-            if eps is not None:
-                e["eps"] = eps
+            e["eps"] = eps
             if e is not first:
                 e["shared"] = True  # the optimizer and the init see the tensor once, through `first`
         if zero_readout and any(e["role"] == "read-out" for e in es) and any(e["role"] != "read-out" for e in es):
