@@ -15,7 +15,10 @@ fn richness(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 /// ⌊(P − T − 1)/S⌋ + 1 windows, counted one by one.
 fn windows(p: usize, t: usize, s: usize) -> usize {
-    (0..).map(|i| i * s).take_while(|&start| start + t < p).count()
+    (0..)
+        .map(|i| i * s)
+        .take_while(|&start| start + t < p)
+        .count()
 }
 
 #[test]
@@ -27,11 +30,21 @@ fn inspect_reports_size_vocabulary_frequencies_and_sequences() {
     std::fs::write(dir.join("poème.txt"), &text).unwrap();
     let chars: Vec<char> = text.chars().collect();
     let mut counts: HashMap<char, usize> = HashMap::new();
-    chars.iter().for_each(|&c| *counts.entry(c).or_default() += 1);
+    chars
+        .iter()
+        .for_each(|&c| *counts.entry(c).or_default() += 1);
     let (n, t, s) = (chars.len(), 16, 5);
     let test = n / 10; // ⌊0.1·n⌋
 
-    let o = richness(&dir, &["data", "inspect", "text:poème.txt,context=16,stride=5", "--json"]);
+    let o = richness(
+        &dir,
+        &[
+            "data",
+            "inspect",
+            "text:poème.txt,context=16,stride=5",
+            "--json",
+        ],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let r = &v[0];
@@ -56,7 +69,10 @@ fn inspect_reports_size_vocabulary_frequencies_and_sequences() {
     }
 
     // Bytes: 256 ids whatever occurs; the UTF-8 bytes are the tokens.
-    let o = richness(&dir, &["data", "inspect", "text:poème.txt,vocab=byte,context=16"]);
+    let o = richness(
+        &dir,
+        &["data", "inspect", "text:poème.txt,vocab=byte,context=16"],
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut bytes: Vec<u8> = text.bytes().collect();
@@ -79,10 +95,17 @@ fn inspect_reports_size_vocabulary_frequencies_and_sequences() {
     // The embedded corpus is listed and inspects as the attribution says.
     let o = richness(&dir, &["data", "list", "--dir", dir.to_str().unwrap()]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.lines().any(|l| l.starts_with("shakespeare    embedded:")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("shakespeare    embedded:")),
+        "{out}"
+    );
     let o = richness(&dir, &["data", "inspect", "shakespeare"]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("ccc8da6e1d7a58664439507d66477a06af9765208d8d216bd77e49931235d8fe"), "{out}");
+    assert!(
+        out.contains("ccc8da6e1d7a58664439507d66477a06af9765208d8d216bd77e49931235d8fe"),
+        "{out}"
+    );
     assert!(out.contains("vocab    char: 73 ids"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -152,7 +152,9 @@ impl Vocab {
     /// (ids are ranks by code point), at least one and at most [`MAX_CHAR_VOCAB`].
     pub fn from_chars(chars: Vec<char>) -> Result<Vocab> {
         if chars.is_empty() {
-            return Err(Error::config("a char vocabulary needs at least one character"));
+            return Err(Error::config(
+                "a char vocabulary needs at least one character",
+            ));
         }
         if chars.len() > MAX_CHAR_VOCAB {
             return Err(too_many_chars(chars.len()));
@@ -232,7 +234,12 @@ impl Vocab {
             VocabKind::Byte => Ok(text.bytes().map(u32::from).collect()),
             VocabKind::Char => {
                 let mut ascii = [u32::MAX; 128];
-                for (i, &c) in self.chars.iter().enumerate().take_while(|(_, c)| c.is_ascii()) {
+                for (i, &c) in self
+                    .chars
+                    .iter()
+                    .enumerate()
+                    .take_while(|(_, c)| c.is_ascii())
+                {
                     ascii[c as usize] = i as u32;
                 }
                 let mut ids = Vec::with_capacity(text.len());
@@ -329,7 +336,12 @@ pub struct Corpus {
 impl Corpus {
     /// Tokenize `text` (a `char` vocabulary is built from it) and split it by
     /// position, the last ⌊`test_fraction`·L⌋ tokens testing.
-    pub fn from_text(name: &str, text: &str, kind: VocabKind, test_fraction: f64) -> Result<Corpus> {
+    pub fn from_text(
+        name: &str,
+        text: &str,
+        kind: VocabKind,
+        test_fraction: f64,
+    ) -> Result<Corpus> {
         Corpus::from_text_at(name, name, text, kind, test_fraction)
     }
 
@@ -429,10 +441,20 @@ pub fn sequence_count(tokens: usize, context: usize, stride: usize) -> usize {
 }
 
 /// The [n, T] inputs and next-token targets of `tokens`.
-fn cut(name: &str, tokens: &[u32], context: usize, stride: usize, vocab: &Arc<Vocab>) -> Result<Dataset> {
+fn cut(
+    name: &str,
+    tokens: &[u32],
+    context: usize,
+    stride: usize,
+    vocab: &Arc<Vocab>,
+) -> Result<Dataset> {
     let n = sequence_count(tokens.len(), context, stride);
     crate::budget::ensure(
-        || format!("text data {name}: {n} sequences × context {context} (inputs and targets in f64)"),
+        || {
+            format!(
+                "text data {name}: {n} sequences × context {context} (inputs and targets in f64)"
+            )
+        },
         crate::budget::product(&[n, context, 2], 8),
     )?;
     let mut x = Vec::with_capacity(n * context);
@@ -539,7 +561,12 @@ impl TextSpec {
             let seqs = len.div_ceil(stride.max(1) as u64) as usize;
             let bytes = (len as u128) * 6 + crate::budget::product(&[seqs, context, 2], 8);
             crate::budget::ensure(
-                || format!("text data {} ({len} bytes, context {context}, stride {stride})", p.display()),
+                || {
+                    format!(
+                        "text data {} ({len} bytes, context {context}, stride {stride})",
+                        p.display()
+                    )
+                },
                 bytes,
             )?;
         }
@@ -593,11 +620,17 @@ pub fn regular_file_len(path: &Path) -> Result<u64> {
     {
         use std::os::unix::fs::FileTypeExt;
         if ft.is_fifo() {
-            return Err(Error::file(path, "is a FIFO (named pipe), not a regular file"));
+            return Err(Error::file(
+                path,
+                "is a FIFO (named pipe), not a regular file",
+            ));
         }
     }
     if !ft.is_file() {
-        return Err(Error::file(path, "is a device or socket, not a regular file"));
+        return Err(Error::file(
+            path,
+            "is a device or socket, not a regular file",
+        ));
     }
     Ok(meta.len())
 }
@@ -618,10 +651,7 @@ pub fn decode_utf8(bytes: Vec<u8>, path: &Path) -> Result<String> {
             Some(b) if e.utf8_error().error_len().is_some() => format!("invalid byte 0x{b:02x}"),
             _ => "a character cut off at the end of the file".to_string(),
         };
-        Error::file(
-            path,
-            format!("not UTF-8 text: {what} at byte offset {at}"),
-        )
+        Error::file(path, format!("not UTF-8 text: {what} at byte offset {at}"))
     })?;
     if text.starts_with('\u{feff}') {
         text.drain(..3);
@@ -689,7 +719,9 @@ impl FromStr for TextSpec {
                 "stride" => spec.stride = Some(count("stride")?),
                 "test_fraction" => {
                     spec.test_fraction = v.parse::<f64>().map_err(|_| {
-                        Error::config(format!("{kind} data: test_fraction must be a number, got `{v}`"))
+                        Error::config(format!(
+                            "{kind} data: test_fraction must be a number, got `{v}`"
+                        ))
                     })?;
                     check_fraction(spec.test_fraction)?;
                 }
@@ -889,7 +921,11 @@ mod tests {
         // A sample that cuts a character in two decodes with a replacement, no panic.
         assert_eq!(c.vocab.decode(&[0xc3, 0x61, 300]), "\u{fffd}a\u{fffd}");
         assert_eq!(
-            (c.vocab.symbol(10), c.vocab.symbol(0xc3), c.vocab.symbol(b'a' as u32)),
+            (
+                c.vocab.symbol(10),
+                c.vocab.symbol(0xc3),
+                c.vocab.symbol(b'a' as u32)
+            ),
             ("'\\n'".to_string(), "0xc3".to_string(), "'a'".to_string())
         );
     }
@@ -908,7 +944,9 @@ mod tests {
 
     #[test]
     fn targets_are_the_next_tokens_and_the_split_is_by_position() {
-        let text: String = (0..1000).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+        let text: String = (0..1000)
+            .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+            .collect();
         let c = Corpus::from_text("t", &text, VocabKind::Char, 0.1).unwrap();
         assert_eq!((c.train().len(), c.test().len()), (900, 100));
         for (t, s) in [(8, 8), (8, 3), (16, 1), (5, 7)] {
@@ -935,7 +973,7 @@ mod tests {
         // The same text gives the same data: nothing here is random.
         assert_eq!(c.sequences(8, 8).unwrap(), c.sequences(8, 8).unwrap());
         assert_eq!(c.sequences(8, 8).unwrap().train.len(), 112); // ⌊(900−9)/8⌋+1
-        // No test part, no test set.
+                                                                 // No test part, no test set.
         let c0 = Corpus::from_text("t", &text, VocabKind::Char, 0.0).unwrap();
         assert!(c0.sequences(8, 8).unwrap().test.is_none());
     }
@@ -945,7 +983,10 @@ mod tests {
         let c = Corpus::from_text("t", "abcdefghij", VocabKind::Char, 0.0).unwrap();
         assert_eq!(c.sequences(9, 1).unwrap().train.len(), 1);
         let e = c.sequences(10, 1).unwrap_err().to_string();
-        assert!(e.contains("10 tokens, fewer than one context + 1 (11)"), "{e}");
+        assert!(
+            e.contains("10 tokens, fewer than one context + 1 (11)"),
+            "{e}"
+        );
         let c = Corpus::from_text("t", &"ab".repeat(50), VocabKind::Char, 0.1).unwrap();
         let e = c.sequences(10, 10).unwrap_err().to_string();
         assert!(e.contains("the test part (10 tokens)"), "{e}");
@@ -984,13 +1025,29 @@ mod tests {
     #[test]
     fn utf8_errors_name_the_byte_offset() {
         let p = Path::new("f.txt");
-        let e = decode_utf8(b"abc\xffdef".to_vec(), p).unwrap_err().to_string();
-        assert_eq!(e, "f.txt: not UTF-8 text: invalid byte 0xff at byte offset 3");
-        let e = decode_utf8("ab\u{e9}".as_bytes()[..3].to_vec(), p).unwrap_err().to_string();
-        assert!(e.contains("cut off at the end of the file at byte offset 2"), "{e}");
+        let e = decode_utf8(b"abc\xffdef".to_vec(), p)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "f.txt: not UTF-8 text: invalid byte 0xff at byte offset 3"
+        );
+        let e = decode_utf8("ab\u{e9}".as_bytes()[..3].to_vec(), p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cut off at the end of the file at byte offset 2"),
+            "{e}"
+        );
         assert_eq!(decode_utf8(b"\xef\xbb\xbfhi".to_vec(), p).unwrap(), "hi");
-        assert!(decode_utf8(b"\xef\xbb\xbf".to_vec(), p).unwrap_err().to_string().contains("empty file"));
-        assert!(decode_utf8(vec![], p).unwrap_err().to_string().contains("empty file"));
+        assert!(decode_utf8(b"\xef\xbb\xbf".to_vec(), p)
+            .unwrap_err()
+            .to_string()
+            .contains("empty file"));
+        assert!(decode_utf8(vec![], p)
+            .unwrap_err()
+            .to_string()
+            .contains("empty file"));
     }
 
     #[test]
@@ -1007,7 +1064,10 @@ mod tests {
             assert_eq!(spec.to_string(), s);
         }
         let spec: TextSpec = "text:path=x.txt,test_fraction=0.1".parse().unwrap();
-        assert_eq!((spec.to_string(), spec.vocab), ("text:x.txt".into(), VocabKind::Char));
+        assert_eq!(
+            (spec.to_string(), spec.vocab),
+            ("text:x.txt".into(), VocabKind::Char)
+        );
         let msg = |s: &str| s.parse::<TextSpec>().unwrap_err().to_string();
         assert!(msg("text:").contains("give the file"));
         assert!(msg("text:a,vocab=word").contains("char or byte"));
@@ -1027,14 +1087,21 @@ mod tests {
         spec.context = Some(16);
         assert_eq!(spec.context_for(Some(16)).unwrap(), 16);
         assert_eq!(spec.context_for(None).unwrap(), 16);
-        assert!(spec.context_for(Some(32)).unwrap_err().to_string().contains("context=16"));
+        assert!(spec
+            .context_for(Some(32))
+            .unwrap_err()
+            .to_string()
+            .contains("context=16"));
     }
 
     #[test]
     fn the_embedded_corpus_is_the_attributed_text() {
         let text = shakespeare_text().unwrap();
         assert_eq!(text.len(), SHAKESPEARE_BYTES);
-        assert_eq!(super::super::catalog::sha256_bytes(text.as_bytes()), SHAKESPEARE_SHA256);
+        assert_eq!(
+            super::super::catalog::sha256_bytes(text.as_bytes()),
+            SHAKESPEARE_SHA256
+        );
         assert!(text.starts_with("HAMLET, PRINCE OF DENMARK"));
         let c = TextSpec::shakespeare().corpus().unwrap();
         assert_eq!(c.vocab.len(), 73);
