@@ -157,7 +157,7 @@ impl Vocab {
             ));
         }
         if chars.len() > MAX_CHAR_VOCAB {
-            return Err(too_many_chars(chars.len()));
+            return Err(too_many_chars(chars.len(), ""));
         }
         if let Some(w) = chars.windows(2).find(|w| w[0] >= w[1]) {
             return Err(Error::config(format!(
@@ -186,7 +186,8 @@ impl Vocab {
                     other.sort_unstable();
                     other.dedup();
                     if other.len() > MAX_CHAR_VOCAB {
-                        return Err(too_many_chars(other.len()));
+                        // Not all read yet: a lower bound.
+                        return Err(too_many_chars(other.len(), "at least "));
                     }
                 }
             }
@@ -312,10 +313,9 @@ impl Vocab {
     }
 }
 
-fn too_many_chars(n: usize) -> Error {
+fn too_many_chars(n: usize, bound: &str) -> Error {
     Error::config(format!(
-        "the text has {}{n} distinct characters, more than a char vocabulary may have ({MAX_CHAR_VOCAB}): use vocab=byte",
-        if n > MAX_CHAR_VOCAB { "over " } else { "" }
+        "the text has {bound}{n} distinct characters, more than a char vocabulary may have ({MAX_CHAR_VOCAB}): use vocab=byte"
     ))
 }
 
@@ -1001,7 +1001,10 @@ mod tests {
             .map(|i| char::from_u32(0x4e00 + i).unwrap())
             .collect();
         let e = Vocab::chars_of(&wide).unwrap_err().to_string();
-        assert!(e.contains("use vocab=byte") && e.contains("16385"), "{e}");
+        assert_eq!(e, "the text has 16385 distinct characters, more than a char vocabulary may have (16384): use vocab=byte");
+        // A long text stops at the first 65,537 non-ASCII characters, with a bound.
+        let e = Vocab::chars_of(&wide.repeat(5)).unwrap_err().to_string();
+        assert!(e.contains("has at least 16385 distinct"), "{e}");
         assert_eq!(Vocab::chars_of(&wide[3..]).unwrap().len(), MAX_CHAR_VOCAB);
         let c = Corpus::from_text("t", &wide, VocabKind::Byte, 0.0).unwrap();
         assert_eq!(c.vocab.len(), 256);
