@@ -811,6 +811,25 @@ impl DataConfig {
         self.load_with_context(None)
     }
 
+    /// This table as a sequence model (`model.arch = "gpt"`) reads it: the default
+    /// data set (`digits`, which no sequence model can read) stands for the
+    /// embedded text, [`text::DEFAULT_SPEC`]; data that are not text are refused.
+    /// Load the result with [`DataConfig::load_with_context`] at the model's
+    /// context, and keep it as the run's resolved `[data]` table.
+    pub fn for_sequences(&self) -> Result<DataConfig> {
+        let mut cfg = self.clone();
+        if cfg.dataset == default_dataset() {
+            cfg.dataset = text::DEFAULT_SPEC.into();
+        }
+        match cfg.dataset.parse::<DataSource>()? {
+            DataSource::Text(_) => Ok(cfg),
+            _ => Err(Error::config(format!(
+                "a sequence model reads text data (`shakespeare`, `text:FILE`), not `{}`",
+                self.dataset
+            ))),
+        }
+    }
+
     /// [`DataConfig::load`] for a model whose context length is `context` (text
     /// data are cut into sequences of that many tokens; see
     /// [`DataSource::load_with_context`]).
@@ -954,6 +973,32 @@ mod tests {
         let s = c.load().unwrap();
         assert_eq!(s.train.len(), 100);
         assert!(toml::from_str::<DataConfig>("standardise = true").is_err());
+    }
+
+    #[test]
+    fn sequence_models_default_to_the_embedded_text_and_refuse_other_data() {
+        let c = DataConfig::default().for_sequences().unwrap();
+        assert_eq!(c.dataset, "shakespeare");
+        let split = c.load_with_context(Some(32)).unwrap();
+        assert_eq!((split.train.input_dim(), split.train.vocab_size()), (32, Some(73)));
+        let mine = DataConfig {
+            dataset: "text:a.txt,vocab=byte".into(),
+            ..Default::default()
+        };
+        assert_eq!(mine.for_sequences().unwrap(), mine);
+        let e = DataConfig {
+            dataset: "mnist".into(),
+            ..Default::default()
+        }
+        .for_sequences()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not `mnist`"), "{e}");
+        // Other data ignore a context; text data without one take the default.
+        let d = DataConfig::default().load_with_context(Some(32)).unwrap();
+        assert_eq!(d.train.input_dim(), 64);
+        let t: DataSource = "shakespeare".parse().unwrap();
+        assert_eq!(t.load().unwrap().train.input_dim(), text::DEFAULT_CONTEXT);
     }
 
     #[test]
