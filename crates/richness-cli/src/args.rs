@@ -493,7 +493,7 @@ pub struct TrainArgs {
     /// Optimizer: sgd or adam.
     #[arg(long)]
     pub optimizer: Option<OptimizerKind>,
-    /// Data spec: digits, synthetic:…, mnist, fashion-mnist, cifar10:DIR, idx:…, npy:X.npy,Y.npy, csv:FILE (see `richness data --help`).
+    /// Data spec: digits, synthetic:…, mnist, fashion-mnist, cifar10:DIR, idx:…, npy:X.npy,Y.npy, csv:FILE, shakespeare, text:FILE (see `richness data --help`).
     #[arg(long, value_name = "SPEC")]
     pub data: Option<String>,
     /// Architecture: mlp, linear3, mlp3, resmlp or myrtle5 (model.arch).

@@ -1018,3 +1018,254 @@ fn an_export_that_fails_part_way_leaves_no_partial_folder() {
     assert!(left.is_empty(), "an export folder was left: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---- Text data (`text:PATH`, `shakespeare`; data/text.rs) ----
+
+/// The malformed text files the cases below name, in `dir`.
+fn text_fixtures(dir: &std::path::Path) {
+    let w = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+    w("bad-utf8.txt", b"hello\xff world");
+    w(
+        "cut-utf8.txt",
+        "caf\u{e9}".as_bytes().split_last().unwrap().1,
+    );
+    w("empty.txt", b"");
+    w("bom-only.txt", b"\xef\xbb\xbf");
+    w("short.txt", b"too short for a context of 64\n");
+    w(
+        "ok.txt",
+        "the quick brown fox jumps over the lazy dog. "
+            .repeat(40)
+            .as_bytes(),
+    );
+    // 180 kB: small to read, but 2.9 GB of sequences at stride 1 (context 64).
+    w(
+        "mid.txt",
+        "the quick brown fox jumps over the lazy dog. "
+            .repeat(4000)
+            .as_bytes(),
+    );
+    // 16,385 distinct characters: one more than a char vocabulary may have.
+    let wide: String = (0..16_385u32)
+        .map(|i| char::from_u32(0x4e00 + i).unwrap())
+        .collect();
+    w("wide.txt", wide.as_bytes());
+    // A sparse file: 64 GiB on the file system's word, no blocks. Its length is real
+    // (stat), so the budget refuses it before a byte is read.
+    std::fs::File::create(dir.join("huge.txt"))
+        .unwrap()
+        .set_len(64 << 30)
+        .unwrap();
+    std::fs::create_dir_all(dir.join("folder.txt")).unwrap();
+    let fifo = std::ffi::CString::new(dir.join("fifo.txt").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+}
+
+const TEXT_CASES: &[(&[&str], i32, &str)] = &[
+    (
+        &["data", "inspect", "text:bad-utf8.txt"],
+        2,
+        "invalid byte 0xff at byte offset 5",
+    ),
+    (
+        &["data", "inspect", "text:cut-utf8.txt"],
+        2,
+        "cut off at the end of the file at byte offset 3",
+    ),
+    (&["data", "inspect", "text:empty.txt"], 2, "empty file"),
+    (&["data", "inspect", "text:bom-only.txt"], 2, "empty file"),
+    (
+        &["data", "inspect", "text:short.txt"],
+        2,
+        "fewer than one context + 1 (65)",
+    ),
+    (
+        &["data", "inspect", "text:ok.txt,context=400"],
+        2,
+        "the test part (180 tokens)",
+    ),
+    (&["data", "inspect", "text:wide.txt"], 2, "use vocab=byte"),
+    (&["data", "inspect", "text:folder.txt"], 2, "is a folder"),
+    (&["data", "inspect", "text:fifo.txt"], 2, "FIFO"),
+    (
+        &["data", "inspect", "text:/dev/zero"],
+        2,
+        "not a regular file",
+    ),
+    (
+        &["data", "inspect", "text:nonexistent.txt"],
+        2,
+        "nonexistent.txt",
+    ),
+    (
+        &["--max-memory", "1G", "data", "inspect", "text:huge.txt"],
+        2,
+        "needs about",
+    ),
+    (&["data", "inspect", "text:"], 2, "give the file"),
+    (
+        &["data", "inspect", "text:ok.txt,vocab=word"],
+        2,
+        "char or byte",
+    ),
+    (
+        &["data", "inspect", "text:ok.txt,context=0"],
+        2,
+        "context must be a positive integer",
+    ),
+    (
+        &["data", "inspect", "text:ok.txt,stride=x"],
+        2,
+        "stride must be a positive integer",
+    ),
+    (
+        &["data", "inspect", "text:ok.txt,test_fraction=0.9"],
+        2,
+        "[0, 0.5]",
+    ),
+    (
+        &["data", "inspect", "shakespeare:vocab=word"],
+        2,
+        "char or byte",
+    ),
+    (
+        &["data", "inspect", "shakespeare:path=x"],
+        2,
+        "unknown shakespeare data key",
+    ),
+    (
+        &["train", "--steps", "1", "--data", "text:bad-utf8.txt"],
+        2,
+        "byte offset 5",
+    ),
+    (
+        &["train", "--steps", "1", "--data", "text:fifo.txt"],
+        2,
+        "FIFO",
+    ),
+    (
+        &[
+            "--max-memory",
+            "1G",
+            "train",
+            "--steps",
+            "1",
+            "--data",
+            "text:huge.txt",
+        ],
+        2,
+        "needs about",
+    ),
+    // The whole job is estimated from the file's size before it is read, and the
+    // sequences again before they are cut.
+    (
+        &[
+            "--max-memory",
+            "64M",
+            "train",
+            "--steps",
+            "1",
+            "--data",
+            "text:mid.txt,stride=1",
+        ],
+        2,
+        "(180000 bytes, context 64, stride 1) needs about",
+    ),
+    (
+        &[
+            "--max-memory",
+            "256M",
+            "train",
+            "--steps",
+            "1",
+            "--data",
+            "shakespeare:stride=1",
+        ],
+        2,
+        "757556 sequences × context 64",
+    ),
+    (
+        &["train", "--steps", "1", "--data", "text:ok.txt,context=8"],
+        2,
+        "sequence model",
+    ),
+    (
+        &["train", "--steps", "1", "--data", "shakespeare"],
+        2,
+        "sequence model",
+    ),
+    (
+        &[
+            "train",
+            "--steps",
+            "1",
+            "--data",
+            "shakespeare",
+            "--set",
+            "data.standardize=true",
+        ],
+        2,
+        "token ids",
+    ),
+    (
+        &["check", "--widths", "8,16", "--data", "shakespeare"],
+        2,
+        "sequence model",
+    ),
+];
+
+/// [`check_case`] with a deadline: a reader that opened the FIFO would wait for a
+/// writer forever, which must fail this test, not hang CI. The deadline only
+/// matters when the code is broken; a passing case takes milliseconds.
+fn check_text_case(
+    dir: &std::path::Path,
+    case: &(&'static [&'static str], i32, &'static str),
+    ulimit_kb: Option<u64>,
+) -> Option<String> {
+    let (args, code, needle) = *case;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (dir2, args2): (std::path::PathBuf, Vec<String>) = (
+        dir.to_path_buf(),
+        args.iter().map(|s| s.to_string()).collect(),
+    );
+    std::thread::spawn(move || {
+        let a: Vec<&str> = args2.iter().map(String::as_str).collect();
+        let _ = tx.send(check_case(&dir2, &a, code, needle, ulimit_kb));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(120))
+        .unwrap_or_else(|_| {
+            Some(format!(
+                "richness {} did not finish (blocked on the FIFO?)",
+                args.join(" ")
+            ))
+        })
+}
+
+#[test]
+fn malformed_text_data_is_refused_in_one_line() {
+    let dir = std::env::temp_dir().join(format!("richness-hostile-text-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    text_fixtures(&dir);
+    let mut failures: Vec<String> = vec![];
+    for limit in [None, Some(4_000_000)] {
+        failures.extend(
+            TEXT_CASES
+                .iter()
+                .filter_map(|c| check_text_case(&dir, c, limit)),
+        );
+    }
+    // The same files, well formed, load: the refusals above are not blanket ones.
+    for ok in [
+        "text:ok.txt,context=8",
+        "text:wide.txt,vocab=byte,context=8",
+        "shakespeare",
+    ] {
+        let o = richness(&dir, &["data", "inspect", ok]);
+        if !o.status.success() {
+            failures.push(format!("{ok}: {}", String::from_utf8_lossy(&o.stderr)));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

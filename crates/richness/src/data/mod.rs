@@ -1,8 +1,10 @@
-//! Datasets: the embedded digits, synthetic teachers, MNIST-style IDX files,
-//! CIFAR binaries, and the user's `.npy` and CSV files.
+//! Datasets: the embedded digits and Shakespeare, synthetic teachers, MNIST-style
+//! IDX files, CIFAR binaries, and the user's `.npy`, CSV and text files.
 //!
 //! A [`Dataset`] is a pair of row-major matrices: inputs `x` [N, d] and targets `y`
 //! [N, k] (one-hot rows for classification, with the integer `labels` kept too).
+//! Text data ([`text`]) are token sequences: `x` [N, T] token ids and `y` [N, T]
+//! the next tokens' ids, with the vocabulary in `vocab`.
 //! Images are stored flattened in C order from [C, H, W], with `image_shape` =
 //! [C, H, W] kept beside them: an MLP reads the rows as they are, a CNN reads each
 //! row as a [C, H, W] block ([`Dataset::nchw`]). Pixels stored as bytes become
@@ -21,6 +23,8 @@
 //! | `idx:x=IMAGES,y=LABELS[,x_test=…,y_test=…]` | any IDX image/label files, raw or .gz (`idx:X,Y[,XT,YT]` for short) |
 //! | `npy:x=X.npy,y=Y.npy[,x_test=…,y_test=…]` | your arrays (`npy:X.npy,Y.npy` for short); integer 1-D `y` = class labels |
 //! | `csv:FILE[,test=FILE][,label=last\|first\|none\|NAME\|INDEX][,header=auto\|yes\|no][,task=…]` | numeric CSV (see [`csv`]) |
+//! | `shakespeare[:vocab=char\|byte,context=T,stride=S,test_fraction=F]` | six Shakespeare tragedies, embedded (841,800 characters), as next-character sequences (see [`text`]) |
+//! | `text:PATH[,vocab=char\|byte][,context=T][,stride=S][,test_fraction=F]` | your UTF-8 text file, as next-token sequences (see [`text`]) |
 //!
 //! The `[data]` table of a config ([`DataConfig`]) adds `train_size`/`test_size`
 //! (the first N examples, as the tutorial's experiments take them, or a seeded
@@ -43,12 +47,14 @@ pub mod idx;
 pub mod inspect;
 pub mod npy;
 pub mod synthetic;
+pub mod text;
 
 use crate::error::{Error, Result};
 use crate::tensor::{Mat, Scalar};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Inputs, targets and (for classification) labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +68,8 @@ pub struct Dataset {
     pub labels: Option<Vec<u32>>,
     /// Image shape [C, H, W] when the inputs are flattened images.
     pub image_shape: Option<[usize; 3]>,
+    /// For text data: `x` and `y` hold token ids of this vocabulary.
+    pub vocab: Option<Arc<text::Vocab>>,
 }
 
 impl Dataset {
@@ -77,6 +85,10 @@ impl Dataset {
     pub fn output_dim(&self) -> usize {
         self.y.cols()
     }
+    /// The vocabulary size, for text data.
+    pub fn vocab_size(&self) -> Option<usize> {
+        self.vocab.as_ref().map(|v| v.len())
+    }
     /// [N, C, H, W] for image data: each row of `x` is one C-ordered [C, H, W] image.
     pub fn nchw(&self) -> Option<[usize; 4]> {
         self.image_shape.map(|[c, h, w]| [self.len(), c, h, w])
@@ -89,6 +101,7 @@ impl Dataset {
             y: self.y.head(n),
             labels: self.labels.as_ref().map(|l| l[..n.min(l.len())].to_vec()),
             image_shape: self.image_shape,
+            vocab: self.vocab.clone(),
         }
     }
     /// The examples at `idx`.
@@ -102,6 +115,7 @@ impl Dataset {
                 .as_ref()
                 .map(|l| idx.iter().map(|&i| l[i]).collect()),
             image_shape: self.image_shape,
+            vocab: self.vocab.clone(),
         }
     }
     /// Inputs and targets in the training precision.
@@ -126,6 +140,19 @@ pub struct Split {
 }
 
 impl Split {
+    /// Refuse text data (token sequences) for a model that reads real-valued
+    /// inputs (`arch` names it): an MLP would fit token ids as numbers, a silent
+    /// wrong answer.
+    pub fn refuse_tokens(&self, arch: &str) -> Result<()> {
+        match self.train.vocab_size() {
+            Some(v) => Err(Error::config(format!(
+                "`{}` is text data (token sequences, vocabulary of {v}): model.arch = \"{arch}\" reads real-valued inputs; text needs a sequence model (model.arch = \"gpt\")",
+                self.train.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Keep at most `train` / `test` examples (the first ones, as the tutorial does).
     pub fn limit(self, train: Option<usize>, test: Option<usize>) -> Result<Split> {
         self.take(train, test, |d, n, _| d.head(n))
@@ -279,11 +306,21 @@ pub enum DataSource {
         coarse: bool,
     },
     Csv(self::csv::CsvSpec),
+    /// The embedded Shakespeare or a text file, as next-token sequences.
+    Text(text::TextSpec),
 }
 
 impl DataSource {
-    /// Load (or generate) the data.
+    /// Load (or generate) the data. Text data are cut at the spec's context, else
+    /// [`text::DEFAULT_CONTEXT`]; a model loads them with [`DataSource::load_with_context`].
     pub fn load(&self) -> Result<Split> {
+        self.load_with_context(None)
+    }
+
+    /// Load the data for a model whose context length is `context`: text data are
+    /// cut into sequences of that many tokens ([`text::TextSpec::load`]); other
+    /// data ignore it.
+    pub fn load_with_context(&self, context: Option<usize>) -> Result<Split> {
         match self {
             DataSource::Digits => digits::load(),
             DataSource::Synthetic(s) => s.generate(),
@@ -314,6 +351,7 @@ impl DataSource {
             DataSource::Cifar10(dir) => cifar::load_cifar10(dir),
             DataSource::Cifar100 { dir, coarse } => cifar::load_cifar100(dir, *coarse),
             DataSource::Csv(spec) => spec.load(),
+            DataSource::Text(spec) => spec.load(context),
         }
     }
 }
@@ -494,8 +532,9 @@ impl FromStr for DataSource {
                 Ok(DataSource::Cifar100 { dir, coarse })
             }
             "csv" => Ok(DataSource::Csv(rest.parse()?)),
+            "shakespeare" | "text" => Ok(DataSource::Text(s.parse()?)),
             _ => Err(Error::config(format!(
-                "unknown dataset `{s}` (expected digits, synthetic:…, mnist, fashion-mnist, cifar10:DIR, cifar100:DIR, idx:…, npy:…, csv:…)"
+                "unknown dataset `{s}` (expected digits, synthetic:…, mnist, fashion-mnist, cifar10:DIR, cifar100:DIR, idx:…, npy:…, csv:…, shakespeare, text:PATH)"
             ))),
         }
     }
@@ -544,6 +583,7 @@ impl std::fmt::Display for DataSource {
                 )
             }
             DataSource::Csv(c) => write!(f, "{c}"),
+            DataSource::Text(t) => write!(f, "{t}"),
         }
     }
 }
@@ -592,6 +632,7 @@ fn classified(
         x,
         labels: Some(labels),
         image_shape,
+        vocab: None,
     }
 }
 
@@ -706,6 +747,7 @@ pub fn load_npy_pair(xp: &Path, yp: &Path) -> Result<Dataset> {
             y: Mat::from_vec(n, ya.shape[1], yv),
             labels: None,
             image_shape,
+            vocab: None,
         })
     } else {
         Err(Error::file(
@@ -723,7 +765,8 @@ pub fn load_npy_pair(xp: &Path, yp: &Path) -> Result<Dataset> {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Data spec: `digits`, `synthetic:…`, `mnist`, `fashion-mnist`, `cifar10:DIR`,
-    /// `cifar100:DIR`, `idx:…`, `npy:…`, `csv:…` (see the module docs).
+    /// `cifar100:DIR`, `idx:…`, `npy:…`, `csv:…`, `shakespeare`, `text:PATH` (see
+    /// the module docs).
     #[serde(default = "default_dataset")]
     pub dataset: String,
     /// Use only N training examples (the first N, or a random N with `subset_seed`).
@@ -765,8 +808,40 @@ impl Default for DataConfig {
 impl DataConfig {
     /// Parse the spec, load, take the subset, and standardise.
     pub fn load(&self) -> Result<Split> {
+        self.load_with_context(None)
+    }
+
+    /// This table as a sequence model (`model.arch = "gpt"`) reads it: the default
+    /// data set (`digits`, which no sequence model can read) stands for the
+    /// embedded text, [`text::DEFAULT_SPEC`]; data that are not text are refused.
+    /// Load the result with [`DataConfig::load_with_context`] at the model's
+    /// context, and keep it as the run's resolved `[data]` table.
+    pub fn for_sequences(&self) -> Result<DataConfig> {
+        let mut cfg = self.clone();
+        if cfg.dataset == default_dataset() {
+            cfg.dataset = text::DEFAULT_SPEC.into();
+        }
+        match cfg.dataset.parse::<DataSource>()? {
+            DataSource::Text(_) => Ok(cfg),
+            _ => Err(Error::config(format!(
+                "a sequence model reads text data (`shakespeare`, `text:FILE`), not `{}`",
+                self.dataset
+            ))),
+        }
+    }
+
+    /// [`DataConfig::load`] for a model whose context length is `context` (text
+    /// data are cut into sequences of that many tokens; see
+    /// [`DataSource::load_with_context`]).
+    pub fn load_with_context(&self, context: Option<usize>) -> Result<Split> {
         let src: DataSource = self.dataset.parse()?;
-        let split = src.load()?;
+        if self.standardize && matches!(src, DataSource::Text(_)) {
+            return Err(Error::config(format!(
+                "data.standardize applies to real-valued inputs, not to the token ids of `{}`",
+                self.dataset
+            )));
+        }
+        let split = src.load_with_context(context)?;
         let split = match self.subset_seed {
             Some(seed) => split.subset(self.train_size, self.test_size, seed)?,
             None => split.limit(self.train_size, self.test_size)?,
@@ -798,6 +873,10 @@ mod tests {
             "idx:x=a,y=b,x_test=c,y_test=d",
             "npy:x=a.npy,y=b.npy",
             "csv:path=a.csv,label=first,header=no,task=regression",
+            "shakespeare",
+            "shakespeare:vocab=byte,context=32",
+            "text:a.txt",
+            "text:a.txt,vocab=byte,stride=1,test_fraction=0",
         ] {
             let src: DataSource = s.parse().unwrap();
             assert_eq!(src.to_string(), s);
@@ -823,6 +902,8 @@ mod tests {
         assert!(msg("idx:a").contains("expected idx:X,Y"));
         assert!(msg("idx:x=a").contains("missing y"));
         assert!(msg("csv:").contains("missing the file"));
+        assert!(msg("text:").contains("give the file"));
+        assert!(msg("shakespeare:vocab=word").contains("char or byte"));
     }
 
     fn toy() -> Split {
@@ -834,6 +915,7 @@ mod tests {
             x,
             labels: Some(labels),
             image_shape: Some([2, 1, 2]),
+            vocab: None,
         };
         Split {
             train: d.clone(),
@@ -891,6 +973,32 @@ mod tests {
         let s = c.load().unwrap();
         assert_eq!(s.train.len(), 100);
         assert!(toml::from_str::<DataConfig>("standardise = true").is_err());
+    }
+
+    #[test]
+    fn sequence_models_default_to_the_embedded_text_and_refuse_other_data() {
+        let c = DataConfig::default().for_sequences().unwrap();
+        assert_eq!(c.dataset, "shakespeare");
+        let split = c.load_with_context(Some(32)).unwrap();
+        assert_eq!((split.train.input_dim(), split.train.vocab_size()), (32, Some(73)));
+        let mine = DataConfig {
+            dataset: "text:a.txt,vocab=byte".into(),
+            ..Default::default()
+        };
+        assert_eq!(mine.for_sequences().unwrap(), mine);
+        let e = DataConfig {
+            dataset: "mnist".into(),
+            ..Default::default()
+        }
+        .for_sequences()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not `mnist`"), "{e}");
+        // Other data ignore a context; text data without one take the default.
+        let d = DataConfig::default().load_with_context(Some(32)).unwrap();
+        assert_eq!(d.train.input_dim(), 64);
+        let t: DataSource = "shakespeare".parse().unwrap();
+        assert_eq!(t.load().unwrap().train.input_dim(), text::DEFAULT_CONTEXT);
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl SyntheticSpec {
             y,
             labels,
             image_shape: None,
+            vocab: None,
         };
         let train = all.select(&(0..self.n).collect::<Vec<_>>());
         let test = (self.n_test > 0).then(|| all.select(&(self.n..total).collect::<Vec<_>>()));

@@ -363,6 +363,7 @@ fn scan_typed<T: Scalar>(
         ..Default::default()
     }
     .load()?;
+    split.refuse_tokens(cfg.model.arch.name())?;
     let b = cfg.batch.min(split.train.len());
     let (x, y) = split.train.head(b).cast::<T>();
     let (n_in, n_out) = (x.cols(), y.cols());

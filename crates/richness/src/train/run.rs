@@ -130,6 +130,7 @@ fn validate(config: &TrainConfig) -> Result<()> {
 /// sweeps load each distinct `[data]` table once and hand out copies).
 pub fn prepare_with_data(config: &TrainConfig, split: Split) -> Result<Prepared> {
     validate(config)?;
+    split.refuse_tokens(config.model.arch.name())?;
     let arch = config.model.resolve_for(
         split.train.input_dim(),
         split.train.output_dim(),
