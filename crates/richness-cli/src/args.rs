@@ -147,8 +147,8 @@ pub enum Command {
 /// The residual trunk of `--arch resmlp` (docs/layers.md).
 #[derive(Args, Clone, Default)]
 pub struct ResidualArgs {
-    /// resmlp: number of residual blocks B (B + 2 weight layers) [default: 2].
-    #[arg(long, value_parser = num::at_least_one)]
+    /// resmlp: number of residual blocks B (B + 2 weight layers), 1 to 10000 [default: 2].
+    #[arg(long, value_parser = richness::counts::cli::blocks)]
     pub blocks: Option<usize>,
     /// resmlp: normalization before every activation: none or layer (LayerNorm) [default: none].
     #[arg(long)]
@@ -183,8 +183,8 @@ pub struct ScanArgs {
     /// ReLU), mlp, resmlp (pre-activation residual MLP: --blocks, --norm, --branch).
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<richness::nn::Family>,
-    /// Weight layers (for --arch mlp).
-    #[arg(long)]
+    /// Weight layers (for --arch mlp), at most 10000.
+    #[arg(long, value_parser = richness::counts::cli::depth)]
     pub depth: Option<usize>,
     #[command(flatten)]
     pub residual: ResidualArgs,
@@ -194,18 +194,19 @@ pub struct ScanArgs {
     /// Widths to scan, comma-separated [default: 128,256,512,1024,2048,4096].
     #[arg(long, value_delimiter = ',', value_name = "N,N,…", value_parser = num::at_least_one)]
     pub widths: Option<Vec<usize>>,
-    /// Number of seeds (0..SEEDS) [default: 8].
-    #[arg(long, value_parser = num::at_least_one)]
+    /// Number of seeds (0..SEEDS), 1 to 10⁷ [default: 8].
+    #[arg(long, value_parser = richness::counts::cli::seeds)]
     pub seeds: Option<usize>,
     /// More seeds at small widths, where they are cheap and the spread is largest:
     /// width n gets ⌈SEEDS·(n_max/n)^E⌉ [default: 0, the same at every width].
     #[arg(long, value_name = "E", allow_hyphen_values = true, value_parser = num::non_negative)]
     pub seed_exponent: Option<f64>,
-    /// Optimizer steps between the measurements [check: 1; coord: 3].
-    #[arg(long)]
+    /// Optimizer steps between the measurements, 1 to 10⁹ [check: 1; coord: 3]. A
+    /// scan estimated to take more than a few minutes says so before it starts.
+    #[arg(long, value_parser = richness::counts::cli::probe_steps)]
     pub steps: Option<usize>,
-    /// Probe batch: the first BATCH training examples [default: 256].
-    #[arg(long, value_parser = num::at_least_one)]
+    /// Probe batch: the first BATCH training examples (all of them when fewer) [default: 256].
+    #[arg(long, value_parser = richness::counts::cli::probe_batch)]
     pub batch: Option<usize>,
     /// Data spec: digits, synthetic:…, npy:… [default: digits].
     #[arg(long, value_name = "SPEC")]
@@ -237,7 +238,7 @@ pub struct ScanArgs {
     /// extra seeds get one forward pass each. The output at init is one random draw
     /// per seed whose spread does not shrink with width, so its slope needs more
     /// seeds than the updates [default: --seeds]. `check` and `diagnose --measure`.
-    #[arg(long, value_name = "N", value_parser = num::at_least_one)]
+    #[arg(long, value_name = "N", value_parser = richness::counts::cli::init_seeds)]
     pub init_seeds: Option<usize>,
     /// Exit 1 unless every verdict is a pass (by default only `fail` rows, a failed
     /// criterion or a diverged probe exit 1; `unclear` and `crossover` do not).
@@ -510,14 +511,15 @@ pub struct TrainArgs {
     /// Also write the initial weights (before any step) to this safetensors file.
     #[arg(long, value_name = "FILE")]
     pub save_init: Option<PathBuf>,
-    /// Number of epochs.
-    #[arg(long, allow_negative_numbers = true)]
+    /// Number of epochs, 0 to 10⁶ (replaces the config's train.steps).
+    #[arg(long, allow_negative_numbers = true, value_parser = richness::counts::cli::epochs)]
     pub epochs: Option<usize>,
-    /// Number of steps (instead of epochs).
-    #[arg(long, allow_negative_numbers = true)]
+    /// Number of steps, 0 to 10⁹ (instead of epochs: not both; replaces the config's
+    /// train.epochs).
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "epochs", value_parser = richness::counts::cli::train_steps)]
     pub steps: Option<usize>,
-    /// Minibatch size (0 = full batch).
-    #[arg(long, allow_negative_numbers = true)]
+    /// Minibatch size, 0 to 10⁹ (0, or more than the training set, = full batch).
+    #[arg(long, allow_negative_numbers = true, value_parser = richness::counts::cli::batch_size)]
     pub batch_size: Option<usize>,
     /// Seed of every random stream.
     #[arg(long, allow_negative_numbers = true)]
@@ -585,8 +587,8 @@ pub struct DemoArgs {
     /// Hidden width.
     #[arg(long, default_value_t = 1024, value_parser = num::at_least_one)]
     pub width: usize,
-    /// Epochs over the 1,297 training digits.
-    #[arg(long, default_value_t = 5, value_parser = num::at_least_one)]
+    /// Epochs over the 1,297 training digits, 1 to 10000.
+    #[arg(long, default_value_t = 5, value_parser = richness::counts::cli::demo_epochs)]
     pub epochs: usize,
     /// Output folder (one subfolder per run).
     #[arg(long, short, default_value = "out/demo")]

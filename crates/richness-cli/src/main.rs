@@ -30,7 +30,7 @@ fn main() {
                         .lines()
                         .find(|l| !l.trim().is_empty())
                         .unwrap_or("invalid arguments");
-                    eprintln!("{}", first.trim());
+                    eprintln!("{}", richness::error::for_terminal(first));
                     std::process::exit(2);
                 }
             }
@@ -52,7 +52,10 @@ fn main() {
         Ok(Exit::Fail) => std::process::exit(1),
         Ok(Exit::Diverged) => std::process::exit(3),
         Err(e) => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            eprintln!(
+                "error: {}",
+                richness::error::for_terminal(&format!("{e:#}"))
+            );
             std::process::exit(2);
         }
     }
@@ -73,14 +76,6 @@ fn default_sigpipe() {
 
 #[cfg(not(unix))]
 fn default_sigpipe() {}
-
-fn one_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// glibc serves allocations above 128 KiB–32 MiB with fresh `mmap`s and returns them
 /// at `free`, so every probe's weights and buffers (tens of MB at width 2048) were

@@ -470,12 +470,26 @@ const FILE_CASES: &[(&[&str], i32, &str)] = &[
             "--width",
             "512",
             "--set",
-            "model.depth=100000",
+            "model.depth=10000",
             "--steps",
             "1",
         ],
         2,
         "needs about",
+    ),
+    // Beyond any depth: refused by its range before an estimate.
+    (
+        &[
+            "train",
+            "--width",
+            "512",
+            "--set",
+            "model.depth=100000",
+            "--steps",
+            "1",
+        ],
+        2,
+        "model.depth = 100000",
     ),
     (
         &[
@@ -1266,6 +1280,841 @@ fn malformed_text_data_is_refused_in_one_line() {
             failures.push(format!("{ok}: {}", String::from_utf8_lossy(&o.stderr)));
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The values every count-valued flag is tried at: zero, one, negative, 10¹¹ (a
+/// typo's worth of memory or hours), 2⁶⁴ − 1 (overflows any size arithmetic) and a
+/// non-number.
+const COUNT_VALUES: &[&str] = &["0", "1", "-1", "1e11", "18446744073709551615", "abc"];
+
+/// (base arguments, the flag as `--flag={}` or `--set key={}`, the values at which
+/// the command legitimately runs). Bases are small so legitimate values finish in
+/// well under a second.
+const COUNT_FLAGS: &[(&[&str], &str, &[&str])] = &[
+    // check / coord / diagnose --measure share the scan flags.
+    (SCAN, "--seeds={}", &["1"]),
+    (SCAN, "--init-seeds={}", &["1"]),
+    (SCAN, "--steps={}", &["1"]),
+    (SCAN, "--batch={}", &["1"]),
+    (SCAN, "--widths=8,{}", &["1"]),
+    (SCAN_MLP, "--depth={}", &[]),
+    (SCAN_RESMLP, "--blocks={}", &["1"]),
+    (COORD, "--seeds={}", &["1"]),
+    (COORD, "--steps={}", &["1"]),
+    (COORD, "--batch={}", &["1"]),
+    (COORD_MLP, "--depth={}", &[]),
+    (COORD_RESMLP, "--blocks={}", &["1"]),
+    (
+        &[
+            "diagnose",
+            "--preset",
+            "mup",
+            "--measure",
+            "--arch",
+            "linear3",
+            "--widths",
+            "8,16",
+            "--batch",
+            "8",
+            "--no-spectral",
+        ],
+        "--seeds={}",
+        &["1"],
+    ),
+    // train (steps, epochs, batch size, widths, seeds) and config keys.
+    (TRAIN, "--steps={}", &["0", "1"]),
+    (TRAIN_NO_STEPS, "--epochs={}", &["0", "1"]),
+    (TRAIN, "--batch-size={}", &["0", "1"]),
+    (TRAIN_NO_WIDTH, "--width={}", &["1"]),
+    (TRAIN_NO_WIDTH, "--dims=64,{},10", &["1"]),
+    (TRAIN, "--seed={}", &["0", "1", "18446744073709551615"]),
+    (TRAIN_RESMLP, "--blocks={}", &["1"]),
+    (TRAIN, "--set=model.depth={}", &[]),
+    (TRAIN_NO_STEPS, "--set=train.steps={}", &["0", "1"]),
+    (TRAIN_NO_STEPS, "--set=train.epochs={}", &["0", "1"]),
+    (TRAIN, "--set=train.batch_size={}", &["0", "1"]),
+    // demo.
+    (
+        &["demo", "--epochs", "1", "--out", "demo"],
+        "--width={}",
+        &["1"],
+    ),
+    (
+        &["demo", "--width", "4", "--out", "demo"],
+        "--epochs={}",
+        &["1"],
+    ),
+    // table.
+    (
+        &["table", "--dims", "4,8,8,2", "--arch", "resmlp"],
+        "--blocks={}",
+        &["1"],
+    ),
+    // ntk.
+    (
+        &["ntk", "infinite", "--x", "x.npy", "--out", "K.npy"],
+        "--depth={}",
+        &["1"],
+    ),
+    (
+        &[
+            "ntk", "infinite", "--x", "x.npy", "--out", "K.npy", "--arch", "resmlp",
+        ],
+        "--blocks={}",
+        &["1"],
+    ),
+    (
+        &[
+            "ntk",
+            "infinite",
+            "--depth",
+            "3",
+            "--activation",
+            "tanh",
+            "--x",
+            "x.npy",
+            "--out",
+            "K.npy",
+        ],
+        "--nodes={}",
+        &["1"],
+    ),
+    (
+        &[
+            "ntk",
+            "empirical",
+            "--dims",
+            "2,8,1",
+            "--x",
+            "x.npy",
+            "--out",
+            "K.npy",
+        ],
+        "--block={}",
+        &["1"],
+    ),
+    (
+        &[
+            "ntk",
+            "empirical",
+            "--dims",
+            "2,8,1",
+            "--x",
+            "x.npy",
+            "--out",
+            "K.npy",
+        ],
+        "--seed={}",
+        &["0", "1", "18446744073709551615"],
+    ),
+    (
+        &["ntk", "empirical", "--x", "x.npy", "--out", "K.npy"],
+        "--dims=2,{},1",
+        &["1"],
+    ),
+    (
+        &[
+            "ntk",
+            "predict",
+            "--k-train",
+            "eye.npy",
+            "--y",
+            "y.npy",
+            "--lr",
+            "0.1",
+            "--out",
+            "P.npy",
+        ],
+        "--steps={}",
+        &["0", "1"],
+    ),
+    (COMPARE, "--seeds={}", &["1"]),
+    (COMPARE, "--depth={}", &[]),
+    (COMPARE, "--train={}", &[]),
+    (COMPARE, "--test={}", &["1"]),
+    (COMPARE, "--steps={}", &["0", "1"]),
+    (COMPARE_NO_WIDTHS, "--widths=8,{}", &["1"]),
+    // sweep.
+    (
+        &[
+            "sweep",
+            "submit",
+            "s.toml",
+            "--slurm",
+            "--no-submit",
+            "--dir",
+            "sw",
+        ],
+        "--shards={}",
+        &["1"],
+    ),
+];
+
+const SCAN: &[&str] = &[
+    "check",
+    "--arch",
+    "linear3",
+    "--widths",
+    "8,16",
+    "--batch",
+    "8",
+    "--seeds",
+    "1",
+    "--no-spectral",
+];
+const SCAN_MLP: &[&str] = &[
+    "check",
+    "--arch",
+    "mlp",
+    "--widths",
+    "8,16",
+    "--batch",
+    "8",
+    "--seeds",
+    "2",
+    "--no-spectral",
+];
+const SCAN_RESMLP: &[&str] = &[
+    "check",
+    "--arch",
+    "resmlp",
+    "--widths",
+    "8,16",
+    "--batch",
+    "8",
+    "--seeds",
+    "2",
+    "--no-spectral",
+];
+const COORD: &[&str] = &[
+    "coord", "--arch", "linear3", "--widths", "8,16", "--batch", "8",
+];
+const COORD_MLP: &[&str] = &[
+    "coord", "--arch", "mlp", "--widths", "8,16", "--batch", "8", "--seeds", "1",
+];
+const COORD_RESMLP: &[&str] = &[
+    "coord", "--arch", "resmlp", "--widths", "8,16", "--batch", "8", "--seeds", "1",
+];
+const TRAIN: &[&str] = &["train", "--width", "8", "--steps", "1"];
+const TRAIN_NO_STEPS: &[&str] = &["train", "--width", "8", "--batch-size", "0"];
+const TRAIN_NO_WIDTH: &[&str] = &["train", "--steps", "1"];
+const TRAIN_RESMLP: &[&str] = &["train", "--arch", "resmlp", "--width", "8", "--steps", "1"];
+const COMPARE: &[&str] = &[
+    "ntk", "compare", "--widths", "8,16", "--rs", "0", "--seeds", "1", "--train", "8", "--test",
+    "4", "--steps", "2", "--out", "t8",
+];
+const COMPARE_NO_WIDTHS: &[&str] = &[
+    "ntk", "compare", "--rs", "0", "--seeds", "1", "--train", "8", "--test", "4", "--steps", "2",
+    "--out", "t8",
+];
+
+/// Run `richness --threads 2 --quiet ARGS` in `dir` under `ulimit -v 4000000`, killed
+/// after 300 s (a safety net against a hang, far beyond what any case needs: the
+/// test does not depend on it to pass): (exit status, stderr).
+#[cfg(target_os = "linux")]
+fn run_limited(dir: &std::path::Path, args: &[String]) -> (Option<i32>, String) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4000000 && exec timeout -s KILL 300 \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_richness"))
+        .args(["--threads", "2", "--quiet"])
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run richness");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn every_count_flag_at_every_hostile_value_is_refused_in_one_line_or_runs() {
+    let dir = std::env::temp_dir().join(format!("richness-hostile-counts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    fixtures(&dir);
+    std::fs::write(dir.join("s.toml"), TINY_SWEEP).unwrap();
+    // (arguments, legitimate, what the refusal must name).
+    let mut cases: Vec<(Vec<String>, bool, String)> = Vec::new();
+    for (base, flag, legit) in COUNT_FLAGS {
+        // `--seeds={}` → `seeds`, `--set=train.batch_size={}` → `batch_size`; lists
+        // (`--widths=8,{}`) are refused in words of their own (widths, dims, sizes).
+        let key = match flag.strip_prefix("--set=") {
+            Some(k) => k.split('=').next().unwrap().rsplit('.').next().unwrap(),
+            None => flag.trim_start_matches('-').split('=').next().unwrap(),
+        };
+        // A width is refused by the memory it needs, in words of sizes.
+        let needle = if flag.contains(',') || key == "width" {
+            String::new()
+        } else {
+            key.to_string()
+        };
+        // The base's own value of this flag gives way to the tried one.
+        let name = flag.split('=').next().unwrap();
+        let mut kept: Vec<String> = Vec::new();
+        let mut skip = false;
+        for a in base.iter() {
+            if skip {
+                skip = false;
+            } else if *a == name && name != "--set" {
+                skip = true;
+            } else {
+                kept.push(a.to_string());
+            }
+        }
+        for v in COUNT_VALUES {
+            let mut args = kept.clone();
+            args.push(flag.replace("{}", v));
+            cases.push((args, legit.contains(v), needle.clone()));
+        }
+    }
+    // The cases from the issue, verbatim, and two that are not counts of one flag.
+    for args in [
+        &[
+            "check",
+            "--widths",
+            "8,16",
+            "--seeds",
+            "100000000000",
+            "--batch",
+            "16",
+        ][..],
+        &[
+            "check",
+            "--widths",
+            "8,16",
+            "--batch",
+            "16",
+            "--init-seeds",
+            "100000000000",
+        ],
+        &[
+            "check",
+            "--widths",
+            "8,16",
+            "--batch",
+            "16",
+            "--arch",
+            "mlp",
+            "--depth",
+            "100000000",
+        ],
+        &[
+            "check",
+            "--widths",
+            "8,16",
+            "--batch",
+            "16",
+            "--arch",
+            "resmlp",
+            "--blocks",
+            "100000000",
+        ],
+        &[
+            "ntk",
+            "infinite",
+            "--depth",
+            "4000000000",
+            "--x",
+            "x.npy",
+            "--out",
+            "K.npy",
+        ],
+        &[
+            "check",
+            "--widths",
+            "8,16",
+            "--batch",
+            "16",
+            "--seeds",
+            "18446744073709551615",
+        ],
+        &[
+            "check",
+            "--widths",
+            "8,16",
+            "--batch",
+            "16",
+            "--steps",
+            "100000000000",
+        ],
+        &["train", "--steps", "3", "--epochs", "2"],
+        &["train", "--batch-size", "18446744073709551615"],
+        // Counts inside their ranges whose memory does not fit 4 GB: the budget.
+        &[
+            "check",
+            "--widths",
+            "8,16",
+            "--batch",
+            "16",
+            "--seeds",
+            "10000000",
+            "--init-seeds",
+            "10000000",
+        ],
+        &[
+            "coord", "--widths", "8,16", "--batch", "16", "--seeds", "10000", "--steps", "1000000",
+        ],
+        &[
+            "train",
+            "--width",
+            "8",
+            "--steps",
+            "1000000000",
+            "--set",
+            "train.eval_every=1000000000",
+        ],
+    ] {
+        cases.push((
+            args.iter().map(|s| s.to_string()).collect(),
+            false,
+            String::new(),
+        ));
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((args, legit, needle)) = cases.get(i) else {
+                    break;
+                };
+                // Each case in its own folder: legitimate runs write files.
+                let d = dir.join(format!("case{i}"));
+                std::fs::create_dir_all(&d).unwrap();
+                for f in ["x.npy", "eye.npy", "y.npy", "s.toml"] {
+                    std::fs::copy(dir.join(f), d.join(f)).unwrap();
+                }
+                let (code, err) = run_limited(&d, args);
+                let lines = err.lines().filter(|l| !l.trim().is_empty()).count();
+                let problem = if err.contains("panicked")
+                    || err.contains("memory allocation")
+                    || matches!(code, Some(101) | Some(134) | Some(137) | None)
+                {
+                    Some("panicked, aborted or hung")
+                } else if *legit {
+                    // A check may end in a failing verdict (exit 1) at these sizes.
+                    (!matches!(code, Some(0) | Some(1))).then_some("refused a legitimate value")
+                } else if code != Some(2) {
+                    Some("not refused with exit 2")
+                } else if lines != 1 {
+                    Some("not one line")
+                } else if !err.contains(needle.as_str()) {
+                    Some("does not name the count")
+                } else {
+                    None
+                };
+                if let Some(p) = problem {
+                    failures.lock().unwrap().push(format!(
+                        "{p}: richness {} → exit {code:?}: {err}",
+                        args.join(" ")
+                    ));
+                }
+            });
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `richness --quiet --threads 1 ARGS` in `dir`, killed after 120 s (a safety net
+/// against a hang; no case needs more than a few seconds): (exit status, stderr).
+fn run_bounded(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "120"])
+        .arg(env!("CARGO_BIN_EXE_richness"))
+        .args(["--quiet", "--threads", "1"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run richness");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Exit 2 with one line on stderr containing `needle`; else the reason.
+fn refused(dir: &std::path::Path, args: &[&str], needle: &str) -> Option<String> {
+    let (code, err) = run_bounded(dir, args);
+    let lines = err.lines().filter(|l| !l.trim().is_empty()).count();
+    (code != Some(2) || lines != 1 || !err.contains(needle)).then(|| {
+        format!(
+            "richness {} → exit {code:?} (want 2, one line with `{needle}`): {err}",
+            args.join(" ")
+        )
+    })
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn outputs_never_replace_a_device_or_fifo() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = std::env::temp_dir().join(format!("richness-hostile-outputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    fixtures(&dir);
+    mkfifo(&dir.join("fifo"));
+    // A link to /dev/null stands for the device: were the check to regress, the
+    // rename would replace the link, not /dev/null itself.
+    std::os::unix::fs::symlink("/dev/null", dir.join("null")).unwrap();
+    let mut failures = Vec::new();
+    for (args, needle) in [
+        (
+            &[
+                "ntk", "infinite", "--depth", "2", "--x", "x.npy", "--out", "fifo",
+            ][..],
+            "not a regular file",
+        ),
+        (
+            &[
+                "ntk",
+                "infinite",
+                "--depth",
+                "2",
+                "--x",
+                "x.npy",
+                "--out",
+                "K.npy",
+                "--eigenvalues",
+                "null",
+            ],
+            "not a regular file",
+        ),
+        (
+            &[
+                "ntk",
+                "empirical",
+                "--dims",
+                "2,8,1",
+                "--x",
+                "x.npy",
+                "--out",
+                "null",
+            ],
+            "not a regular file",
+        ),
+        (
+            &[
+                "ntk",
+                "predict",
+                "--k-train",
+                "eye.npy",
+                "--y",
+                "y.npy",
+                "--out",
+                "fifo",
+            ],
+            "not a regular file",
+        ),
+        (
+            &[
+                "train",
+                "--width",
+                "8",
+                "--steps",
+                "0",
+                "--save-init",
+                "null",
+            ],
+            "not a regular file",
+        ),
+        (
+            &["train", "--width", "8", "--steps", "1", "--out", "null"],
+            "not a folder",
+        ),
+        (
+            &["train", "--width", "8", "--steps", "1", "--out", "fifo"],
+            "not a folder",
+        ),
+        (
+            &["check", "--widths", "8,16", "--batch", "8", "--out", "null"],
+            "not a folder",
+        ),
+        (
+            &["reproduce", "T1", "--markdown", "fifo", "--out", "r"],
+            "not a regular file",
+        ),
+        (
+            &["reproduce", "T1", "--markdown", "null", "--out", "r"],
+            "not a regular file",
+        ),
+    ] {
+        failures.extend(refused(&dir, args, needle));
+    }
+    let fifo = std::fs::symlink_metadata(dir.join("fifo")).unwrap();
+    assert!(fifo.file_type().is_fifo(), "the FIFO was replaced");
+    let null = std::fs::symlink_metadata(dir.join("null")).unwrap();
+    assert!(
+        null.file_type().is_symlink(),
+        "the link to /dev/null was replaced"
+    );
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    // A refused reproduce did no work.
+    assert!(!dir.join("r").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// (steps in config.toml, in summary.json, of the last metrics row) of a run folder:
+/// one run's files agree on all three.
+fn run_steps(dir: &std::path::Path) -> (String, String, String) {
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    let c = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("steps = "))
+        .unwrap_or("?")
+        .to_string();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let s = summary["steps"].to_string();
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let m = metrics
+        .lines()
+        .last()
+        .and_then(|l| l.split(',').next())
+        .unwrap_or("?")
+        .to_string();
+    (c, s, m)
+}
+
+#[test]
+fn concurrent_runs_on_one_out_folder_are_refused_not_mixed() {
+    let dir = std::env::temp_dir().join(format!("richness-hostile-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for overwrite in [false, true] {
+        // Four runs at once, each with its own step count; whatever the order, each
+        // either finishes alone or is refused, and the folder holds one run.
+        let children: Vec<_> = (0..4)
+            .map(|i| {
+                let steps = (40 + i).to_string();
+                let mut c = Command::new(env!("CARGO_BIN_EXE_richness"));
+                c.args([
+                    "--quiet",
+                    "--threads",
+                    "1",
+                    "train",
+                    "--width",
+                    "16",
+                    "--steps",
+                    &steps,
+                    "--out",
+                    "race",
+                ])
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+                if overwrite {
+                    c.arg("--overwrite");
+                }
+                c.spawn().unwrap()
+            })
+            .collect();
+        let mut ok = 0;
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            match out.status.code() {
+                Some(0) => ok += 1,
+                Some(2) => {
+                    assert_eq!(err.trim().lines().count(), 1, "{err}");
+                    assert!(
+                        err.contains("another run is writing")
+                            || err.contains("already holds files"),
+                        "{err}"
+                    );
+                }
+                other => panic!("exit {other:?}: {err}"),
+            }
+        }
+        assert!(ok >= 1, "no run finished (overwrite {overwrite})");
+        let (c, s, m) = run_steps(&dir.join("race"));
+        assert!(
+            c == s && s == m,
+            "mixed folder (overwrite {overwrite}): config {c}, summary {s}, metrics {m}"
+        );
+        // No lock or staging folder is left behind.
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["race".to_string()], "{names:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn overflowing_inputs_configs_stores_and_names_are_refused_in_one_line() {
+    let dir = std::env::temp_dir().join(format!("richness-hostile-inputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut failures = Vec::new();
+    // A value beyond f32 trained to NaN weights under "completed".
+    std::fs::write(
+        dir.join("big.csv"),
+        "a,b,label\n0,1,0\n2,1e300,1\n0,0,1\n1,1,0\n",
+    )
+    .unwrap();
+    failures.extend(refused(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "csv:big.csv",
+            "--width",
+            "8",
+            "--steps",
+            "1",
+        ],
+        "input value 1e300 at row 1, column 1",
+    ));
+    failures.extend(refused(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "csv:big.csv",
+            "--width",
+            "8",
+            "--steps",
+            "1",
+        ],
+        "big.csv",
+    ));
+    failures.extend(refused(
+        &dir,
+        &["check", "--data", "csv:big.csv", "--widths", "8,16"],
+        "beyond f32",
+    ));
+    // f64 holds it: trained (a loss that large diverges, exit 3, an honest result).
+    let (code, err) = run_bounded(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "csv:big.csv",
+            "--width",
+            "8",
+            "--steps",
+            "1",
+            "--dtype",
+            "f64",
+        ],
+    );
+    if !matches!(code, Some(0) | Some(3)) {
+        failures.push(format!("f64 holds 1e300: exit {code:?}: {err}"));
+    }
+    // Finite γ₀ whose derived scalings are not.
+    failures.extend(refused(
+        &dir,
+        &["table", "--dims", "4,1024,2", "--gamma0", "1e-300"],
+        "not all finite",
+    ));
+    // A FIFO as a config would block forever.
+    mkfifo(&dir.join("fifo.toml"));
+    failures.extend(refused(&dir, &["train", "fifo.toml"], "FIFO"));
+    failures.extend(refused(&dir, &["check", "--config", "fifo.toml"], "FIFO"));
+    failures.extend(refused(&dir, &["sweep", "plan", "fifo.toml"], "FIFO"));
+    // A sweep name is a folder name.
+    std::fs::write(
+        dir.join("evil.toml"),
+        TINY_SWEEP.replace("name = \"tiny\"", "name = \"../../evil\""),
+    )
+    .unwrap();
+    failures.extend(refused(
+        &dir,
+        &["sweep", "submit", "evil.toml", "--slurm", "--no-submit"],
+        "sweep name",
+    ));
+    assert!(!dir.parent().unwrap().join("evil").exists() && !dir.join("evil").exists());
+    // Error text: control characters escaped, length capped.
+    let (_, err) = run_bounded(&dir, &["train", "no\u{1b}[31msuch.toml"]);
+    if err.contains('\u{1b}') || !err.contains("\\u{1b}") {
+        failures.push(format!("escape character printed raw: {err:?}"));
+    }
+    std::fs::write(
+        dir.join("long.toml"),
+        format!("[model]\narch = \"{}\"\n", "x".repeat(2_000_000)),
+    )
+    .unwrap();
+    let (code, err) = run_bounded(&dir, &["train", "long.toml"]);
+    if code != Some(2) || err.len() > 2000 || err.trim().lines().count() != 1 {
+        failures.push(format!("long error: exit {code:?}, {} bytes", err.len()));
+    }
+    // A gzip bomb: 128 MiB of CSV in a few hundred kB, under a 256 MiB budget.
+    {
+        use std::io::Write;
+        let f = std::fs::File::create(dir.join("bomb.csv.gz")).unwrap();
+        let mut z = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        z.write_all(b"a,label\n").unwrap();
+        let block = "0,1\n".repeat(1 << 16);
+        for _ in 0..(128 << 20) / block.len() {
+            z.write_all(block.as_bytes()).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    for args in [
+        &["--max-memory", "256M", "data", "inspect", "bomb.csv.gz"][..],
+        &[
+            "--max-memory",
+            "256M",
+            "train",
+            "--data",
+            "csv:bomb.csv.gz",
+            "--steps",
+            "1",
+        ],
+    ] {
+        failures.extend(refused(&dir, args, "decompressing"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_damaged_store_is_not_trusted_on_resume_or_export() {
+    let dir = std::env::temp_dir().join(format!("richness-hostile-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("s.toml"), TINY_SWEEP).unwrap();
+    let (code, err) = run_bounded(&dir, &["sweep", "run", "s.toml", "--db", "d.sqlite"]);
+    assert_eq!(code, Some(0), "{err}");
+    // Zero every page but the first (the schema stays readable, the rows do not).
+    let mut bytes = std::fs::read(dir.join("d.sqlite")).unwrap();
+    let page = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+    assert!(bytes.len() > page, "one-page store");
+    for b in &mut bytes[page..] {
+        *b = 0;
+    }
+    std::fs::write(dir.join("d.sqlite"), &bytes).unwrap();
+    let mut failures = Vec::new();
+    failures.extend(refused(
+        &dir,
+        &["sweep", "run", "s.toml", "--db", "d.sqlite", "--resume"],
+        "d.sqlite",
+    ));
+    failures.extend(refused(
+        &dir,
+        &["sweep", "export", "--db", "d.sqlite", "--out", "e"],
+        "d.sqlite",
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

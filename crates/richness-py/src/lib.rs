@@ -55,12 +55,26 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("library values serialise")
 }
 
-fn threads_or_all(threads: Option<usize>) -> usize {
-    threads.filter(|&t| t > 0).unwrap_or_else(|| {
+/// `threads` (0 or `None`: all cores), at most 1024 as on the command line: a
+/// thread pool of 10¹¹ threads aborts the interpreter.
+fn threads_or_all(threads: Option<usize>) -> PyResult<usize> {
+    const MAX_THREADS: usize = 1024;
+    if let Some(t) = threads.filter(|&t| t > MAX_THREADS) {
+        return Err(cfg_err(format!(
+            "threads = {t}: expected a whole number from 1 to {MAX_THREADS} (0 or None: all cores)"
+        )));
+    }
+    Ok(threads.filter(|&t| t > 0).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-    })
+            .min(MAX_THREADS)
+    }))
+}
+
+/// A count from a Python argument inside its range ([`richness::counts`]).
+fn count(c: richness::counts::Count, key: &str, v: usize) -> PyResult<()> {
+    c.check_named(key, v).map_err(err)
 }
 
 /// A [`ScaleChoice`] from keyword arguments, with the command line's rules.
@@ -199,6 +213,12 @@ fn ntk_empirical<'py>(
     block: usize,
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+    count(richness::counts::KERNEL_BLOCK, "block", block)?;
+    count(
+        richness::counts::DEPTH,
+        "the weight layers of dims",
+        dims.len().saturating_sub(1).max(1),
+    )?;
     let mut arch = Arch::mlp(dims, parse::<Activation>(activation)?);
     arch.bias = bias;
     if let Some(g) = gain {
@@ -277,7 +297,7 @@ fn ntk_empirical<'py>(
         outputs: parse::<Outputs>(output)?,
         block: block.max(1),
     };
-    let cx = Compute::new(threads_or_all(threads));
+    let cx = Compute::new(threads_or_all(threads)?);
     let ks = py
         .detach(|| empirical_ntk(&model, &cx, &x, x2.as_ref(), &opts))
         .map_err(err)?;
@@ -361,9 +381,7 @@ fn ntk_infinite<'py>(
     alpha: f64,
     threads: Option<usize>,
 ) -> PyResult<(Array<'py>, Array<'py>)> {
-    if depth == 0 {
-        return Err(cfg_err("depth must be at least 1 weight layer"));
-    }
+    count(richness::counts::DEPTH, "depth", depth)?;
     if !(alpha > 0.0 && alpha.is_finite()) {
         return Err(cfg_err("alpha must be a positive number"));
     }
@@ -376,7 +394,7 @@ fn ntk_infinite<'py>(
     }
     let x = mat(&x)?;
     let x2 = x2.as_ref().map(mat).transpose()?;
-    let cx = Compute::new(threads_or_all(threads));
+    let cx = Compute::new(threads_or_all(threads)?);
     let k = py
         .detach(|| net.kernels_with(&cx, &x, x2.as_ref()))
         .map_err(err)?;
@@ -457,7 +475,7 @@ fn train<'py>(
         overwrite,
         init_weights,
         progress,
-        compute: Some(Compute::new(threads_or_all(threads))),
+        compute: Some(Compute::new(threads_or_all(threads)?)),
         metrics_to_file_only: false,
     };
     let resolved = richness::train::prepare(&cfg)
@@ -538,7 +556,7 @@ fn check_run<'py>(
     threads: Option<usize>,
 ) -> PyResult<(String, Bound<'py, PyDict>, String)> {
     let cfg = check_config(config, is_path)?;
-    let threads = threads_or_all(threads);
+    let threads = threads_or_all(threads)?;
     let (report, rows) = py
         .detach(|| check::run(&cfg, threads, progress))
         .map_err(err)?;
@@ -610,7 +628,7 @@ fn sweep_run<'py>(
     use richness::sweep::store::Store;
     let spec = SweepSpec::from_file(&spec).map_err(err)?;
     let opts = RunnerOptions {
-        threads: threads_or_all(threads),
+        threads: threads_or_all(threads)?,
         progress,
         shard: None,
         resume,

@@ -189,6 +189,29 @@ def test_wrong_input_raises_one_line():
         assert text in msg and "\n" not in msg, msg
 
 
+def test_absurd_counts_raise_one_line_richness_errors():
+    # The counts that aborted the process (exit 134) on the command line: refused by
+    # the same ranges (richness::counts) before anything is allocated.
+    small = {"widths": [8, 16], "batch": 16}
+    cases = [
+        (lambda: richness.check(small, seeds=10**11), "seeds = 100000000000"),
+        (lambda: richness.check(small, seeds=0), "seeds = 0"),
+        (lambda: richness.check(small, init_seeds=10**11), "init_seeds"),
+        (lambda: richness.check(small, steps=10**11), "steps"),
+        (lambda: richness.check({**small, "model": {"arch": "mlp", "depth": 10**8}}), "model.depth"),
+        (lambda: richness.check({**small, "model": {"arch": "resmlp", "blocks": 10**8}}), "model.blocks"),
+        (lambda: richness.check(small, seeds=2**64 - 1), "seeds"),
+        (lambda: richness.ntk.infinite(np.zeros((3, 4)), depth=4_000_000_000), "depth"),
+        (lambda: richness.train({"train": {"steps": 10**11}}), "train.steps"),
+        (lambda: richness.train({"train": {"epochs": 10**11}}), "train.epochs"),
+    ]
+    for f, text in cases:
+        with pytest.raises(richness.RichnessError) as e:
+            f()
+        msg = str(e.value)
+        assert text in msg and "\n" not in msg, msg
+
+
 def run_cli(*args):
     exe = os.environ.get("RICHNESS_BIN") or str(ROOT / "target" / "release" / "richness")
     return subprocess.run([exe, *map(str, args)], capture_output=True, text=True)

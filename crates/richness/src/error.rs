@@ -69,12 +69,49 @@ fn single_line(s: &str) -> String {
         .collect()
 }
 
+/// Most characters of an error line as printed: a 10 MB config value echoed in its
+/// error made a 10 MB line.
+pub const MAX_ERROR_CHARS: usize = 1000;
+
+/// An error message as the command line prints it: one line, control characters
+/// escaped (an escape sequence in a file name is shown, not run by the terminal),
+/// at most [`MAX_ERROR_CHARS`] characters (the rest is counted, not shown).
+pub fn for_terminal(msg: &str) -> String {
+    let joined = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let escaped = single_line(&joined);
+    let total = escaped.chars().count();
+    if total <= MAX_ERROR_CHARS {
+        return escaped;
+    }
+    let kept: String = escaped.chars().take(MAX_ERROR_CHARS).collect();
+    format!("{kept}… ({} more characters)", total - MAX_ERROR_CHARS)
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_errors_are_one_capped_escaped_line() {
+        assert_eq!(for_terminal("a\n  b\n"), "a b");
+        assert_eq!(for_terminal("file \u{1b}[31mred"), "file \\u{1b}[31mred");
+        let long = "x".repeat(MAX_ERROR_CHARS + 500);
+        let t = for_terminal(&long);
+        assert!(
+            t.ends_with("… (500 more characters)"),
+            "{}",
+            &t[t.len() - 40..]
+        );
+        assert_eq!(t.chars().filter(|&c| c == 'x').count(), MAX_ERROR_CHARS);
+    }
 
     #[test]
     fn io_errors_say_the_os_error_once() {

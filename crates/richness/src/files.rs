@@ -10,13 +10,22 @@ use std::path::Path;
 /// Most bytes a text config (TOML spec, scan or sweep config) may have.
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
-/// Read a whole file that must be a file: a folder or a device (`/dev/zero`, which
-/// never ends) is a one-line error, and so is a file longer than `cap` bytes (a
-/// pipe is read up to the cap). A regular file's size is checked against the
+/// Read a whole file that must be a file: a folder, a FIFO (which blocks until a
+/// writer comes) or a device (`/dev/zero`, which never ends) is a one-line error,
+/// and so is a file longer than `cap` bytes. A regular file's size is checked against the
 /// memory budget ([`crate::budget`]) before it is read.
 pub fn read_file(path: &Path, cap: Option<u64>) -> Result<Vec<u8>> {
     use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        // Opening a FIFO blocks until a writer comes, forever if none does: open
+        // without waiting, then refuse it from its metadata.
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let f = open.open(path).map_err(|e| Error::io(path, e))?;
     let meta = f.metadata().map_err(|e| Error::io(path, e))?;
     let ft = meta.file_type();
     if ft.is_dir() {
@@ -25,6 +34,12 @@ pub fn read_file(path: &Path, cap: Option<u64>) -> Result<Vec<u8>> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return Err(Error::file(
+                path,
+                "is a FIFO (named pipe), not a regular file",
+            ));
+        }
         if ft.is_char_device() || ft.is_block_device() || ft.is_socket() {
             return Err(Error::file(
                 path,
@@ -66,8 +81,28 @@ pub fn read_config_text(path: &Path) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::file(path, "is not UTF-8 text"))
 }
 
+/// Refuse an output target that exists and is not a regular file: the rename of
+/// [`write_atomic`] would replace a device node (`/dev/null`, as root), a FIFO or a
+/// socket with a file, and a folder cannot be written. Called before the work an
+/// output is for, and again before each write.
+pub fn ensure_replaceable(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::file(
+            path,
+            "is a folder: give a file name to write",
+        )),
+        Ok(m) if !m.is_file() => Err(Error::file(
+            path,
+            "is a device, FIFO or socket, not a regular file: refusing to replace it (give a file name)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Write a file atomically: to a temporary name in the same folder, then rename.
+/// A target that is not a regular file is refused ([`ensure_replaceable`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    ensure_replaceable(path)?;
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension()
@@ -76,6 +111,89 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     ));
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// An exclusive `flock` on a lock file, held while the value lives and removed
+/// when it is dropped. The kernel drops the lock when the holder exits, however it
+/// ends (SIGKILL included), so a stale lock file never blocks anyone.
+///
+/// Removing the file races with a process that opened it just before: that process
+/// may then lock the removed file while a third creates and locks a new one. So a
+/// lock counts only when, once taken, the path still names the locked file (same
+/// device and inode); otherwise the taker tries again.
+#[derive(Debug)]
+pub struct Lock {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl Lock {
+    /// Take the lock at `path`, or `Ok(None)` when another process holds it (then
+    /// `holder` says who, as the holder wrote it: `pid N on HOST`).
+    pub fn try_acquire(path: &Path, holder: &mut String) -> Result<Option<Lock>> {
+        use std::io::{Read, Seek, Write};
+        for _ in 0..64 {
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                use std::os::unix::io::AsRawFd;
+                // SAFETY: flock on a file descriptor this function owns.
+                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+                if rc != 0 {
+                    let err = std::io::Error::last_os_error();
+                    if err.kind() == std::io::ErrorKind::WouldBlock {
+                        let _ = file.read_to_string(holder);
+                        let h = holder.trim().to_string();
+                        *holder = if h.is_empty() {
+                            "holder unknown".into()
+                        } else {
+                            h
+                        };
+                        return Ok(None);
+                    }
+                    return Err(Error::io(path, err));
+                }
+                let mine = file.metadata().map_err(|e| Error::io(path, e))?;
+                let same = std::fs::metadata(path)
+                    .is_ok_and(|m| m.dev() == mine.dev() && m.ino() == mine.ino());
+                if !same {
+                    continue; // a holder removed it between our open and our flock
+                }
+            }
+            let _ = file.set_len(0);
+            let _ = file.rewind();
+            let _ = write!(
+                file,
+                "pid {} on {}",
+                std::process::id(),
+                crate::sweep::runner::hostname()
+            );
+            let _ = file.flush();
+            return Ok(Some(Lock {
+                file,
+                path: path.to_path_buf(),
+            }));
+        }
+        Err(Error::file(
+            path,
+            "could not take the lock (it keeps being replaced)",
+        ))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Removed while still held (the lock goes with the descriptor, after).
+        let _ = std::fs::remove_file(&self.path);
+        let _ = &self.file;
+    }
 }
 
 /// Write a CSV file from a header and rows of cells.

@@ -131,34 +131,83 @@ pub struct RunFolder {
     target: std::path::PathBuf,
     work: std::path::PathBuf,
     staged: bool,
+    /// `.NAME.lock` beside the folder, held until the run is in place: a second
+    /// run on the same folder is refused instead of mixing its files in.
+    _lock: crate::files::Lock,
 }
 
 impl RunFolder {
     /// Claim `target` for a new run (see the type's docs).
     pub fn begin(target: &Path, overwrite: bool) -> Result<Self> {
+        // The refusals that need no lock first: they must not leave a lock file
+        // beside a folder the run never claims (`--out /etc`).
+        if let Ok(m) = std::fs::metadata(target) {
+            if !m.is_dir() {
+                return Err(Error::file(target, "exists and is not a folder"));
+            }
+            if !overwrite {
+                Self::refuse_used(target)?;
+            }
+        }
+        let parent = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let lock_path = sibling(target, "lock");
+        let mut holder = String::new();
+        let lock = crate::files::Lock::try_acquire(&lock_path, &mut holder)?.ok_or_else(|| {
+            Error::file(
+                target,
+                format!("another run is writing to this folder ({holder}): wait for it, or choose another --out"),
+            )
+        })?;
+        // Under the lock, the folder's state is settled: look again.
+        let (target, work, staged) = Self::claim(target, overwrite)?;
+        Ok(RunFolder {
+            target,
+            work,
+            staged,
+            _lock: lock,
+        })
+    }
+
+    /// A folder holding files, without `overwrite`: refused, naming a few.
+    fn refuse_used(target: &Path) -> Result<()> {
+        let mut names: Vec<String> = std::fs::read_dir(target)
+            .map_err(|e| Error::io(target, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        names.sort();
+        let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        Err(Error::config(format!(
+            "{}: the folder already holds files ({shown}{}): pass --overwrite to replace its contents as a whole, or choose another --out",
+            target.display(),
+            if names.len() > 3 { ", …" } else { "" }
+        )))
+    }
+
+    /// (target, work folder, staged) of a claim made under the lock.
+    fn claim(
+        target: &Path,
+        overwrite: bool,
+    ) -> Result<(std::path::PathBuf, std::path::PathBuf, bool)> {
         match std::fs::metadata(target) {
             Ok(m) if !m.is_dir() => Err(Error::file(target, "exists and is not a folder")),
             Ok(_) => {
-                let mut names: Vec<String> = std::fs::read_dir(target)
+                let empty = std::fs::read_dir(target)
                     .map_err(|e| Error::io(target, e))?
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                if names.is_empty() {
-                    return Ok(RunFolder {
-                        target: target.to_path_buf(),
-                        work: target.to_path_buf(),
-                        staged: false,
-                    });
+                    .next()
+                    .is_none();
+                if empty {
+                    return Ok((target.to_path_buf(), target.to_path_buf(), false));
                 }
                 if !overwrite {
-                    names.sort();
-                    let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-                    return Err(Error::config(format!(
-                        "{}: the folder already holds files ({shown}{}): pass --overwrite to replace its contents as a whole, or choose another --out",
-                        target.display(),
-                        if names.len() > 3 { ", …" } else { "" }
-                    )));
+                    Self::refuse_used(target)?;
                 }
                 let target = target.canonicalize().map_err(|e| Error::io(target, e))?;
                 let work = sibling(&target, "partial");
@@ -166,19 +215,11 @@ impl RunFolder {
                     std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
                 }
                 std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
-                Ok(RunFolder {
-                    target,
-                    work,
-                    staged: true,
-                })
+                Ok((target, work, true))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
-                Ok(RunFolder {
-                    target: target.to_path_buf(),
-                    work: target.to_path_buf(),
-                    staged: false,
-                })
+                Ok((target.to_path_buf(), target.to_path_buf(), false))
             }
             Err(e) => Err(Error::io(target, e)),
         }

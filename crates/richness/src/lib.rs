@@ -50,6 +50,7 @@
 //! ```
 
 pub mod budget;
+pub mod counts;
 pub mod data;
 pub mod error;
 pub mod files;

@@ -110,7 +110,7 @@ pub struct EmpiricalArgs {
     #[arg(long, default_value = "mean", value_name = "mean|sum|each|INDEX")]
     pub output: Outputs,
     /// Rows per block of each input set (bounds memory; the kernel is the same up to rounding).
-    #[arg(long, default_value_t = 256, value_parser = num::at_least_one)]
+    #[arg(long, default_value_t = 256, value_parser = richness::counts::cli::kernel_block)]
     pub block: usize,
     /// Precision of the network's arithmetic (the kernel is accumulated and saved in f64).
     #[arg(long, default_value = "f64")]
@@ -155,7 +155,7 @@ Examples:
 )]
 pub struct InfiniteArgs {
     /// Number of weight layers L (≥ 1; L − 1 hidden layers); for --arch mlp.
-    #[arg(long, value_parser = num::at_least_one, required_unless_present = "arch")]
+    #[arg(long, value_parser = richness::counts::cli::depth, required_unless_present = "arch")]
     pub depth: Option<usize>,
     /// Architecture: mlp (give --depth) or resmlp (--blocks, --norm, --branch) [default: mlp].
     #[arg(long, value_name = "ARCH")]
@@ -233,8 +233,8 @@ pub struct PredictArgs {
     /// Base learning rate η₀.
     #[arg(long = "lr", default_value_t = 1.0, allow_hyphen_values = true, value_parser = num::non_negative)]
     pub base_lr: f64,
-    /// Gradient descent steps (exact discrete dynamics).
-    #[arg(long, conflicts_with = "time")]
+    /// Gradient descent steps (exact discrete dynamics), 0 to 10¹².
+    #[arg(long, conflicts_with = "time", value_parser = richness::counts::cli::predict_steps)]
     pub steps: Option<usize>,
     /// Gradient-flow time (in steps).
     #[arg(long, allow_hyphen_values = true, value_parser = num::non_negative)]
@@ -287,20 +287,20 @@ pub struct CompareArgs {
     /// Richness exponents [default: 0,0.25,0.5].
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true, value_parser = num::finite)]
     pub rs: Option<Vec<f64>>,
-    /// Seeds per (width, r) [default: 3].
-    #[arg(long, value_parser = num::at_least_one)]
+    /// Seeds per (width, r), 1 to 10⁷ [default: 3].
+    #[arg(long, value_parser = richness::counts::cli::seeds)]
     pub seeds: Option<usize>,
-    /// Weight layers [default: 3].
-    #[arg(long)]
+    /// Weight layers, at most 10000 [default: 3].
+    #[arg(long, value_parser = richness::counts::cli::depth)]
     pub depth: Option<usize>,
-    /// Training points [default: 128].
-    #[arg(long = "train", value_parser = num::at_least_one)]
+    /// Training points, at most 10⁶ [default: 128].
+    #[arg(long = "train", value_parser = richness::counts::cli::points)]
     pub n_train: Option<usize>,
-    /// Test points [default: 128].
-    #[arg(long = "test", value_parser = num::at_least_one)]
+    /// Test points, 1 to 10⁶ [default: 128].
+    #[arg(long = "test", value_parser = richness::counts::cli::points)]
     pub n_test: Option<usize>,
-    /// Full-batch GD steps [default: 150].
-    #[arg(long)]
+    /// Full-batch GD steps, 0 to 10⁹ [default: 150].
+    #[arg(long, value_parser = richness::counts::cli::train_steps)]
     pub steps: Option<usize>,
     /// Base rate η₀ [default: 0.2].
     #[arg(long = "lr", allow_hyphen_values = true, value_parser = num::positive)]
@@ -338,6 +338,20 @@ fn quad_nodes(s: &str) -> Result<usize, String> {
 
 pub fn run(a: NtkArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
     let cx = Compute::new(threads);
+    // Output files are checked before the kernel is computed: a device or FIFO is
+    // never replaced, and a refusal costs nothing.
+    let outs: Vec<&Path> = match &a.cmd {
+        NtkCommand::Empirical(e) => [Some(e.out.as_path()), e.eigenvalues.as_deref()].to_vec(),
+        NtkCommand::Infinite(i) => [Some(i.out.as_path()), i.eigenvalues.as_deref()].to_vec(),
+        NtkCommand::Predict(p) => [Some(p.out.as_path()), None].to_vec(),
+        NtkCommand::Compare(_) => vec![],
+    }
+    .into_iter()
+    .flatten()
+    .collect();
+    for p in outs {
+        richness::files::ensure_replaceable(p)?;
+    }
     match a.cmd {
         NtkCommand::Empirical(e) => empirical(e, &cx),
         NtkCommand::Infinite(i) => infinite(i, &cx),

@@ -15,6 +15,9 @@ pub fn run(a: ReproduceArgs, threads: usize, progress: bool) -> anyhow::Result<E
             anyhow::bail!("--config-dir {}: not a folder", d.display());
         }
     }
+    if let Some(md) = &a.markdown {
+        richness::files::ensure_replaceable(md)?;
+    }
     let opts = Options {
         scale,
         out: a.out.clone(),

@@ -97,7 +97,7 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Number of array tasks (shards) [default: min(runs, 16)].
-    #[arg(long, value_name = "N", value_parser = crate::args::num::at_least_one)]
+    #[arg(long, value_name = "N", value_parser = richness::counts::cli::shards)]
     pub shards: Option<usize>,
     /// An extra `#SBATCH` option, e.g. --sbatch-arg=--time=1:00:00 (repeatable).
     #[arg(long = "sbatch-arg", value_name = "OPT", allow_hyphen_values = true)]

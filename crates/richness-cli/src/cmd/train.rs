@@ -62,6 +62,7 @@ pub fn run(a: TrainArgs, threads: usize, progress: bool) -> anyhow::Result<Exit>
         return Ok(Exit::Ok);
     }
     if let Some(path) = &a.save_init {
+        richness::files::ensure_replaceable(path)?;
         save_init(&cfg, a.init_weights.as_deref(), path)?;
     }
     let opts = RunOptions {

@@ -258,6 +258,11 @@ pub fn gunzip_idx(compressed: &[u8]) -> std::result::Result<(IdxHeader, Vec<u8>)
             compressed.len()
         ));
     }
+    crate::budget::ensure(
+        || format!("decompressing {} {}", fmt_shape(&h.shape), h.dtype_name()),
+        h.data_len as u128,
+    )
+    .map_err(|e| e.to_string())?;
     let mut data = Vec::with_capacity(h.data_len);
     // `take` stops at the claimed length, so the buffer never grows past it.
     (&mut z)

@@ -119,6 +119,28 @@ impl Dataset {
         }
     }
     /// Inputs and targets in the training precision.
+    /// Refuse values that do not fit the precision `dtype` (f32 ends at ±3.4·10³⁸):
+    /// cast, 1e300 becomes inf and trains to NaN weights under a "completed" run.
+    /// Names the data set (its file) and the first such value's row and column.
+    pub fn check_fits(&self, dtype: crate::tensor::Dtype) -> Result<()> {
+        if dtype != crate::tensor::Dtype::F32 {
+            return Ok(());
+        }
+        for (m, what) in [(&self.x, "input"), (&self.y, "target")] {
+            let cols = m.cols().max(1);
+            if let Some(i) = m.as_slice().iter().position(|v| v.abs() > f32::MAX as f64) {
+                return Err(Error::config(format!(
+                    "{}: {what} value {:e} at row {}, column {} is beyond f32's range (±3.4e38): use dtype = \"f64\", or rescale the data",
+                    self.name,
+                    m.as_slice()[i],
+                    i / cols,
+                    i % cols
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn cast<T: Scalar>(&self) -> (Mat<T>, Mat<T>) {
         (self.x.cast(), self.y.cast())
     }
@@ -143,6 +165,12 @@ impl Split {
     /// Refuse text data (token sequences) for a model that reads real-valued
     /// inputs (`arch` names it): an MLP would fit token ids as numbers, a silent
     /// wrong answer.
+    /// [`Dataset::check_fits`] of the training and test sets.
+    pub fn check_fits(&self, dtype: crate::tensor::Dtype) -> Result<()> {
+        self.train.check_fits(dtype)?;
+        self.test.as_ref().map_or(Ok(()), |t| t.check_fits(dtype))
+    }
+
     pub fn refuse_tokens(&self, arch: &str) -> Result<()> {
         match self.train.vocab_size() {
             Some(v) => Err(Error::config(format!(
@@ -980,7 +1008,10 @@ mod tests {
         let c = DataConfig::default().for_sequences().unwrap();
         assert_eq!(c.dataset, "shakespeare");
         let split = c.load_with_context(Some(32)).unwrap();
-        assert_eq!((split.train.input_dim(), split.train.vocab_size()), (32, Some(73)));
+        assert_eq!(
+            (split.train.input_dim(), split.train.vocab_size()),
+            (32, Some(73))
+        );
         let mine = DataConfig {
             dataset: "text:a.txt,vocab=byte".into(),
             ..Default::default()

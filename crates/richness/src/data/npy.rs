@@ -428,6 +428,7 @@ pub fn save_npy<T: Scalar>(path: impl AsRef<Path>, shape: &[usize], data: &[T]) 
     // Into memory, then a temporary name renamed over `path`: an interrupted write
     // never leaves a truncated array under the real name.
     let path = path.as_ref();
+    crate::files::ensure_replaceable(path)?;
     let mut name = path.as_os_str().to_owned();
     name.push(".tmp");
     let tmp = std::path::PathBuf::from(name);

@@ -597,11 +597,20 @@ pub fn positional_roles(n_layers: usize) -> Vec<Role> {
 /// it here rather than train on inf weights.
 fn check_finite(layers: &[LayerParam]) -> Result<()> {
     for l in layers {
-        let all = [l.multiplier, l.init_std, l.lr, l.eff_lr];
-        if all.iter().any(|v| !v.is_finite()) {
+        // Every derived number, the effective ones and the biases' included: at
+        // γ₀ = 1e-300 the effective init variance 1/α² was printed as inf.
+        let mut all = vec![l.multiplier, l.init_std, l.lr, l.eff_lr, l.eff_init_var];
+        if let Some(b) = &l.bias {
+            all.extend([b.multiplier, b.init_std, b.lr]);
+        }
+        all.extend(l.adam_eps);
+        all.extend(l.bias_adam_eps);
+        // A multiplier that underflowed to 0 silences the layer as surely as an inf
+        // breaks it.
+        if all.iter().any(|v| !v.is_finite()) || l.multiplier == 0.0 {
             return Err(Error::config(format!(
-                "{}: multiplier {}, init std {}, rate {} are not all finite (alpha or the exponents are too extreme)",
-                l.name, l.multiplier, l.init_std, l.lr
+                "{}: multiplier {:e}, init std {:e}, rate {:e}, effective init variance {:e}, effective rate {:e} are not all finite and non-zero (alpha or the exponents are too extreme)",
+                l.name, l.multiplier, l.init_std, l.lr, l.eff_init_var, l.eff_lr
             )));
         }
     }

@@ -18,7 +18,7 @@
 //! results do not depend on the thread count: the same configuration writes
 //! identical files.
 
-use super::{probe, Measurement, ProbeSpec};
+use super::{Measurement, ProbeSpec};
 use crate::error::{Error, Result};
 use crate::fit::{fit_loglog, mean_std, LineFit};
 use crate::linalg::Compute;
@@ -308,7 +308,44 @@ pub fn distinct(v: &[usize]) -> usize {
     s.len()
 }
 
+/// The counts of a scan inside their ranges ([`crate::counts`]), before any of
+/// them sizes a list of jobs.
+pub fn validate_counts(cfg: &CheckConfig) -> Result<()> {
+    use crate::counts;
+    counts::SEEDS.check(cfg.seeds)?;
+    counts::INIT_SEEDS.check_opt("init_seeds", cfg.init_seeds)?;
+    counts::PROBE_STEPS.check(cfg.steps)?;
+    counts::PROBE_BATCH.check(cfg.batch)?;
+    counts::DEPTH.check_opt("model.depth", cfg.model.depth)?;
+    counts::BLOCKS.check_opt("model.blocks", cfg.model.blocks)
+}
+
+/// Refuse a scan whose list of (width, seed) jobs, measurements and rows would not
+/// fit in memory ([`crate::budget`]), before any is built. `rows_per_job` is an
+/// upper bound on one job's rows, `row_bytes` the bytes a row holds while the scan
+/// gathers them (each is built twice: by its job and in the merged list).
+pub(crate) fn ensure_scan_fits(
+    what: &str,
+    jobs: u128,
+    rows_per_job: u128,
+    row_bytes: usize,
+) -> Result<()> {
+    let bytes = jobs
+        .saturating_mul(rows_per_job)
+        .saturating_mul(2 * row_bytes as u128)
+        .saturating_add(jobs.saturating_mul(64));
+    crate::budget::ensure(
+        || {
+            format!(
+                "{what} of {jobs} (width, seed) probes with up to {rows_per_job} measurements each"
+            )
+        },
+        bytes,
+    )
+}
+
 fn validate(cfg: &CheckConfig) -> Result<()> {
+    validate_counts(cfg)?;
     if distinct(&cfg.widths) < 2 {
         return Err(Error::config(format!(
             "widths {:?}: a scan needs at least two distinct widths to fit a slope",
@@ -364,12 +401,48 @@ fn scan_typed<T: Scalar>(
     }
     .load()?;
     split.refuse_tokens(cfg.model.arch.name())?;
+    split.train.check_fits(cfg.dtype)?;
     let b = cfg.batch.min(split.train.len());
     let (x, y) = split.train.head(b).cast::<T>();
     let (n_in, n_out) = (x.cols(), y.cols());
     let mut widths = cfg.widths.clone();
     widths.sort_unstable();
     widths.dedup();
+    // Resolve every architecture up front so bad configs fail before any work.
+    let mut archs = Vec::with_capacity(widths.len());
+    for &w in &widths {
+        let arch = arch_at(&cfg.model, w, n_in, n_out)?;
+        param_at(cfg, &arch, cfg.optim.kind)?;
+        archs.push(arch);
+    }
+    let depth = archs.first().map_or(1, |a| a.depth()) as u128;
+    let n_jobs: u128 = widths.iter().map(|&w| init_seeds_at(cfg, w) as u128).sum();
+    // Each quantity at most once per layer (and the network-level ones).
+    let per_job = (crate::probe::QUANTITIES.len() as u128 + 4).saturating_mul(depth + 1);
+    ensure_scan_fits(
+        "a width scan",
+        n_jobs,
+        per_job,
+        std::mem::size_of::<ScanRow>() + 24,
+    )?;
+    // Work: a step is a forward, a backward and an update, ~6 flops per weight and
+    // row; each probe also measures before and after (~ a few steps' worth).
+    let flops: f64 = widths
+        .iter()
+        .zip(&archs)
+        .map(|(&w, a)| {
+            let per_step = 6.0 * a.param_values() as f64 * b as f64;
+            seeds_at(cfg, w) as f64 * (cfg.steps as f64 + 4.0) * per_step
+        })
+        .sum();
+    if progress {
+        if let Some(t) = crate::counts::rough_duration(flops, threads, 180.0) {
+            eprintln!(
+                "estimated work: {:.1e} flops over {n_jobs} probes of {} step(s), {t} on {threads} thread(s)",
+                flops, cfg.steps
+            );
+        }
+    }
     // (width, seed, probed): seeds past the probed ones measure the quantities at
     // init only (`init_seeds`).
     let mut jobs: Vec<(usize, usize, bool)> = widths
@@ -381,12 +454,13 @@ fn scan_typed<T: Scalar>(
         .collect();
     // Probes first, largest first: better load balance.
     jobs.sort_by_key(|&(w, s, p)| (!p, std::cmp::Reverse(w), s));
-    // Resolve every architecture up front so bad configs fail before any work.
-    for &w in &widths {
-        let arch = arch_at(&cfg.model, w, n_in, n_out)?;
-        param_at(cfg, &arch, cfg.optim.kind)?;
-    }
-    let bar = crate::progress::bar(jobs.len() as u64, "probes", progress);
+    // The bar counts optimizer steps (a probe at init counts one), so one long probe
+    // moves it too.
+    let units: u64 = jobs
+        .iter()
+        .map(|&(_, _, p)| if p { cfg.steps as u64 } else { 1 })
+        .fold(0u64, u64::saturating_add);
+    let bar = crate::progress::bar(units, "probe steps", progress);
     let run_one = |&(w, s, probed): &(usize, usize, bool)| -> Result<(usize, usize, Vec<Measurement>, Option<String>)> {
             let arch = arch_at(&cfg.model, w, n_in, n_out)?;
             let param = param_at(cfg, &arch, cfg.optim.kind)?;
@@ -405,8 +479,7 @@ fn scan_typed<T: Scalar>(
                 seed: s as u64,
                 quantities: cfg.quantities.clone(),
             };
-            let p = probe(&model, &cfg.optim, cfg.loss, &x, &y, &spec, Compute::new(1));
-            bar.inc(1);
+            let p = crate::probe::probe_ticking(&model, &cfg.optim, cfg.loss, &x, &y, &spec, Compute::new(1), &|k| bar.inc(k));
             Ok((w, s, p.values, p.diverged))
         };
     let pool = rayon::ThreadPoolBuilder::new()
@@ -1150,6 +1223,7 @@ pub fn probe_batch<T: Scalar>(cfg: &CheckConfig) -> Result<(Mat<T>, Mat<T>)> {
         ..Default::default()
     }
     .load()?;
+    split.train.check_fits(cfg.dtype)?;
     Ok(split
         .train
         .head(cfg.batch.min(split.train.len()))

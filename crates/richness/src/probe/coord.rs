@@ -101,6 +101,7 @@ fn run_typed<T: Scalar>(
             cfg.widths, cfg.seeds
         )));
     }
+    super::check::validate_counts(cfg)?;
     // As `check` does: a NaN momentum would otherwise train silently into NaN.
     cfg.optim.validate()?;
     if !cfg.lr_exponent.is_finite() {
@@ -111,13 +112,29 @@ fn run_typed<T: Scalar>(
     }
     let (x, y) = super::check::probe_batch::<T>(cfg)?;
     let b = x.rows();
+    // Every step's coordinate sizes are kept: rows grow with steps × seeds × widths.
+    let depth = {
+        let mut m = cfg.model.clone();
+        m.width = cfg.widths.iter().copied().max();
+        m.resolve(x.cols(), y.cols())?.depth() as u128
+    };
+    super::check::ensure_scan_fits(
+        "a coordinate check",
+        (cfg.widths.len() as u128).saturating_mul(cfg.seeds as u128),
+        (cfg.steps as u128 + 1).saturating_mul(2 * depth + 1),
+        std::mem::size_of::<CoordRow>() + 16,
+    )?;
     let mut jobs: Vec<(usize, usize)> = cfg
         .widths
         .iter()
         .flat_map(|&w| (0..cfg.seeds).map(move |s| (w, s)))
         .collect();
     jobs.sort_by_key(|&(w, s)| (std::cmp::Reverse(w), s));
-    let bar = crate::progress::bar(jobs.len() as u64, "coord", progress);
+    let bar = crate::progress::bar(
+        (jobs.len() as u64).saturating_mul(cfg.steps as u64 + 1),
+        "coord steps",
+        progress,
+    );
     let one = |&(w, s): &(usize, usize)| -> Result<(Vec<CoordRow>, Option<Divergence>)> {
         let mut m = cfg.model.clone();
         m.width = Some(w);
@@ -166,8 +183,8 @@ fn run_typed<T: Scalar>(
             if step < cfg.steps {
                 t.step(x.as_slice(), y.as_slice(), b);
             }
+            bar.inc(1);
         }
-        bar.inc(1);
         Ok((rows, div))
     };
     let pool = rayon::ThreadPoolBuilder::new()

@@ -355,10 +355,28 @@ pub fn probe<T: Scalar>(
     spec: &ProbeSpec,
     cx: Compute,
 ) -> Probe {
+    probe_ticking(model, optim, loss, x, y, spec, cx, &|_| {})
+}
+
+/// [`probe`], calling `tick(k)` as each `k` of its `spec.steps` steps are done (a
+/// progress bar over steps: one probe of 10⁹ steps takes hours).
+#[allow(clippy::too_many_arguments)]
+pub fn probe_ticking<T: Scalar>(
+    model: &Model<T>,
+    optim: &OptimConfig,
+    loss: Loss,
+    x: &Mat<T>,
+    y: &Mat<T>,
+    spec: &ProbeSpec,
+    cx: Compute,
+    tick: &dyn Fn(u64),
+) -> Probe {
     if onestep::applies(model, optim, spec) {
-        return onestep::probe_one_step(model, optim, loss, x, y, spec, cx);
+        let p = onestep::probe_one_step(model, optim, loss, x, y, spec, cx);
+        tick(spec.steps as u64);
+        return p;
     }
-    probe_stepped(model, optim, loss, x, y, spec, cx)
+    stepped(model, optim, loss, x, y, spec, cx, tick)
 }
 
 /// The general probe: steps a copy of the model with the trainer and forms every
@@ -372,6 +390,20 @@ pub fn probe_stepped<T: Scalar>(
     spec: &ProbeSpec,
     cx: Compute,
 ) -> Probe {
+    stepped(model, optim, loss, x, y, spec, cx, &|_| {})
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stepped<T: Scalar>(
+    model: &Model<T>,
+    optim: &OptimConfig,
+    loss: Loss,
+    x: &Mat<T>,
+    y: &Mat<T>,
+    spec: &ProbeSpec,
+    cx: Compute,
+    tick: &dyn Fn(u64),
+) -> Probe {
     let want = Want::new(spec);
     let b = x.rows();
     let depth = model.depth();
@@ -384,8 +416,10 @@ pub fn probe_stepped<T: Scalar>(
     let a0 = t.trace.a.clone();
     let dz0 = t.trace.dz.clone();
     t.opt.step(&t.cx, &mut t.model, &t.grads);
+    tick(1);
     for _ in 1..spec.steps {
         t.step(x.as_slice(), y.as_slice(), b);
+        tick(1);
     }
     // After.
     t.model.forward(&cx, x.as_slice(), b, &mut t.trace);

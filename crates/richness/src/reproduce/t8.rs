@@ -181,6 +181,18 @@ impl CompareConfig {
         if let Some(r) = self.rs.iter().find(|r| !r.is_finite()) {
             return Err(Error::config(format!("r must be a finite number, got {r}")));
         }
+        use crate::counts;
+        counts::SEEDS.check(self.seeds)?;
+        counts::SEEDS.check_named("kernel_seeds", self.kernel_seeds)?;
+        counts::DEPTH.check(self.depth)?;
+        counts::POINTS.check_named("train points", self.n_train)?;
+        counts::POINTS.check_named("test points", self.n_test)?;
+        counts::TRAIN_STEPS.check(self.steps)?;
+        let runs = (self.widths.len() as u128)
+            .saturating_mul(self.rs.len() as u128)
+            .saturating_mul(self.seeds.max(self.kernel_seeds) as u128);
+        // A run's measurements and its test predictions.
+        crate::probe::check::ensure_scan_fits("T8", runs, 16 + self.n_test as u128, 64)?;
         if !(self.base_lr > 0.0 && self.base_lr.is_finite()) {
             return Err(Error::config("base rate must be positive"));
         }

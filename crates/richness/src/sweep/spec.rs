@@ -222,7 +222,21 @@ impl SweepSpec {
             groups.push(AxisGroup { axes });
         }
         let spec = SweepSpec {
-            name: file.name.unwrap_or_else(|| default_name.to_string()),
+            name: match file.name {
+                Some(n) => checked_name(origin, n)?,
+                // A file's stem: made safe rather than refused.
+                None => default_name
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .take(100)
+                    .collect(),
+            },
             base,
             groups,
             record: file.record,
@@ -238,7 +252,10 @@ impl SweepSpec {
 
     /// Number of runs (the product of the group lengths).
     pub fn count(&self) -> u128 {
-        self.groups.iter().map(|g| g.len() as u128).product()
+        // Saturating: 128 axes of two values each overflow u128.
+        self.groups
+            .iter()
+            .fold(1u128, |n, g| n.saturating_mul(g.len() as u128))
     }
 
     /// Every run, in order. Errors name the first run whose config is invalid, and
@@ -246,6 +263,11 @@ impl SweepSpec {
     pub fn runs(&self) -> Result<Vec<PlannedRun>> {
         let base: toml::Table = toml::from_str(&self.base.to_toml()).expect("round trip");
         let n = self.count() as usize;
+        // Each planned run holds its config, label and id (a few KiB at most).
+        crate::budget::ensure(
+            || format!("planning the {n} runs of this sweep"),
+            crate::budget::product(&[n, 4096], 1),
+        )?;
         let mut runs = Vec::with_capacity(n);
         let mut ids = std::collections::HashMap::new();
         for index in 0..n {
@@ -530,6 +552,26 @@ pub fn short_float(f: f64) -> String {
 /// A TOML value as JSON.
 pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// A sweep's name becomes a folder name (`sweeps/NAME`): `../../etc/x` made
+/// `submit` write outside `sweeps/`. Letters, digits, `-`, `_` and `.` only, not
+/// starting with a dot, at most 100 characters.
+fn checked_name(origin: &str, name: String) -> Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(Error::config(format!(
+            "{origin}: sweep name `{}`: use letters, digits, `-`, `_` and `.` (not first), at most 100 characters: it names the folder sweeps/NAME",
+            name.chars().take(100).collect::<String>()
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -216,11 +216,15 @@ impl Store {
             .busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql_err(p))?;
         // A file that is not SQLite fails here, on the first read.
-        self.conn
+        let tables = self
+            .conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
                 r.get::<_, i64>(0)
             })
             .map_err(sql_err(p))?;
+        if tables > 0 {
+            self.quick_check()?;
+        }
         if create {
             self.conn
                 .execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;")
@@ -228,6 +232,33 @@ impl Store {
             self.conn.execute_batch(SCHEMA).map_err(sql_err(p))?;
         }
         Ok(())
+    }
+
+    /// `PRAGMA quick_check` before an existing store is trusted: zeroed or torn pages
+    /// can leave the schema readable while the rows are not, and a resume then
+    /// counted the damaged store's runs as done ("18 already done") that export
+    /// called malformed. Costs one pass over the file.
+    fn quick_check(&self) -> Result<()> {
+        let p = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA quick_check(3)")
+            .map_err(sql_err(p))?;
+        let found: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(sql_err(p))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(sql_err(p))?;
+        if found.len() == 1 && found[0] == "ok" {
+            return Ok(());
+        }
+        Err(Error::file(
+            p,
+            format!(
+                "the database is damaged (SQLite quick_check: {}): restore it from a copy, or start a new --db",
+                crate::files::one_line(&found.join("; "))
+            ),
+        ))
     }
 
     pub fn path(&self) -> &Path {

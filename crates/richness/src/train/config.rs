@@ -135,6 +135,15 @@ impl ModelConfig {
             arch.validate()?;
             return Ok(arch);
         }
+        // Before any list of layers is built from them (a depth of 10⁸ was 4.8 GB).
+        crate::counts::DEPTH.check_opt("model.depth", self.depth)?;
+        crate::counts::BLOCKS.check_opt("model.blocks", self.blocks)?;
+        if let Some(d) = &self.dims {
+            crate::counts::DEPTH.check_named(
+                "the weight layers of dims",
+                d.len().saturating_sub(1).max(1),
+            )?;
+        }
         let residual = (self.arch == Family::Resmlp).then(|| ResidualSpec {
             blocks: self.blocks.unwrap_or(2),
             norm: self.norm.unwrap_or(Norm::None),

@@ -123,6 +123,9 @@ fn validate(config: &TrainConfig) -> Result<()> {
     if t.epochs.is_some() && t.steps.is_some() {
         return Err(Error::config("give train.epochs or train.steps, not both"));
     }
+    crate::counts::TRAIN_STEPS.check_opt("train.steps", t.steps)?;
+    crate::counts::EPOCHS.check_opt("train.epochs", t.epochs)?;
+    crate::counts::BATCH_SIZE.check_named("train.batch_size", t.batch_size)?;
     Ok(())
 }
 
@@ -131,6 +134,7 @@ fn validate(config: &TrainConfig) -> Result<()> {
 pub fn prepare_with_data(config: &TrainConfig, split: Split) -> Result<Prepared> {
     validate(config)?;
     split.refuse_tokens(config.model.arch.name())?;
+    split.check_fits(config.dtype)?;
     let arch = config.model.resolve_for(
         split.train.input_dim(),
         split.train.output_dim(),
@@ -230,7 +234,7 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     let steps_per_epoch = n.div_ceil(batch);
     let total_steps = match (cfg.train.steps, cfg.train.epochs) {
         (Some(s), _) => s,
-        (None, Some(e)) => e * steps_per_epoch,
+        (None, Some(e)) => e.saturating_mul(steps_per_epoch),
         (None, None) => 10 * steps_per_epoch,
     };
     let eval_every = if cfg.train.eval_every == 0 {
@@ -238,6 +242,19 @@ pub fn run_typed<T: Scalar>(p: &Prepared, opts: &RunOptions) -> Result<Outcome> 
     } else {
         cfg.train.eval_every
     };
+    if !(opts.metrics_to_file_only && out_dir.is_some()) {
+        // One metrics row per step is kept for the caller: 10⁹ steps are 64 GB.
+        crate::budget::ensure(
+            || format!("keeping the metrics of {total_steps} steps in memory"),
+            crate::budget::product(
+                &[
+                    total_steps.saturating_add(1),
+                    std::mem::size_of::<MetricRow>(),
+                ],
+                1,
+            ),
+        )?;
+    }
     let init_weights: Vec<Mat<T>> = model.weights.clone();
     let mut trainer = Trainer::new(model, &cfg.optim, cx, cfg.train.loss, batch);
     let mut ntk_track = match &cfg.ntk {
