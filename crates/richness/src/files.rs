@@ -169,12 +169,7 @@ impl Lock {
             }
             let _ = file.set_len(0);
             let _ = file.rewind();
-            let _ = write!(
-                file,
-                "pid {} on {}",
-                std::process::id(),
-                crate::sweep::runner::hostname()
-            );
+            let _ = write!(file, "pid {} on {}", std::process::id(), hostname());
             let _ = file.flush();
             return Ok(Some(Lock {
                 file,
@@ -257,4 +252,15 @@ pub fn one_line(msg: &str) -> String {
         (Some(first), _) => first.to_string(),
         _ => msg.to_string(),
     }
+}
+
+/// This machine's host name (for lock files and sweep records), or "unknown".
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -24,7 +24,7 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | 0 | error, simd, tensor, rng, progress, budget, files | the ground floor: errors, vectorized loops, matrices, random streams, progress bars, the memory budget, file reads and writes |
+//! | 0 | error, simd, tensor, rng, progress, budget, counts, files | the ground floor: errors, vectorized loops, matrices, random streams, progress bars, the memory budget, the ranges of counts, file reads and writes |
 //! | 1 | linalg, fit, verdict, report | numerics, line fits, verdicts, figures |
 //! | 2 | data, param | data sets; parameterizations (the richness scale) |
 //! | 3 | nn | networks: forward and backward |

@@ -356,15 +356,7 @@ fn now() -> f64 {
 }
 
 /// This machine's name, for the `host` column.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
-}
+pub use crate::files::hostname;
 
 /// The checks a run passes before it trains (config, data, architecture,
 /// parameterization, memory budget), without training: what `sweep plan` reports.
