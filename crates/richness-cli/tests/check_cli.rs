@@ -303,3 +303,40 @@ fn quiet_keeps_the_results_and_drops_the_timing_and_file_lines() {
     assert!(out.join("check.csv").exists());
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Issue 27: `check --arch mlp3 --richness 0.75 …` was an overall pass (every slope
+/// matched its off-scale prediction). The stability row fails it, and so does
+/// diagnose's analysis: exit 1, never PASS.
+#[test]
+fn check_off_the_scale_at_r_three_quarters_is_never_a_pass() {
+    let o = run(&[
+        "check",
+        "--arch",
+        "mlp3",
+        "--richness",
+        "0.75",
+        "--widths",
+        "64,128,256,512",
+        "--seeds",
+        "4",
+        "--seed-exponent",
+        "1",
+        "--dtype",
+        "f64",
+        "--data",
+        SYN,
+        "--batch",
+        "32",
+        "--lr",
+        "0.1",
+        "--no-spectral",
+    ]);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{s}");
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("stability") && l.trim_end().ends_with("fail")),
+        "{s}"
+    );
+    assert!(!s.contains("overall: PASS"), "{s}");
+}

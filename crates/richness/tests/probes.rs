@@ -87,6 +87,7 @@ fn probe_values_match_a_direct_computation() {
     let loss0 = t.gradient(x.as_slice(), y.as_slice(), 6);
     let z0 = t.trace.z.clone();
     let g0 = t.trace.dz.clone();
+    let a0 = t.trace.a.clone();
     t.opt.step(&cx, &mut t.model, &t.grads);
     t.model.forward(&cx, x.as_slice(), 6, &mut t.trace);
     for l in 0..3 {
@@ -104,7 +105,26 @@ fn probe_values_match_a_direct_computation() {
             .map(|(a, b)| a * b)
             .sum::<f64>()
             .abs();
-        assert!((p.get("uuc", l + 1).unwrap() - uuc).abs() < 1e-12 * uuc.max(1e-300));
+        assert!((p.get("uuc_total", l + 1).unwrap() - uuc).abs() < 1e-12 * uuc.max(1e-300));
+        // The layer's own useful update: ⟨∂L/∂h, ΔW̃ a_{ℓ−1}⟩ from the stepped weights.
+        let (w0, w1) = (model.effective_weight(l), t.model.effective_weight(l));
+        let inp = if l == 0 {
+            x.as_slice()
+        } else {
+            a0[l - 1].as_slice()
+        };
+        let (rows, cols) = (w0.rows(), w0.cols());
+        let mut own = 0.0;
+        for i in 0..6 {
+            for o in 0..rows {
+                let lt: f64 = (0..cols)
+                    .map(|k| inp[i * cols + k] * (w1[(o, k)] - w0[(o, k)]))
+                    .sum();
+                own += g0[l].as_slice()[i * rows + o] * lt;
+            }
+        }
+        let own = own.abs();
+        assert!((p.get("uuc", l + 1).unwrap() - own).abs() < 1e-10 * own.max(1e-300));
         // ‖W̃‖_op against a dense SVD.
         let w = model.effective_weight(l);
         let m = faer::Mat::<f64>::from_fn(w.rows(), w.cols(), |i, j| w[(i, j)]);

@@ -11,16 +11,20 @@
 //! ```text
 //! forward   s_1 = v̂_1/2,  s_ℓ = s_{ℓ−1} + (1 + v̂_ℓ)/2          (coordinate size of h_ℓ)
 //!           ‖h_ℓ‖ = s_ℓ + 1/2 (ℓ < L),  ‖f‖ = s_L
-//! backward  ‖δ_L‖ = max(s_L, 0),  ‖δ_{ℓ−1}‖ = ‖δ_ℓ‖ + (1 + v̂_ℓ)/2   (δ = ∂L/∂h)
+//! backward  ‖δ_L‖ = max(s_L, 0) (centred: 0),  ‖δ_{ℓ−1}‖ = ‖δ_ℓ‖ + (1 + v̂_ℓ)/2   (δ = ∂L/∂h)
 //! update    layer_ℓ = λ̂_ℓ + ‖δ_ℓ‖ + 2‖a_{ℓ−1}‖                   (‖ΔW̃_ℓ a_{ℓ−1}‖, ΔW̃ = −λ δ aᵀ)
 //!           pass_ℓ  = ‖Δh_{ℓ−1}‖ + (1 + v̂_ℓ)/2                     (‖W̃_ℓ Δa_{ℓ−1}‖)
 //!           ‖Δh_ℓ‖ = max(layer_ℓ, pass_ℓ)
-//! criteria  NTC: ‖Δf‖ = ‖Δh_L‖ = 0;  UUC_ℓ: λ̂_ℓ + 2‖δ_ℓ‖ + 2‖a_{ℓ−1}‖ = 0;
+//! criteria  NTC: ‖Δf‖ = ‖Δh_L‖ = 0;  UUC_ℓ: ⟨δ_ℓ, layer term⟩ = λ̂_ℓ + 2‖δ_ℓ‖ + 2‖a_{ℓ−1}‖ = 0;
 //!           MAX_ℓ: layer_ℓ − pass_ℓ = 0 (ℓ ≥ 2);  stable init: s_ℓ = 0 (hidden), s_L ≤ 0;
 //!           bounded updates: ‖Δh_ℓ‖ ≤ ‖h_ℓ‖.
 //! ```
 //!
-//! (‖a_0‖ = ‖x‖ = n⁰; ‖a_ℓ‖ = ‖h_ℓ‖ for homogeneous φ. The passthrough rule holds
+//! (‖a_0‖ = ‖x‖ = n⁰; ‖a_ℓ‖ = ‖h_ℓ‖ for homogeneous φ. A centred output (f − f₀ trained,
+//! [`Exponents::centred`]) has the residual y at init, so ‖δ_L‖ = 0 even where f₀ grows
+//! (r < 0): every update then follows the on-scale rules, and only ‖f₀‖ itself grows.
+//! UUC is the layer's own update, ⟨δ_ℓ, g ΔW a_{ℓ−1}⟩ (the probe's `uuc`), not the total
+//! ⟨δ_ℓ, Δh_ℓ⟩: the passthrough would hide a layer whose own update vanishes. The passthrough rule holds
 //! for hidden layers because a square Gaussian W̃ preserves norms, and for the
 //! read-out because Δa_{L−1} is aligned with W̃_Lᵀδ_L.) On the scale this gives back
 //! theory.md §4 exactly (‖Δh‖ = r, ‖f‖ = −r, ‖δ‖ = −r, all criteria 0), and for the
@@ -58,6 +62,10 @@ pub struct LayerExponents {
 pub struct Exponents {
     pub layers: Vec<LayerExponents>,
     pub base_lr_exponent: f64,
+    /// The output is centred (f − f₀ trained): the residual at init is y, of order one,
+    /// whatever the size of f₀ (docs/theory.md §6.1).
+    #[serde(default)]
+    pub centred: bool,
 }
 
 impl Exponents {
@@ -80,6 +88,7 @@ impl Exponents {
                 })
                 .collect(),
             base_lr_exponent: c0,
+            centred: p.center,
         }
     }
 
@@ -108,6 +117,7 @@ impl Exponents {
                 })
                 .collect(),
             base_lr_exponent: c0,
+            centred: false,
         })
     }
 }
@@ -195,7 +205,12 @@ pub fn diagnose(e: &Exponents) -> Diagnosis {
     let a_norm = |l: usize| if l == 0 { 0.0 } else { h_norm(l - 1) }; // ‖a_{ℓ−1}‖ for layer l
                                                                       // Backward.
     let mut g = vec![0.0; depth];
-    g[depth - 1] = s[depth - 1].max(0.0);
+    // The residual: y − f₀ uncentred (f₀ dominates when it grows, r < 0), y centred.
+    g[depth - 1] = if e.centred {
+        0.0
+    } else {
+        s[depth - 1].max(0.0)
+    };
     for l in (1..depth).rev() {
         g[l - 1] = g[l] + (1.0 + v[l]) / 2.0;
     }

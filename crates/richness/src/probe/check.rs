@@ -9,6 +9,8 @@
 //! | criterion | passes when |
 //! |---|---|
 //! | stable init | every hidden `h_rms` slope within tolerance of 0, and the `f_norm` slope ≤ tolerance |
+//! | stability | every read-in and hidden `dh_rel` (‖Δh‖/‖h‖) slope ≤ tolerance, and the `f_norm` slope ≤ tolerance |
+//! | on the scale (diagnose) | present only when [`crate::param::diagnose`] puts the parameterization off the scale: `fail`, with its findings |
 //! | NTC | `df_norm` slope within tolerance of 0 |
 //! | UUC ℓ | `uuc` slope of layer ℓ within tolerance of 0 |
 //! | MAX ℓ (ℓ ≥ 2) | `layer_share` (layer term / ‖Δh‖) slope within tolerance of 0 |
@@ -816,6 +818,10 @@ pub fn judge_with_dims(
         Some(f) => judge_slope(&f, 0.0, tol, Some(seeds_for(q))),
         None => Judged::new(Verdict::Error, format!("no usable fit of {q}")),
     };
+    let judge_le = |q: &str, l: usize| match fit(rows, q, l, &diverged) {
+        Some(f) => judge_below(&f, tol, Some(seeds_for(q))),
+        None => Judged::new(Verdict::Error, format!("no usable fit of {q}")),
+    };
     let fmt = |s: Option<f64>| {
         s.map(|v| format!("{v:+.3}"))
             .unwrap_or_else(|| "n/a".into())
@@ -830,10 +836,7 @@ pub fn judge_with_dims(
         parts.extend((1..depth).map(|l| judge0("h_rms", l)));
     }
     if measured("f_norm") {
-        parts.push(match fit(rows, "f_norm", 0, &diverged) {
-            Some(f) => judge_below(&f, tol, Some(seeds_for("f_norm"))),
-            None => Judged::new(Verdict::Error, "no usable fit of f_norm"),
-        });
+        parts.push(judge_le("f_norm", 0));
     }
     if !parts.is_empty() {
         criteria.push(Criterion {
@@ -848,6 +851,43 @@ pub fn judge_with_dims(
                 fmt(f_slope)
             ),
             judged: worst_of(parts),
+        });
+    }
+    // Stability (theory.md §3): updates must not outgrow the representations they
+    // modify (‖Δh‖/‖h‖ slope ≤ +τ, read-in and hidden layers) and the output at init
+    // must not blow up (‖f₀‖ slope ≤ +τ). Off the scale (r > 1/2, r < 0) every slope
+    // can match its own prediction, so only this row says the network is unstable.
+    let mut parts: Vec<Judged> = Vec::new();
+    let rel: Vec<Option<f64>> = (1..depth).map(|l| slope("dh_rel", l)).collect();
+    if measured("dh_rel") {
+        parts.extend((1..depth).map(|l| judge_le("dh_rel", l)));
+    }
+    if measured("f_norm") {
+        parts.push(judge_le("f_norm", 0));
+    }
+    if !parts.is_empty() {
+        criteria.push(Criterion {
+            name: "stability".into(),
+            measured: format!(
+                "‖Δh‖/‖h‖ slopes {} (want ≤ 0), f_norm slope {} (want ≤ 0)",
+                rel.iter().map(|s| fmt(*s)).collect::<Vec<_>>().join(", "),
+                fmt(f_slope)
+            ),
+            judged: worst_of(parts),
+        });
+    }
+    // The analysis of the parameterization itself: off the scale, a run whose
+    // measured rows all pass (the widths too small to show the failure) is still
+    // not a pass.
+    let off_scale = match &diagnosis {
+        Some(d) => (!d.on_scale).then(|| d.findings.join("; ")),
+        None => (!param.on_scale).then(|| format!("{} is not a point of the scale", param.gauge)),
+    };
+    if let Some(why) = off_scale {
+        criteria.push(Criterion {
+            name: "on the scale (diagnose)".into(),
+            measured: "analytic: off the richness scale".into(),
+            judged: Judged::new(Verdict::Fail, why),
         });
     }
     let df = slope("df_norm", 0);

@@ -25,7 +25,8 @@
 //! | `layer_share` | layer term / ‖Δh_ℓ‖ (MAX wants Θ(1)) |
 //! | `decomp_residual` | ‖Δh − (sum of terms)‖/‖Δh‖ (a self-check: rounding error) |
 //! | `grad_norm` | ‖∂L/∂h_ℓ‖ at init |
-//! | `uuc` | \|⟨∂L/∂h_ℓ, Δh_ℓ⟩\| (the useful-update product) |
+//! | `uuc` | \|⟨∂L/∂h_ℓ, g ΔW a_{ℓ−1}⟩\|: the useful update of the layer's own weights (the layer term; theory.md §2) |
+//! | `uuc_total` | \|⟨∂L/∂h_ℓ, Δh_ℓ⟩\|: the same with the passthrough (and interaction, skip) terms included |
 //! | `W_op`, `dW_op`, `dW_op_rel` | ‖W̃‖_op, ‖ΔW̃‖_op and their ratio (spectral norms, see [`crate::linalg::spectral`]) |
 //! | `W_fro`, `dW_fro`, `dW_fro_rel` | the same in Frobenius norm |
 //! | `align` | ‖ΔW̃ a_{ℓ−1}‖ / (‖ΔW̃‖_op ‖a_{ℓ−1}‖): ≈ 1 when the update is aligned with its input |
@@ -87,7 +88,8 @@ pub fn describe(quantity: &str) -> &'static str {
         "layer_share" => "layer term / ‖Δh‖",
         "decomp_residual" => "decomposition residual (relative)",
         "grad_norm" => "‖∂L/∂h‖ at init",
-        "uuc" => "|⟨∂L/∂h, Δh⟩| (useful update)",
+        "uuc" => "|⟨∂L/∂h, g ΔW a_prev⟩| (useful update of the layer's own weights)",
+        "uuc_total" => "|⟨∂L/∂h, Δh⟩| (useful update incl. passthrough)",
         "W_op" => "‖W̃‖ spectral",
         "dW_op" => "‖ΔW̃‖ spectral",
         "dW_op_rel" => "‖ΔW̃‖ / ‖W̃‖ (spectral)",
@@ -107,7 +109,7 @@ pub fn describe(quantity: &str) -> &'static str {
 }
 
 /// Every quantity a probe measures (layer quantities, then network ones).
-pub const QUANTITIES: [&str; 30] = [
+pub const QUANTITIES: [&str; 31] = [
     "h_norm",
     "h_rms",
     "a_rms",
@@ -124,6 +126,7 @@ pub const QUANTITIES: [&str; 30] = [
     "decomp_residual",
     "grad_norm",
     "uuc",
+    "uuc_total",
     "W_op",
     "dW_op",
     "dW_op_rel",
@@ -209,6 +212,7 @@ impl<'a> Want<'a> {
                 "interaction_ratio",
                 "skip_term",
                 "layer_share",
+                "uuc",
                 "decomp_residual",
                 "align",
                 "align_passthrough",
@@ -477,7 +481,7 @@ fn stepped<T: Scalar>(
         }
         let grad = dz0[l].as_slice();
         put(layer, "grad_norm", norm(grad));
-        put(layer, "uuc", dot(grad, &dh).abs());
+        put(layer, "uuc_total", dot(grad, &dh).abs());
         // Effective weights and their change.
         let w0 = model.effective_weight(l);
         let w1 = t.model.effective_weight(l);
@@ -519,6 +523,7 @@ fn stepped<T: Scalar>(
         }
         let layer_term = apply(&cx, inp0, b, &dw);
         let lt = norm(layer_term.as_slice());
+        put(layer, "uuc", dot(grad, layer_term.as_slice()).abs());
         put(layer, "layer_term", lt);
         put(layer, "layer_share", ratio(lt, dh_norm));
         let mut sum = layer_term.into_vec();

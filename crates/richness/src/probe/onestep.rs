@@ -313,9 +313,10 @@ pub fn probe_one_step<T: Scalar>(
             vec![T::zero(); b * fan_out]
         };
         let pt = norm(&dh);
-        let (lt, it) = if want.terms {
+        let (lt, it, uuc) = if want.terms {
             let layer = dw.apply(&cx, inp0, true, b, fan_in, fan_out);
             let lt = norm(&layer);
+            let uuc = dot(delta, &layer).abs();
             dh.iter_mut().zip(&layer).for_each(|(d, &v)| *d += v);
             let it = if l > 0 {
                 let inter = dw.apply(&cx, &dinp, false, b, fan_in, fan_out);
@@ -324,11 +325,11 @@ pub fn probe_one_step<T: Scalar>(
             } else {
                 0.0
             };
-            (lt, it)
+            (lt, it, uuc)
         } else {
             let upd = dw.apply(&cx, &inp_after, l == 0, b, fan_in, fan_out);
             dh.iter_mut().zip(&upd).for_each(|(d, &v)| *d += v);
-            (f64::NAN, f64::NAN)
+            (f64::NAN, f64::NAN, f64::NAN)
         };
         if let (Some(_), Some(bs)) = (&model.biases[l], lp.bias) {
             let gb = T::of(bs.multiplier);
@@ -354,8 +355,9 @@ pub fn probe_one_step<T: Scalar>(
         r.push((layer, "dh_rms", dh_norm / coords.sqrt()));
         r.push((layer, "dh_rel", ratio(dh_norm, h_norm)));
         r.push((layer, "grad_norm", norm(delta)));
-        r.push((layer, "uuc", dot(delta, &dh).abs()));
+        r.push((layer, "uuc_total", dot(delta, &dh).abs()));
         if want.terms {
+            r.push((layer, "uuc", uuc));
             r.push((layer, "layer_term", lt));
             r.push((layer, "layer_share", ratio(lt, dh_norm)));
             if l > 0 {
