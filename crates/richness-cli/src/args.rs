@@ -147,13 +147,13 @@ pub enum Command {
 /// The residual trunk of `--arch resmlp` (docs/layers.md).
 #[derive(Args, Clone, Default)]
 pub struct ResidualArgs {
-    /// resmlp: number of residual blocks B (B + 2 weight layers), 1 to 10000 [default: 2].
+    /// resmlp: number of residual blocks B (B + 2 weight layers); gpt: transformer blocks; 1 to 10000 [default: 2].
     #[arg(long, value_parser = richness::counts::cli::blocks)]
     pub blocks: Option<usize>,
     /// resmlp: normalization before every activation: none or layer (LayerNorm) [default: none].
     #[arg(long)]
     pub norm: Option<richness::nn::Norm>,
-    /// resmlp: branch scale β: one or sqrt-depth (1/√B) [default: one].
+    /// resmlp: branch scale β: one or sqrt-depth (1/√B; gpt: 1/√(2B)) [default: one].
     #[arg(long)]
     pub branch: Option<richness::nn::Branch>,
 }
@@ -170,6 +170,46 @@ impl ResidualArgs {
         if self.branch.is_some() {
             m.branch = self.branch;
         }
+    }
+}
+
+/// The shape and options of `--arch gpt` (docs/gpt.md); --width, --blocks and
+/// --branch are the shared flags.
+#[derive(Args, Clone, Default)]
+pub struct GptArgs {
+    /// gpt: head dimension d_h, dividing the width [default: 16].
+    #[arg(long, value_parser = num::at_least_one)]
+    pub head_dim: Option<usize>,
+    /// gpt: context length T [default: 64].
+    #[arg(long, value_parser = num::at_least_one)]
+    pub context: Option<usize>,
+    /// gpt: vocabulary size V [default: the data's; for `table`, the embedded corpus's].
+    #[arg(long, value_parser = num::at_least_one)]
+    pub vocab: Option<usize>,
+    /// gpt: tie the read-out to the token embedding (mup gauge only).
+    #[arg(long)]
+    pub tie: bool,
+    /// gpt: zero-initialised queries (uniform attention at init).
+    #[arg(long)]
+    pub zero_query: bool,
+    /// gpt: zero-initialised read-out.
+    #[arg(long)]
+    pub zero_readout: bool,
+    /// gpt: the attention-logit multiplier c_att [default: d_h^-(1/2+r), d_h^-1/2 for sp].
+    #[arg(long, value_name = "C", value_parser = num::non_negative)]
+    pub attention_scale: Option<f64>,
+}
+
+impl GptArgs {
+    /// Write the given flags into a model config and scale choice.
+    pub fn apply(&self, m: &mut richness::train::ModelConfig, c: &mut ScaleChoice) {
+        m.head_dim = self.head_dim.or(m.head_dim);
+        m.context = self.context.or(m.context);
+        m.vocab = self.vocab.or(m.vocab);
+        m.tie |= self.tie;
+        m.zero_query |= self.zero_query;
+        m.zero_readout |= self.zero_readout;
+        c.attention_scale = self.attention_scale.or(c.attention_scale);
     }
 }
 
@@ -432,14 +472,25 @@ pub enum Format {
     after_help = "Example:\n  richness table --dims 64,1024,1024,10 --activation relu --richness 0.25 --gamma0 1 --gauge mup --optimizer sgd --format json"
 )]
 pub struct TableArgs {
-    /// Layer sizes: input, hidden widths…, output.
-    #[arg(long, value_delimiter = ',', required = true, value_name = "D0,N,…,DL")]
+    /// Layer sizes: input, hidden widths…, output (not for --arch gpt).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "width",
+        value_name = "D0,N,…,DL"
+    )]
     pub dims: Vec<usize>,
-    /// Architecture: mlp or resmlp (then dims lists B + 3 sizes) [default: mlp].
+    /// Architecture: mlp, resmlp (then dims lists B + 3 sizes) or gpt (--width,
+    /// --blocks, --head-dim, --context, --vocab) [default: mlp].
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<richness::nn::Family>,
+    /// gpt: width n of the residual stream.
+    #[arg(long, value_parser = num::at_least_one, conflicts_with = "dims")]
+    pub width: Option<usize>,
     #[command(flatten)]
     pub residual: ResidualArgs,
+    #[command(flatten)]
+    pub gpt: GptArgs,
     /// Hidden activation (linear, relu, tanh, gelu, erf); sets the gain shown.
     #[arg(long, default_value = "relu")]
     pub activation: richness::nn::Activation,
@@ -497,11 +548,13 @@ pub struct TrainArgs {
     /// Data spec: digits, synthetic:…, mnist, fashion-mnist, cifar10:DIR, idx:…, npy:X.npy,Y.npy, csv:FILE, shakespeare, text:FILE (see `richness data --help`).
     #[arg(long, value_name = "SPEC")]
     pub data: Option<String>,
-    /// Architecture: mlp, linear3, mlp3, resmlp or myrtle5 (model.arch).
+    /// Architecture: mlp, linear3, mlp3, resmlp, myrtle5 or gpt (model.arch).
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<richness::nn::Family>,
     #[command(flatten)]
     pub residual: ResidualArgs,
+    #[command(flatten)]
+    pub gpt: GptArgs,
     /// Hidden width.
     #[arg(long, allow_negative_numbers = true)]
     pub width: Option<usize>,

@@ -104,6 +104,261 @@ pub fn weights_to_bytes<T: Scalar>(model: &Model<T>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Serialize named tensors (name, PyTorch shape, values) with string metadata, in
+/// the layout of [`weights_to_bytes`] (keys sorted, so identical inputs give
+/// identical files).
+pub fn tensors_to_bytes<T: Scalar>(
+    metadata: &[(&str, String)],
+    tensors: &[(String, Vec<usize>, Vec<T>)],
+) -> Vec<u8> {
+    let dtype = match T::DTYPE {
+        Dtype::F32 => "F32",
+        Dtype::F64 => "F64",
+    };
+    let mut header = serde_json::Map::new();
+    let mut meta = serde_json::Map::new();
+    for (k, v) in metadata {
+        meta.insert(k.to_string(), v.clone().into());
+    }
+    meta.insert("format".into(), "pt".into());
+    header.insert("__metadata__".into(), meta.into());
+    let mut data = Vec::new();
+    for (name, shape, values) in tensors {
+        let start = data.len();
+        data.extend_from_slice(&to_bytes(values));
+        header.insert(
+            name.clone(),
+            serde_json::json!({ "dtype": dtype, "shape": shape, "data_offsets": [start, data.len()] }),
+        );
+    }
+    let mut json = serde_json::to_string(&serde_json::Value::Object(header)).expect("json");
+    while json.len() % 8 != 0 {
+        json.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + data.len());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// Read exactly the named tensors of a safetensors file (F32 or F64) in the given
+/// order, each with its expected shape; a missing, extra, misshapen or non-finite
+/// tensor is a one-line error naming it. Returns the values and the metadata.
+pub fn read_named_tensors<T: Scalar>(
+    path: impl AsRef<Path>,
+    expected: &[(String, Vec<usize>)],
+) -> Result<(Vec<Vec<T>>, std::collections::HashMap<String, String>)> {
+    let path = path.as_ref();
+    let mut header = read_header(path)?;
+    for name in header.meta.offset_keys() {
+        if !expected.iter().any(|(n, _)| *n == name) {
+            return Err(Error::file(
+                path,
+                format!(
+                    "unexpected tensor `{name}` (the model has {} tensors: {})",
+                    expected.len(),
+                    expected
+                        .iter()
+                        .map(|e| e.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let mut infos = Vec::with_capacity(expected.len());
+    for (name, shape) in expected {
+        let info = header
+            .meta
+            .info(name)
+            .ok_or_else(|| Error::file(path, format!("missing tensor `{name}`")))?
+            .clone();
+        if info.shape != *shape {
+            return Err(Error::file(
+                path,
+                format!(
+                    "tensor `{name}` has shape {:?}, the model needs {:?}",
+                    info.shape, shape
+                ),
+            ));
+        }
+        infos.push(info);
+    }
+    let mut out = Vec::with_capacity(expected.len());
+    for (info, (name, shape)) in infos.iter().zip(expected) {
+        let mut values = vec![T::zero(); shape.iter().product()];
+        read_values_into(&mut header, info, &mut values, path, name)?;
+        all_finite(&values, path, name)?;
+        out.push(values);
+    }
+    let meta = header.meta.metadata().clone().unwrap_or_default();
+    Ok((out, meta))
+}
+
+/// Metadata key of a GPT's spec (JSON).
+pub const META_GPT: &str = "richness.gpt";
+/// Metadata key of a GPT's attention multiplier c_att.
+pub const META_ATTENTION: &str = "richness.attention_scale";
+
+/// The tensors of a GPT as nanoGPT names and uses them (theory.md §9; docs/gpt.md):
+/// *effective* weights, every multiplier folded in, so that nanoGPT's forward pass
+/// (plain `nn.Linear`/`nn.Embedding`, softmax of q·k/√d_h, plain GELU, LayerNorm
+/// gains of 1) computes exactly this model's logits:
+///
+/// | tensor | value |
+/// |---|---|
+/// | `transformer.wte.weight`, `.wpe.weight` | g_E E, g_P P |
+/// | `h.{l}.attn.c_attn.weight` | g_A W_A, query rows × c_att √d_h |
+/// | `h.{l}.attn.c_proj.weight` | β g_O W_O |
+/// | `h.{l}.mlp.c_fc.weight` | g_1 W_1 |
+/// | `h.{l}.mlp.c_proj.weight` | β g_2 c W_2 (c the GELU gain) |
+/// | `lm_head.weight` | g_L W_L (g_L E when tied: then it differs from wte) |
+/// | `h.{l}.ln_1.weight`, `.ln_2.weight`, `transformer.ln_f.weight` | ones (no parameters here) |
+///
+/// Each entry is (name, shape, the factor on each raw row: one per row).
+fn gpt_export_layout<T: Scalar>(gpt: &crate::nn::gpt::Gpt<T>) -> Vec<(String, usize, Vec<f64>)> {
+    let s = &gpt.spec;
+    let n = s.width;
+    (0..s.rows())
+        .map(|i| {
+            let mut f = vec![gpt.multiplier(i); s.shape(i).0];
+            if i >= 2 && i < s.lm_head() {
+                match (i - 2) % crate::nn::gpt::PER_BLOCK {
+                    // nanoGPT divides q·k by √d_h; richness multiplies by c_att.
+                    0 => {
+                        let q = gpt.c_att * (s.head_dim as f64).sqrt();
+                        f[..n].iter_mut().for_each(|v| *v *= q);
+                    }
+                    // nanoGPT's GELU has no gain.
+                    3 => f.iter_mut().for_each(|v| *v *= s.gain),
+                    _ => {}
+                }
+            }
+            (s.name(i), i, f)
+        })
+        .collect()
+}
+
+fn gpt_norm_names(spec: &crate::nn::gpt::GptSpec) -> Vec<String> {
+    let mut v: Vec<String> = (0..spec.blocks)
+        .flat_map(|l| {
+            [
+                format!("transformer.h.{l}.ln_1.weight"),
+                format!("transformer.h.{l}.ln_2.weight"),
+            ]
+        })
+        .collect();
+    v.push("transformer.ln_f.weight".into());
+    v
+}
+
+/// Write a GPT's weights under nanoGPT's names (see [`gpt_export_layout`]) with the
+/// spec, parameterization and c_att in the metadata.
+pub fn save_gpt_weights<T: Scalar>(
+    gpt: &crate::nn::gpt::Gpt<T>,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    let s = &gpt.spec;
+    let mut tensors = Vec::new();
+    for (name, i, f) in gpt_export_layout(gpt) {
+        let w = if i == s.lm_head() {
+            gpt.readout()
+        } else {
+            &gpt.tensors[i]
+        };
+        let cols = w.cols();
+        let values: Vec<T> = w
+            .as_slice()
+            .iter()
+            .enumerate()
+            .map(|(k, &x)| T::of(f[k / cols]) * x)
+            .collect();
+        tensors.push((name, vec![w.rows(), cols], values));
+    }
+    for name in gpt_norm_names(s) {
+        tensors.push((name, vec![s.width], vec![T::one(); s.width]));
+    }
+    let meta = [
+        (META_GPT, serde_json::to_string(s).expect("json")),
+        (META_PARAM, serde_json::to_string(&gpt.param).expect("json")),
+        (META_ATTENTION, format!("{:e}", gpt.c_att)),
+    ];
+    write_atomic(path.as_ref(), &tensors_to_bytes(&meta, &tensors))
+}
+
+/// Load a GPT's weights written by [`save_gpt_weights`] (or by PyTorch under the
+/// same names and meaning) into `gpt`, dividing every multiplier out again, so a file
+/// loads into a model of any gauge and gives the same function. Refused in one line:
+/// a missing or misshapen tensor, LayerNorm gains other than 1, a tied model whose
+/// `lm_head.weight` is not g_L/g_E times `wte`, a zero factor (c_att = 0).
+pub fn load_gpt_weights_into<T: Scalar>(
+    gpt: &mut crate::nn::gpt::Gpt<T>,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let s = gpt.spec.clone();
+    let layout = gpt_export_layout(gpt);
+    let mut expected: Vec<(String, Vec<usize>)> = layout
+        .iter()
+        .map(|(name, i, _)| {
+            let (r, c) = s.shape(*i);
+            (name.clone(), vec![r, c])
+        })
+        .collect();
+    let norms = gpt_norm_names(&s);
+    expected.extend(norms.iter().map(|n| (n.clone(), vec![s.width])));
+    let (values, _) = read_named_tensors::<T>(path, &expected)?;
+    for (k, name) in norms.iter().enumerate() {
+        let v = &values[layout.len() + k];
+        if v.iter().any(|&x| x != T::one()) {
+            return Err(Error::file(
+                path,
+                format!("`{name}` is not all ones: richness's LayerNorm has no parameters (fold a trained gain into the next layer first)"),
+            ));
+        }
+    }
+    let mut raw: Vec<Vec<T>> = Vec::new();
+    for ((name, i, f), v) in layout.iter().zip(&values) {
+        let cols = s.shape(*i).1;
+        if f.iter().any(|&x| x == 0.0 || !x.is_finite()) {
+            return Err(Error::file(
+                path,
+                format!("`{name}`: a multiplier of this model is 0, so its raw weights cannot be recovered"),
+            ));
+        }
+        raw.push(
+            v.iter()
+                .enumerate()
+                .map(|(k, &x)| x / T::of(f[k / cols]))
+                .collect(),
+        );
+    }
+    if s.tie {
+        // The file holds both uses of E; they must agree.
+        let (e, l) = (&raw[crate::nn::gpt::WTE], &raw[s.lm_head()]);
+        let scale = e
+            .iter()
+            .map(|x| x.f64().abs())
+            .fold(0.0, f64::max)
+            .max(f64::MIN_POSITIVE);
+        let tol = if T::DTYPE == Dtype::F32 { 1e-5 } else { 1e-12 };
+        if e.iter()
+            .zip(l)
+            .any(|(a, b)| (a.f64() - b.f64()).abs() > tol * scale)
+        {
+            return Err(Error::file(
+                path,
+                "the model ties lm_head to wte, but lm_head.weight is not g_L/g_E × transformer.wte.weight in this file",
+            ));
+        }
+    }
+    for (i, v) in raw.into_iter().enumerate().take(gpt.tensors.len()) {
+        gpt.tensors[i].as_mut_slice().copy_from_slice(&v);
+    }
+    Ok(())
+}
+
 /// Write `weights.safetensors`.
 pub fn save_weights<T: Scalar>(model: &Model<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();

@@ -5,7 +5,9 @@
 use richness::linalg::Compute;
 use richness::nn::gpt::{Gpt, GptGrads, GptSpec, GptTrace, WPE, WTE};
 use richness::nn::Branch;
+use richness::optim::OptimConfig;
 use richness::param::{Gauge, OptimizerKind, Preset, Role, ScaleChoice};
+use richness::train::gpt::GptTrainer;
 
 fn cx() -> Compute {
     Compute::new(1)
@@ -38,8 +40,19 @@ fn small(tie: bool) -> GptSpec {
 /// The GPT of theory.md §9.1 written plainly from effective tensors (β and g folded
 /// in), in f64 loops: logits [rows, V].
 fn reference_logits(g: &Gpt<f64>, x: &[u32], batch: usize) -> Vec<f64> {
-    let s = &g.spec;
-    let eff = g.effective();
+    plain_logits(&g.spec, &g.effective(), g.c_att, g.spec.gain, x, batch)
+}
+
+/// The same from any tensors (one per parameterization row), logit multiplier and
+/// GELU gain: with c_att = 1/√d_h and gain 1 this is nanoGPT's forward pass.
+fn plain_logits(
+    s: &GptSpec,
+    eff: &[richness::tensor::Mat<f64>],
+    c_att: f64,
+    gain: f64,
+    x: &[u32],
+    batch: usize,
+) -> Vec<f64> {
     let (n, tt, dh) = (s.width, s.context, s.head_dim);
     let ln = |h: &[f64]| {
         let m = h.iter().sum::<f64>() / n as f64;
@@ -72,9 +85,7 @@ fn reference_logits(g: &Gpt<f64>, x: &[u32], batch: usize) -> Vec<f64> {
                 let r = head * dh..(head + 1) * dh;
                 for i in 0..tt {
                     let sc: Vec<f64> = (0..=i)
-                        .map(|j| {
-                            g.c_att * r.clone().map(|d| qkv[i][d] * qkv[j][n + d]).sum::<f64>()
-                        })
+                        .map(|j| c_att * r.clone().map(|d| qkv[i][d] * qkv[j][n + d]).sum::<f64>())
                         .collect();
                     let m = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     let z: f64 = sc.iter().map(|v| (v - m).exp()).sum();
@@ -90,7 +101,7 @@ fn reference_logits(g: &Gpt<f64>, x: &[u32], batch: usize) -> Vec<f64> {
                 let a = mv(w(1), &o[i]);
                 h[i].iter_mut().zip(&a).for_each(|(h, a)| *h += a);
                 let m1 = mv(w(2), &ln(&h[i]));
-                let act: Vec<f64> = m1.iter().map(|&z| s.gain * gelu(z)).collect();
+                let act: Vec<f64> = m1.iter().map(|&z| gain * gelu(z)).collect();
                 let y = mv(w(3), &act);
                 h[i].iter_mut().zip(&y).for_each(|(h, a)| *h += a);
             }
@@ -334,4 +345,169 @@ fn tied_gauge_uses_one_raw_tensor_with_both_roles_multipliers() {
     assert!((e.multiplier - alpha).abs() < 1e-12);
     assert!((l.multiplier - 1.0 / 8.0).abs() < 1e-12);
     assert!((e.init_std - l.init_std).abs() < 1e-15 && (e.lr - l.lr).abs() < 1e-15);
+}
+
+/// Five steps of the same GPT in three gauges: outputs and effective tensors agree.
+fn gauge_run(r: f64, gauge: Gauge, optim: &OptimConfig) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let spec = GptSpec {
+        branch: Branch::SqrtDepth,
+        ..GptSpec::new(16, 2, 4, 6, 7)
+    };
+    let choice = ScaleChoice {
+        base_lr: if optim.kind == OptimizerKind::Adam {
+            0.02
+        } else {
+            0.5
+        },
+        ..ScaleChoice::scale(r, gauge)
+    };
+    let g = Gpt::<f64>::init(&spec, &choice, optim.kind, 7).unwrap();
+    let mut t = GptTrainer::new(g, optim, cx(), 3);
+    let mut losses = Vec::new();
+    for step in 0..5 {
+        let (x, y) = tokens(3, &spec, step);
+        losses.push(t.step(&x, &y, 3));
+    }
+    let (x, _) = tokens(3, &spec, 9);
+    t.gpt.forward(&cx(), &x, 3, &mut t.trace);
+    losses.extend_from_slice(t.trace.logits.as_slice());
+    let eff = t
+        .gpt
+        .effective()
+        .into_iter()
+        .map(|m| m.into_vec())
+        .collect();
+    (losses, eff)
+}
+
+fn close(a: &[f64], b: &[f64], what: &str) {
+    let scale = a.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= 1e-10 * scale, "{what}: {x} vs {y}");
+    }
+}
+
+#[test]
+fn gauges_train_the_same_network_sgd_momentum_and_adam() {
+    let sgd = OptimConfig {
+        momentum: 0.9,
+        weight_decay: 0.01,
+        ..OptimConfig::sgd(0.9)
+    };
+    let adam = OptimConfig {
+        weight_decay: 0.01,
+        ..OptimConfig::adam()
+    };
+    for optim in [sgd, adam] {
+        for r in [0.0, 0.25, 0.5] {
+            let (l0, e0) = gauge_run(r, Gauge::Layerwise, &optim);
+            // The run must have moved, or equality would prove nothing.
+            assert!((l0[4] - l0[0]).abs() > 1e-4, "r={r}: loss did not move");
+            for gauge in [Gauge::Mup, Gauge::Rescale] {
+                let (l, e) = gauge_run(r, gauge, &optim);
+                let what = format!("{} r={r} {}", optim.kind.name(), gauge.name());
+                close(&l0, &l, &format!("{what}: losses and logits"));
+                for (a, b) in e0.iter().zip(&e) {
+                    close(a, b, &format!("{what}: effective tensors"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn weights_round_trip_and_read_as_nanogpt() {
+    let dir = tempdir();
+    for (tie, choice) in [
+        (false, ScaleChoice::scale(0.25, Gauge::Rescale)),
+        (true, ScaleChoice::scale(0.25, Gauge::Mup)),
+    ] {
+        let spec = GptSpec {
+            zero_query: false,
+            ..small(tie)
+        };
+        let g = Gpt::<f64>::init(&spec, &choice, OptimizerKind::Sgd, 4).unwrap();
+        let path = dir.join(format!("w{tie}.safetensors"));
+        richness::io::save_gpt_weights(&g, &path).unwrap();
+        // Same model: the raw tensors come back.
+        let mut same = Gpt::<f64>::init(&spec, &choice, OptimizerKind::Sgd, 99).unwrap();
+        richness::io::load_gpt_weights_into(&mut same, &path).unwrap();
+        for (a, b) in g.tensors.iter().zip(&same.tensors) {
+            close(a.as_slice(), b.as_slice(), "raw tensors");
+        }
+        // Another gauge of the same r: the same function.
+        let mut other = Gpt::<f64>::init(
+            &spec,
+            &ScaleChoice::scale(0.25, Gauge::Mup),
+            OptimizerKind::Sgd,
+            1,
+        )
+        .unwrap();
+        richness::io::load_gpt_weights_into(&mut other, &path).unwrap();
+        let (x, _) = tokens(2, &spec, 3);
+        let (mut ta, mut tb) = (GptTrace::new(&spec, 2), GptTrace::new(&spec, 2));
+        g.forward(&cx(), &x, 2, &mut ta);
+        other.forward(&cx(), &x, 2, &mut tb);
+        close(
+            ta.logits.as_slice(),
+            tb.logits.as_slice(),
+            "logits after loading",
+        );
+        // nanoGPT's forward on the file's tensors: q·k/√d_h, plain GELU.
+        let names: Vec<(String, Vec<usize>)> = (0..spec.rows())
+            .map(|i| {
+                let (r, c) = spec.shape(i);
+                (spec.name(i), vec![r, c])
+            })
+            .chain((0..spec.blocks).flat_map(|l| {
+                [
+                    (format!("transformer.h.{l}.ln_1.weight"), vec![spec.width]),
+                    (format!("transformer.h.{l}.ln_2.weight"), vec![spec.width]),
+                ]
+            }))
+            .chain(std::iter::once((
+                "transformer.ln_f.weight".to_string(),
+                vec![spec.width],
+            )))
+            .collect();
+        let (vals, meta) = richness::io::read_named_tensors::<f64>(&path, &names).unwrap();
+        assert!(meta.contains_key(richness::io::META_GPT));
+        let mats: Vec<_> = (0..spec.rows())
+            .map(|i| {
+                let (r, c) = spec.shape(i);
+                richness::tensor::Mat::from_vec(r, c, vals[i].clone())
+            })
+            .collect();
+        let nano = plain_logits(
+            &spec,
+            &mats,
+            1.0 / (spec.head_dim as f64).sqrt(),
+            1.0,
+            &x,
+            2,
+        );
+        close(ta.logits.as_slice(), &nano, "nanoGPT semantics");
+    }
+    // A file with a LayerNorm gain other than 1 is refused in one line.
+    let spec = small(false);
+    let g = Gpt::<f64>::init(&spec, &ScaleChoice::default(), OptimizerKind::Sgd, 0).unwrap();
+    let path = dir.join("shape.safetensors");
+    richness::io::save_gpt_weights(&g, &path).unwrap();
+    let mut wider = Gpt::<f64>::init(
+        &GptSpec::new(12, 2, 4, 5, 7),
+        &ScaleChoice::default(),
+        OptimizerKind::Sgd,
+        0,
+    )
+    .unwrap();
+    let e = richness::io::load_gpt_weights_into(&mut wider, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("shape") && !e.contains('\n'), "{e}");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("richness-gpt-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }

@@ -23,6 +23,7 @@ pub fn config_from_args(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
         cfg.model.arch = arch;
     }
     a.residual.apply(&mut cfg.model);
+    a.gpt.apply(&mut cfg.model, &mut cfg.param);
     // Flags replace the keys they are alternatives to, exactly as `--set` does.
     if let Some(w) = a.width {
         cfg.clear_alternatives("model.width");
@@ -54,6 +55,14 @@ pub fn config_from_args(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
 
 pub fn run(a: TrainArgs, threads: usize, progress: bool) -> anyhow::Result<Exit> {
     let cfg = config_from_args(&a)?;
+    let is_gpt = cfg.model.arch == richness::nn::Family::Gpt;
+    if a.dry_run && is_gpt {
+        let p = train::gpt::prepare(&cfg)?;
+        print!("{}", p.config.to_toml());
+        println!();
+        print!("{}", p.spec.scale_text(&p.param, p.c_att));
+        return Ok(Exit::Ok);
+    }
     if a.dry_run {
         let p = train::prepare(&cfg)?;
         print!("{}", p.config.to_toml());
@@ -63,7 +72,11 @@ pub fn run(a: TrainArgs, threads: usize, progress: bool) -> anyhow::Result<Exit>
     }
     if let Some(path) = &a.save_init {
         richness::files::ensure_replaceable(path)?;
-        save_init(&cfg, a.init_weights.as_deref(), path)?;
+        if is_gpt {
+            train::gpt::save_init(&cfg, a.init_weights.as_deref(), path)?;
+        } else {
+            save_init(&cfg, a.init_weights.as_deref(), path)?;
+        }
     }
     let opts = RunOptions {
         out: a.out.clone(),

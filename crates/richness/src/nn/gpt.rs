@@ -290,6 +290,48 @@ impl GptSpec {
         Ok(p)
     }
 
+    /// `richness table --arch gpt`: the per-tensor table of `p` and the model's
+    /// other factors (c_att, β, the GELU gain, heads).
+    pub fn scale_text(&self, p: &Parameterization, c_att: f64) -> String {
+        use crate::param::fmt_num;
+        let mut s = p.to_text();
+        s.push_str(&format!(
+            "# attention: c_att = {} ({}), H = {} heads of d_h = {}\n",
+            fmt_num(c_att),
+            if p.on_scale && p.richness.is_some() {
+                "d_h^-(1/2+r), r clipped to [0, 1/2]"
+            } else {
+                "d_h^-1/2, or as given by param.attention_scale"
+            },
+            self.heads(),
+            self.head_dim
+        ));
+        s.push_str(&format!(
+            "# blocks: {} pre-LN blocks, branch scale β = {} ({}) on both branch outputs (attn.c_proj, mlp.c_proj); GELU gain c = {}\n",
+            self.blocks,
+            fmt_num(self.beta()),
+            self.branch.name(),
+            fmt_num(self.gain)
+        ));
+        if self.tie {
+            s.push_str("# tied: lm_head uses transformer.wte.weight with its own multiplier g_L (same init and rate in the mup gauge)\n");
+        }
+        if self.zero_query || self.zero_readout {
+            s.push_str(&format!(
+                "# zero init: {}\n",
+                [
+                    (self.zero_query, "query rows of every c_attn"),
+                    (self.zero_readout, "lm_head")
+                ]
+                .iter()
+                .filter_map(|(on, w)| on.then_some(*w))
+                .collect::<Vec<_>>()
+                .join(", ")
+            ));
+        }
+        s
+    }
+
     /// E.g. `gpt n=256 B=2 d_h=32 T=64 V=65`.
     pub fn describe(&self) -> String {
         format!(

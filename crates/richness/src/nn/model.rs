@@ -62,15 +62,19 @@ pub enum Family {
     Resmlp,
     /// The Myrtle-5 CNN.
     Myrtle5,
+    /// A GPT-style transformer on token sequences ([`super::gpt`]): its own model,
+    /// built by [`crate::train::ModelConfig::resolve_gpt`], not an [`Arch`].
+    Gpt,
 }
 
 impl Family {
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Mlp,
         Family::Linear3,
         Family::Mlp3,
         Family::Resmlp,
         Family::Myrtle5,
+        Family::Gpt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +84,7 @@ impl Family {
             Family::Mlp3 => "mlp3",
             Family::Resmlp => "resmlp",
             Family::Myrtle5 => "myrtle5",
+            Family::Gpt => "gpt",
         }
     }
 }
@@ -97,7 +102,7 @@ impl std::str::FromStr for Family {
             .into_iter()
             .find(|f| f.name() == s)
             .ok_or_else(|| {
-                format!("unknown arch `{s}` (expected mlp, linear3, mlp3, resmlp or myrtle5)")
+                format!("unknown arch `{s}` (expected mlp, linear3, mlp3, resmlp, myrtle5 or gpt)")
             })
     }
 }

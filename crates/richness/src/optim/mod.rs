@@ -139,6 +139,31 @@ impl<T: Scalar> Optimizer<T> {
             }
         }
         let sizes: Vec<usize> = model.params().iter().map(|t| t.len()).collect();
+        Self::with_hypers(cfg, hyper, &sizes)
+    }
+
+    /// State for any list of tensors (a model that is not a [`Model`], such as the
+    /// GPT): tensor i has `sizes[i]` values and `(rate, decay, ε) = hypers[i]`, with
+    /// the rate already multiplied by η₀ and the decay by g² (see the module docs).
+    /// [`step_tensors`](Self::step_tensors) then updates them in this order.
+    pub fn for_tensors(cfg: &OptimConfig, hypers: &[(f64, f64, f64)], sizes: &[usize]) -> Self {
+        assert_eq!(
+            hypers.len(),
+            sizes.len(),
+            "one (rate, decay, eps) per tensor"
+        );
+        let hyper = hypers
+            .iter()
+            .map(|&(lr, wd, eps)| Hyper {
+                lr: T::of(lr),
+                wd: T::of(wd),
+                eps: T::of(eps),
+            })
+            .collect();
+        Self::with_hypers(cfg, hyper, sizes)
+    }
+
+    fn with_hypers(cfg: &OptimConfig, hyper: Vec<Hyper<T>>, sizes: &[usize]) -> Self {
         let needs_m = cfg.kind == OptimizerKind::Adam || cfg.momentum != 0.0;
         let needs_v = cfg.kind == OptimizerKind::Adam;
         Optimizer {
@@ -210,12 +235,21 @@ impl<T: Scalar> Optimizer<T> {
 
     /// One update of every parameter from `grads`.
     pub fn step(&mut self, cx: &Compute, model: &mut Model<T>, grads: &Grads<T>) {
+        self.step_tensors(cx, model.params_mut(), grads.tensors());
+    }
+
+    /// One update of every tensor (in the order the optimizer was built for) from
+    /// its gradient.
+    pub fn step_tensors(&mut self, cx: &Compute, params: Vec<&mut [T]>, grads: Vec<&[T]>) {
+        assert_eq!(
+            params.len(),
+            self.hyper.len(),
+            "one tensor per optimizer slot"
+        );
         let first = self.steps == 0;
         self.steps += 1;
         let t = self.steps as i32;
         let cfg = &self.cfg;
-        let params = model.params_mut();
-        let grads = grads.tensors();
         for (i, (w, g)) in params.into_iter().zip(grads).enumerate() {
             let h = self.hyper[i];
             match cfg.kind {

@@ -47,10 +47,39 @@ pub struct ModelConfig {
     /// resmlp: `none` (default) or `layer` (LayerNorm before every activation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub norm: Option<Norm>,
-    /// resmlp: the branch scale β, `one` (default) or `sqrt-depth` (1/√B).
+    /// resmlp: the branch scale β, `one` (default) or `sqrt-depth` (1/√B); gpt: `one`
+    /// or `sqrt-depth` (1/√(2B), one factor per branch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<Branch>,
+    /// gpt: head dimension d_h (default 16; it must divide the width).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    /// gpt: context length T (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<usize>,
+    /// gpt: vocabulary size V (default: the data's; given, it must equal it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<usize>,
+    /// gpt: tie the read-out to the token embedding (`mup` gauge only).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tie: bool,
+    /// gpt: zero-initialised query rows of every c_attn.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub zero_query: bool,
+    /// gpt: zero-initialised read-out.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub zero_readout: bool,
 }
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Why a command other than `train` and `table` refuses arch `gpt`.
+pub const GPT_ONLY_TRAIN: &str = "arch `gpt` is a sequence model: only `richness train` and `richness table` build it so far (check, coord, sweep, transfer and ntk do not)";
+
+/// gpt defaults: width, blocks, head dimension, context.
+pub const GPT_DEFAULTS: (usize, usize, usize, usize) = (256, 2, 16, 64);
 
 impl Default for ModelConfig {
     fn default() -> Self {
@@ -66,6 +95,12 @@ impl Default for ModelConfig {
             blocks: None,
             norm: None,
             branch: None,
+            head_dim: None,
+            context: None,
+            vocab: None,
+            tie: false,
+            zero_query: false,
+            zero_readout: false,
         }
     }
 }
@@ -74,6 +109,87 @@ impl Default for ModelConfig {
 pub const DEFAULT_WIDTH: usize = 512;
 
 impl ModelConfig {
+    /// Keys of arch `gpt` on another architecture are an error.
+    fn refuse_gpt_keys(&self) -> Result<()> {
+        let given: Vec<&str> = [
+            ("head_dim", self.head_dim.is_some()),
+            ("context", self.context.is_some()),
+            ("vocab", self.vocab.is_some()),
+            ("tie", self.tie),
+            ("zero_query", self.zero_query),
+            ("zero_readout", self.zero_readout),
+        ]
+        .into_iter()
+        .filter_map(|(k, g)| g.then_some(k))
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "model.{} {} for arch `gpt`, not `{}`",
+            given.join(", model."),
+            if given.len() == 1 { "is" } else { "are" },
+            self.arch
+        )))
+    }
+
+    /// The GPT these keys give (arch `gpt`), for data with a vocabulary of
+    /// `data_vocab` tokens (`None`: `model.vocab` must be given). Keys of the other
+    /// architectures are refused in one line.
+    pub fn resolve_gpt(&self, data_vocab: Option<usize>) -> Result<crate::nn::gpt::GptSpec> {
+        if self.arch != Family::Gpt {
+            return Err(Error::config(format!("arch `{}` is not a gpt", self.arch)));
+        }
+        let others: Vec<&str> = [
+            ("depth", self.depth.is_some()),
+            ("dims", self.dims.is_some()),
+            ("activation", self.activation.is_some()),
+            ("bias", self.bias),
+            ("bias_init", self.bias_init != BiasInit::Zero),
+            ("norm", self.norm.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, g)| g.then_some(k))
+        .collect();
+        if !others.is_empty() {
+            return Err(Error::config(format!(
+                "model.{} {} not for arch `gpt` (its keys: width, blocks, head_dim, context, vocab, tie, zero_query, zero_readout, branch, gain)",
+                others.join(", model."),
+                if others.len() == 1 { "is" } else { "are" },
+            )));
+        }
+        let (w, b, d, t) = GPT_DEFAULTS;
+        let vocab = match (self.vocab, data_vocab) {
+            (Some(v), Some(d)) if v != d => {
+                return Err(Error::config(format!(
+                    "model.vocab = {v} but the data's vocabulary has {d} tokens"
+                )))
+            }
+            (Some(v), _) | (None, Some(v)) => v,
+            (None, None) => {
+                return Err(Error::config(
+                    "give model.vocab (the vocabulary size): there is no data to take it from",
+                ))
+            }
+        };
+        let spec = crate::nn::gpt::GptSpec {
+            width: self.width.unwrap_or(w),
+            blocks: self.blocks.unwrap_or(b),
+            head_dim: self.head_dim.unwrap_or(d),
+            context: self.context.unwrap_or(t),
+            vocab,
+            tie: self.tie,
+            zero_query: self.zero_query,
+            zero_readout: self.zero_readout,
+            branch: self.branch.unwrap_or(Branch::One),
+            gain: self
+                .gain
+                .unwrap_or(crate::nn::Activation::Gelu.default_gain()),
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
     /// The architecture these keys give on their own, from `dims` (what `table` and
     /// `ntk empirical --dims` build): input and output sizes are dims' first and last.
     pub fn resolve_dims(&self) -> Result<Arch> {
@@ -99,6 +215,10 @@ impl ModelConfig {
         n_out: usize,
         image: Option<[usize; 3]>,
     ) -> Result<Arch> {
+        if self.arch == Family::Gpt {
+            return Err(Error::config(GPT_ONLY_TRAIN));
+        }
+        self.refuse_gpt_keys()?;
         if self.arch != Family::Resmlp
             && (self.blocks.is_some() || self.norm.is_some() || self.branch.is_some())
         {
@@ -169,7 +289,7 @@ impl ModelConfig {
                 (Activation::Linear, Some(3))
             }
             Family::Mlp3 => (self.activation.unwrap_or(Activation::Relu), Some(3)),
-            Family::Myrtle5 => unreachable!("handled above"),
+            Family::Myrtle5 | Family::Gpt => unreachable!("handled above"),
         };
         let dims = match &self.dims {
             Some(d) => {

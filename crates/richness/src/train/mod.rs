@@ -13,15 +13,20 @@
 //! | `weights.safetensors` | final raw weights (not written for a diverged run) |
 //! | `ntk_movement.csv` | with an `[ntk]` table only: empirical-NTK movement (see [`crate::kernel::movement`]) |
 //!
+//! `model.arch = "gpt"` runs go to [`gpt`] (its own model, metrics with perplexity).
+//!
 //! Reproducibility: the same config, seed and thread count give bitwise-identical
 //! metrics and weights (all randomness comes from [`crate::rng`] streams).
 
 mod config;
+pub mod gpt;
 mod run;
 mod trainer;
 
 pub use crate::files::{one_line, toml_error};
-pub use config::{LoopConfig, ModelConfig, TrainConfig, DEFAULT_WIDTH};
+pub use config::{
+    LoopConfig, ModelConfig, TrainConfig, DEFAULT_WIDTH, GPT_DEFAULTS, GPT_ONLY_TRAIN,
+};
 pub use run::{
     check_budget, prepare, prepare_with_data, run, run_typed, MetricRow, Outcome, Prepared,
     RunOptions, Status,

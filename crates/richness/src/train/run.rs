@@ -112,7 +112,7 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
 }
 
 /// The checks of a config that need no data.
-fn validate(config: &TrainConfig) -> Result<()> {
+pub(super) fn validate(config: &TrainConfig) -> Result<()> {
     config.optim.validate()?;
     let t = &config.train;
     if !(t.diverge_above.is_finite() && t.diverge_above > 0.0) {
@@ -133,6 +133,11 @@ fn validate(config: &TrainConfig) -> Result<()> {
 /// sweeps load each distinct `[data]` table once and hand out copies).
 pub fn prepare_with_data(config: &TrainConfig, split: Split) -> Result<Prepared> {
     validate(config)?;
+    if config.model.arch == crate::nn::Family::Gpt {
+        // Its own model: `run` hands it to `train::gpt`; the callers of `Prepared`
+        // (sweeps, probes) build only `Arch` models.
+        return Err(Error::config(super::config::GPT_ONLY_TRAIN));
+    }
     split.refuse_tokens(config.model.arch.name())?;
     split.check_fits(config.dtype)?;
     let arch = config.model.resolve_for(
@@ -198,6 +203,9 @@ fn check_class_targets(split: &Split) -> Result<()> {
 
 /// Train according to `config`, writing results when `opts.out` is set.
 pub fn run(config: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
+    if config.model.arch == crate::nn::Family::Gpt {
+        return super::gpt::run(config, opts);
+    }
     let prepared = prepare(config)?;
     match config.dtype {
         Dtype::F32 => run_typed::<f32>(&prepared, opts),
