@@ -707,6 +707,69 @@ fn judge_settled(
     judged
 }
 
+/// Finite-width crossover between the two terms of Δh_ℓ (theory.md §4.1): `diagnose`
+/// gives the layer term ‖g ΔW a‖ and the passthrough ‖g W Δa‖ different exponents,
+/// so ‖Δh_ℓ‖ follows the larger one only where the other is negligible. When the
+/// smaller term is still ≥ 20% of the dominant one at the smallest width, and the
+/// dominant term's own claim is not a fail (its exponent is right), the reason why
+/// the ‖Δh_ℓ‖ rows cannot yet show the asymptotic exponent; else `None`.
+fn two_term_crossover(
+    rows: &[ScanRow],
+    layer: usize,
+    d: &Diagnosis,
+    skip: &[Diverged],
+    claims: &[Claim],
+    tol: f64,
+) -> Option<String> {
+    let ld = d.layers.get(layer.checked_sub(1)?)?;
+    let pt = ld.passthrough?;
+    let lt = ld.layer_term;
+    if (lt - pt).abs() < 2.0 * tol {
+        return None;
+    }
+    let (dom, sub, dom_e, sub_e) = if lt > pt {
+        ("layer_term", "passthrough_term", lt, pt)
+    } else {
+        ("passthrough_term", "layer_term", pt, lt)
+    };
+    let means = |q: &str| per_width(rows, q, layer, skip);
+    let (dm, sm) = (means(dom), means(sub));
+    let ratio = |i: usize| -> Option<(usize, f64)> {
+        let (w, a) = (dm.get(i)?.0, dm.get(i)?.1);
+        let b = sm.iter().find(|p| p.0 == w)?.1;
+        (a > 0.0).then_some((w as usize, b / a))
+    };
+    let (w0, r0) = ratio(0)?;
+    let (w1, r1) = ratio(dm.len().checked_sub(1)?)?;
+    if r0 < 0.2 {
+        return None;
+    }
+    let own = claims
+        .iter()
+        .find(|c| c.quantity == dom && c.layer == layer)
+        .and_then(|c| c.judged.as_ref())?;
+    if matches!(own.verdict, Verdict::Fail | Verdict::Error) {
+        return None;
+    }
+    let name = |q: &str| {
+        if q == "layer_term" {
+            "layer term"
+        } else {
+            "passthrough"
+        }
+    };
+    Some(format!(
+        "Δh_{layer} = layer term + passthrough with exponents {lt:+} and {pt:+} (diagnose): the {} is {:.0}% of the {} at width {w0} and {:.0}% at {w1}, so ‖Δh_{layer}‖ has not reached the {} exponent {dom_e:+} at these widths (the {} alone: {}; the {sub_e:+} term is judged on its own row)",
+        name(sub),
+        100.0 * r0,
+        name(dom),
+        100.0 * r1,
+        name(dom),
+        name(dom),
+        own.verdict.name()
+    ))
+}
+
 /// The slopes between successive widths of `widths` (seed means), e.g.
 /// `128→256 −0.21, 256→512 −0.02`.
 fn local_slopes(
@@ -952,6 +1015,28 @@ pub fn judge_with_dims(
             });
         }
     }
+    // Two terms of different exponents still comparable at the scanned widths: the
+    // ‖Δh_ℓ‖-derived rows of that layer (and the next layer's passthrough) are a
+    // crossover when they fail, provided the dominant term has its own exponent.
+    let two_terms: Vec<Option<String>> = (0..=depth)
+        .map(|l| {
+            let d = diagnosis.as_ref()?;
+            two_term_crossover(rows, l, d, &diverged, &claims, tol)
+        })
+        .collect();
+    for c in claims.iter_mut() {
+        let l = c.layer;
+        let why = match c.quantity.as_str() {
+            "dh_norm" | "dh_rms" | "dh_rel" | "da_rel" => two_terms.get(l),
+            "passthrough_term" if l >= 1 => two_terms.get(l - 1),
+            _ => None,
+        };
+        if let (Some(Some(why)), Some(j)) = (why, c.judged.as_mut()) {
+            if j.verdict == Verdict::Fail {
+                *j = Judged::crossover(format!("{}; {why}", j.reason));
+            }
+        }
+    }
     let slope = |q: &str, l: usize| fit(rows, q, l, &diverged).map(|f| f.slope);
     let judge0 =
         |q: &str, l: usize| judge_settled(rows, q, l, &diverged, (-tol, tol), seeds_for(q));
@@ -1054,7 +1139,15 @@ pub fn judge_with_dims(
         criteria.push(Criterion {
             name: format!("MAX layer {l} ({})", role(l)),
             measured: format!("layer term / ‖Δh‖ slope {} (want 0)", fmt(m)),
-            judged: judge0("layer_share", l),
+            judged: {
+                let j = judge0("layer_share", l);
+                match &two_terms[l] {
+                    Some(why) if j.verdict == Verdict::Fail => {
+                        Judged::crossover(format!("{}; {why}", j.reason))
+                    }
+                    _ => j,
+                }
+            },
         });
     }
     let rs: Vec<f64> = (1..depth).filter_map(|l| slope("dh_norm", l)).collect();
