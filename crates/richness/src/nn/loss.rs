@@ -107,6 +107,45 @@ impl FromStr for Loss {
     }
 }
 
+/// Mean softmax cross-entropy of `rows` = `targets.len()` rows of `k` logits against
+/// integer targets (next-token prediction: a one-hot target without the dense
+/// [rows, k] one-hot matrix): L = −(1/rows) Σ_r log softmax(f_r)[y_r], and
+/// ∂L/∂f_r = (softmax(f_r) − e_{y_r})/rows into `grad` when given. In f64.
+///
+/// ```
+/// use richness::nn::loss::token_cross_entropy;
+/// let l = token_cross_entropy(&[0.0f64, 0.0, 5.0, 5.0], &[1, 0], 2, None);
+/// assert!((l - 2f64.ln()).abs() < 1e-15);
+/// ```
+pub fn token_cross_entropy<T: Scalar>(
+    f: &[T],
+    targets: &[u32],
+    k: usize,
+    mut grad: Option<&mut [T]>,
+) -> f64 {
+    let rows = targets.len();
+    assert!(f.len() >= rows * k, "token_cross_entropy: logits too short");
+    let mut total = 0.0;
+    for (r, &y) in targets.iter().enumerate() {
+        let row = &f[r * k..(r + 1) * k];
+        let max = row
+            .iter()
+            .map(|v| v.f64())
+            .fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = row.iter().map(|v| (v.f64() - max).exp()).sum();
+        let logz = max + z.ln();
+        total -= row[y as usize].f64() - logz;
+        if let Some(g) = grad.as_deref_mut() {
+            for j in 0..k {
+                let p = (row[j].f64() - logz).exp();
+                let hit = if j == y as usize { 1.0 } else { 0.0 };
+                g[r * k + j] = T::of((p - hit) / rows as f64);
+            }
+        }
+    }
+    total / rows.max(1) as f64
+}
+
 /// Fraction of rows whose largest output is at the largest target entry (one-hot
 /// targets; ties go to the first index).
 pub fn accuracy<T: Scalar>(f: &[T], y: &[T], batch: usize, k: usize) -> f64 {

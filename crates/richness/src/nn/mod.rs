@@ -4,11 +4,15 @@
 //! - [`dense`]: the fully connected layer (forward/backward pair);
 //! - [`conv`]: k × k convolutions and pooling (forward/backward pairs);
 //! - [`model`]: architectures, models, the [`Trace`] of one pass, gradients;
-//! - [`loss`]: MSE, cross-entropy, accuracy.
+//! - [`loss`]: MSE, cross-entropy, accuracy;
+//! - [`attention`], [`gpt`]: causal self-attention and the GPT (its own model, not on
+//!   the [`WeightKind`] door).
 
 pub mod activation;
+pub mod attention;
 pub mod conv;
 pub mod dense;
+pub mod gpt;
 pub mod layer;
 pub mod layernorm;
 pub mod loss;

@@ -354,6 +354,10 @@ pub struct ScaleChoice {
     /// `transfer` and `ntk`; on for the probes (`check`, `coord`, `diagnose --measure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub center: Option<bool>,
+    /// The attention-logit multiplier c_att of `model.arch = "gpt"`, overriding the
+    /// rule of [`attention_scale`] (theory.md §9.3). Other architectures ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_scale: Option<f64>,
 }
 
 /// A spec file for `richness diagnose --spec`: per-layer exponents and the exponent
@@ -427,6 +431,7 @@ impl Default for ScaleChoice {
             adam_eps: default_adam_eps(),
             abc: None,
             center: None,
+            attention_scale: None,
         }
     }
 }
@@ -623,6 +628,31 @@ pub fn bias_eps(layer_eps: f64, g: f64, g_bias: f64) -> f64 {
     layer_eps / g * g_bias
 }
 
+/// The attention-logit multiplier c_att of a transformer with head dimension d_h
+/// (theory.md §9.3): `override_` when given, else d_h^{−(1/2 + r)} with r clipped
+/// to [0, 1/2] for a parameterization on the scale with a given r, and d_h^{−1/2}
+/// otherwise (SP, custom exponents, a width-independent α, which is r = 0).
+///
+/// ```
+/// use richness::param::attention_scale_at;
+/// assert_eq!(attention_scale_at(Some(0.5), 16), 1.0 / 16.0);
+/// assert_eq!(attention_scale_at(Some(0.0), 16), 0.25);
+/// assert_eq!(attention_scale_at(None, 16), 0.25);
+/// ```
+pub fn attention_scale_at(r: Option<f64>, head_dim: usize) -> f64 {
+    let r = r.map(|r| r.clamp(0.0, 0.5)).unwrap_or(0.0);
+    (head_dim as f64).powf(-(0.5 + r))
+}
+
+/// c_att of a resolved parameterization ([`attention_scale_at`] with its r, or
+/// `override_`).
+pub fn attention_scale(p: &Parameterization, head_dim: usize, override_: Option<f64>) -> f64 {
+    match override_ {
+        Some(c) => c,
+        None => attention_scale_at(p.richness.filter(|_| p.on_scale), head_dim),
+    }
+}
+
 /// Width n of a network: the largest hidden width (fan-out of every layer but the last).
 pub fn width_of(shapes: &[LayerShape]) -> usize {
     shapes[..shapes.len().saturating_sub(1)]
@@ -687,6 +717,37 @@ impl Parameterization {
         shapes: &[LayerShape],
         choice: &ScaleChoice,
         optimizer: OptimizerKind,
+    ) -> Result<Self> {
+        Self::resolve_at(shapes, choice, optimizer, None)
+    }
+
+    /// [`resolve`](Self::resolve) for a network whose width n is not the largest
+    /// fan-out of its layers (a transformer's MLP is 4n wide while n is the width of
+    /// the residual stream): every rule is evaluated at this `width`, with each
+    /// tensor's role from `choice.roles` and its own fan-in (theory.md §9.2).
+    /// Custom exponents (a, b, c) are refused: their diagnosis assumes an MLP.
+    pub fn resolve_at_width(
+        shapes: &[LayerShape],
+        choice: &ScaleChoice,
+        optimizer: OptimizerKind,
+        width: usize,
+    ) -> Result<Self> {
+        if choice.abc.is_some() {
+            return Err(Error::config(
+                "custom exponents (a, b, c) are not supported for this architecture: give a preset, or r with a gauge",
+            ));
+        }
+        if width == 0 {
+            return Err(Error::config("width must be positive"));
+        }
+        Self::resolve_at(shapes, choice, optimizer, Some(width))
+    }
+
+    fn resolve_at(
+        shapes: &[LayerShape],
+        choice: &ScaleChoice,
+        optimizer: OptimizerKind,
+        width: Option<usize>,
     ) -> Result<Self> {
         if shapes.len() < 2 {
             return Err(Error::config(format!(
@@ -776,7 +837,7 @@ impl Parameterization {
                 Some(choice.gauge.unwrap_or(Gauge::Mup)),
             ),
         };
-        let width = width_of(shapes);
+        let width = width.unwrap_or_else(|| width_of(shapes));
         let n = width as f64;
         let (alpha, r_for_exponents) = match (choice.alpha, r) {
             (Some(a), _) => (a, 0.0),
