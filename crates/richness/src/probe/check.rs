@@ -90,6 +90,11 @@ pub struct CheckConfig {
     /// the updates do, and it costs little (no step). Unset: `seeds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_seeds: Option<usize>,
+    /// Two-sided level of the slope intervals the verdicts use (unset: 0.95). A
+    /// sequential design ([`crate::sequential`]) judges each of its K looks at
+    /// 1 − 0.05/K so that the whole sequence keeps the 95% guarantee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_level: Option<f64>,
 }
 
 fn default_data() -> String {
@@ -136,6 +141,7 @@ impl Default for CheckConfig {
             seed_exponent: 0.0,
             quantities: None,
             init_seeds: None,
+            ci_level: None,
         }
     }
 }
@@ -250,7 +256,7 @@ pub const CLAIMS: [&str; 16] = [
 ];
 
 /// The architecture at one width.
-fn arch_at(
+pub(crate) fn arch_at(
     model: &ModelConfig,
     width: usize,
     n_in: usize,
@@ -299,9 +305,25 @@ pub fn scan(
     threads: usize,
     progress: bool,
 ) -> Result<(Vec<ScanRow>, Vec<Diverged>)> {
+    scan_skipping(cfg, threads, progress, &Default::default())
+}
+
+/// A (width, seed, probed) job of a scan: `probed` false for the seeds that measure
+/// only the quantities at init (`init_seeds`).
+pub type Job = (usize, usize, bool);
+
+/// [`scan`] without the jobs in `skip` (already measured by an earlier round of a
+/// sequential design: every job is deterministic in its seed, so its rows would be
+/// the same).
+pub fn scan_skipping(
+    cfg: &CheckConfig,
+    threads: usize,
+    progress: bool,
+    skip: &std::collections::BTreeSet<Job>,
+) -> Result<(Vec<ScanRow>, Vec<Diverged>)> {
     match cfg.dtype {
-        Dtype::F32 => scan_typed::<f32>(cfg, threads, progress),
-        Dtype::F64 => scan_typed::<f64>(cfg, threads, progress),
+        Dtype::F32 => scan_typed::<f32>(cfg, threads, progress, skip),
+        Dtype::F64 => scan_typed::<f64>(cfg, threads, progress, skip),
     }
 }
 
@@ -378,6 +400,9 @@ fn validate(cfg: &CheckConfig) -> Result<()> {
     if !(cfg.tolerance.is_finite() && cfg.tolerance > 0.0) {
         return Err(Error::config("tolerance must be a positive number"));
     }
+    if cfg.ci_level.is_some_and(|l| !(l > 0.0 && l < 1.0)) {
+        return Err(Error::config("ci_level must lie strictly between 0 and 1"));
+    }
     if let Some(qs) = &cfg.quantities {
         crate::probe::validate_quantities(qs)?;
     }
@@ -398,6 +423,7 @@ fn scan_typed<T: Scalar>(
     cfg: &CheckConfig,
     threads: usize,
     progress: bool,
+    skip: &std::collections::BTreeSet<Job>,
 ) -> Result<(Vec<ScanRow>, Vec<Diverged>)> {
     validate(cfg)?;
     let split = crate::data::DataConfig {
@@ -457,6 +483,7 @@ fn scan_typed<T: Scalar>(
             (0..init_seeds_at(cfg, w)).map(move |s| (w, s, s < probed))
         })
         .collect();
+    jobs.retain(|j| !skip.contains(j));
     // Probes first, largest first: better load balance.
     jobs.sort_by_key(|&(w, s, p)| (!p, std::cmp::Reverse(w), s));
     // The bar counts optimizer steps (a probe at init counts one), so one long probe
@@ -607,6 +634,17 @@ pub fn fit(
     layer: usize,
     skip: &[(usize, usize, String)],
 ) -> Option<LineFit> {
+    fit_at(rows, quantity, layer, skip, 0.95)
+}
+
+/// [`fit`] with a two-sided `level` interval (see [`CheckConfig::ci_level`]).
+pub fn fit_at(
+    rows: &[ScanRow],
+    quantity: &str,
+    layer: usize,
+    skip: &[(usize, usize, String)],
+    level: f64,
+) -> Option<LineFit> {
     // Seeds measured at each width (0..S_w, nested: more at small widths with
     // `seed_exponent`, more for the quantities at init with `init_seeds`): every seed
     // with a row of this quantity, or, for a probe that diverged and reported only its
@@ -642,7 +680,7 @@ pub fn fit(
             per_width.push(v);
         }
     }
-    crate::fit::fit_loglog_jackknife_nested(&xs, &per_width)
+    crate::fit::fit_loglog_jackknife_nested_at(&xs, &per_width, level)
 }
 
 /// Judge the slope of (`quantity`, `layer`) against `band`, with the small-width rule
@@ -912,6 +950,11 @@ pub fn judge_with_dims(
     n_in: usize,
     n_out: usize,
 ) -> Result<CheckReport> {
+    // Every fit below at the configured level (a sequential design's per-look level).
+    let level = cfg.ci_level.unwrap_or(0.95);
+    let fit = move |rows: &[ScanRow], q: &str, l: usize, skip: &[Diverged]| {
+        fit_at(rows, q, l, skip, level)
+    };
     let wmax = *cfg.widths.iter().max().unwrap_or(&1);
     let arch = arch_at(&cfg.model, wmax, n_in, n_out)?;
     let param = param_at(cfg, &arch, cfg.optim.kind)?;
