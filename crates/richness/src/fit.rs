@@ -55,6 +55,81 @@ pub fn t975(dof: usize) -> f64 {
     }
 }
 
+/// P(|T| ≤ t) for Student's t with `dof` degrees of freedom, from the closed forms
+/// for integer degrees of freedom (Abramowitz & Stegun 26.7.3–4): with
+/// θ = atan(t/√ν), odd ν: (2/π)(θ + sin θ (cos θ + ⅔cos³θ + … )), even ν:
+/// sin θ (1 + ½cos²θ + ⅜cos⁴θ + …), the series up to cos^{ν−2}θ.
+pub fn t_central_prob(t: f64, dof: usize) -> f64 {
+    if dof == 0 || t.is_nan() {
+        return f64::NAN;
+    }
+    let t = t.abs();
+    if t.is_infinite() {
+        return 1.0;
+    }
+    let theta = (t / (dof as f64).sqrt()).atan();
+    let (s, c) = theta.sin_cos();
+    let c2 = c * c;
+    if dof % 2 == 1 {
+        // Odd: the terms c, (2/3)c³, (2·4)/(3·5)c⁵, … up to c^{ν−2}.
+        let mut sum = 0.0;
+        if dof > 1 {
+            let mut term = c;
+            sum = term;
+            let mut k = 1;
+            while 2 * k + 1 < dof {
+                term *= c2 * (2 * k) as f64 / (2 * k + 1) as f64;
+                sum += term;
+                k += 1;
+            }
+        }
+        (2.0 / std::f64::consts::PI) * (theta + s * sum)
+    } else {
+        // Even: 1, ½c², (1·3)/(2·4)c⁴, … up to c^{ν−2}.
+        let mut term = 1.0;
+        let mut sum = 1.0;
+        let mut k = 1;
+        while 2 * k < dof {
+            term *= c2 * (2 * k - 1) as f64 / (2 * k) as f64;
+            sum += term;
+            k += 1;
+        }
+        s * sum
+    }
+}
+
+/// The half-width multiplier of a two-sided `level` interval with Student t and `dof`
+/// degrees of freedom: t with P(|T| ≤ t) = level (bisection on [`t_central_prob`]).
+/// At level 0.95 it is [`t975`] exactly, so a 95% interval is the same whichever
+/// function computes it.
+pub fn t_two_sided(level: f64, dof: usize) -> f64 {
+    if (level - 0.95).abs() < 1e-12 {
+        return t975(dof);
+    }
+    if dof == 0 || !(level > 0.0 && level < 1.0) {
+        return f64::INFINITY;
+    }
+    let (mut lo, mut hi) = (0.0, 1.0);
+    while t_central_prob(hi, dof) < level {
+        hi *= 2.0;
+        if hi > 1e12 {
+            return f64::INFINITY;
+        }
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if t_central_prob(mid, dof) < level {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo < 1e-12 * hi {
+            break;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// Ordinary least squares of y on x. `None` with fewer than two points, non-finite
 /// values, or constant x.
 pub fn fit_line(xs: &[f64], ys: &[f64]) -> Option<LineFit> {
@@ -138,6 +213,17 @@ pub fn fit_loglog_jackknife(xs: &[f64], values: &[Vec<f64>]) -> Option<LineFit> 
 /// not identically distributed; the delete-one jackknife is still consistent for
 /// smooth functions of means (Shao & Tu 1995, ch. 2).
 pub fn fit_loglog_jackknife_nested(xs: &[f64], per_x: &[Vec<f64>]) -> Option<LineFit> {
+    fit_loglog_jackknife_nested_at(xs, per_x, 0.95)
+}
+
+/// [`fit_loglog_jackknife_nested`] with a two-sided `level` interval instead of 95%
+/// (the field is still `ci95`): a sequential design spends its error rate over several
+/// looks and judges each at a higher level ([`crate::sequential`]).
+pub fn fit_loglog_jackknife_nested_at(
+    xs: &[f64],
+    per_x: &[Vec<f64>],
+    level: f64,
+) -> Option<LineFit> {
     if per_x.len() != xs.len() || per_x.iter().any(|v| v.is_empty()) {
         return None;
     }
@@ -157,19 +243,30 @@ pub fn fit_loglog_jackknife_nested(xs: &[f64], per_x: &[Vec<f64>]) -> Option<Lin
     let full = fit_loglog(xs, &mean_at(None))?;
     let s_min = per_x.iter().map(|v| v.len()).min().unwrap_or(0);
     let s_max = per_x.iter().map(|v| v.len()).max().unwrap_or(0);
+    // Too few seeds for a jackknife: the least-squares interval, at `level`.
+    let at_level = |f: LineFit| {
+        if (level - 0.95).abs() < 1e-12 || f.points < 3 {
+            return f;
+        }
+        let half = t_two_sided(level, f.points - 2) * f.slope_se;
+        LineFit {
+            ci95: (f.slope - half, f.slope + half),
+            ..f
+        }
+    };
     if s_min < 3 {
-        return Some(full);
+        return Some(at_level(full));
     }
     let slopes: Vec<f64> = (0..s_max)
         .filter_map(|j| fit_loglog(xs, &mean_at(Some(j))).map(|f| f.slope))
         .collect();
     if slopes.len() != s_max {
-        return Some(full);
+        return Some(at_level(full));
     }
     let s = s_max as f64;
     let m = slopes.iter().sum::<f64>() / s;
     let se = ((s - 1.0) / s * slopes.iter().map(|x| (x - m).powi(2)).sum::<f64>()).sqrt();
-    let half = t975(s_min - 1) * se;
+    let half = t_two_sided(level, s_min - 1) * se;
     Some(LineFit {
         slope_se: se,
         ci95: (full.slope - half, full.slope + half),
@@ -277,6 +374,55 @@ mod tests {
         assert!((b.slope - fit_loglog(&xs, &means).unwrap().slope).abs() < 1e-15);
         assert!((b.ci95.1 - b.slope - t975(5) * b.slope_se).abs() < 1e-12);
         assert!(b.slope_se < a.slope_se, "{} vs {}", b.slope_se, a.slope_se);
+    }
+
+    #[test]
+    fn t_quantiles_match_the_table_and_known_values() {
+        // The closed forms give back the 97.5% table at every tabulated dof.
+        for dof in 1..=30 {
+            let p = t_central_prob(t975(dof), dof);
+            assert!((p - 0.95).abs() < 2e-4, "dof {dof}: {p}");
+        }
+        // Published two-sided 99% quantiles (t_{0.995}): 63.657, 9.925, 4.604, 3.169
+        // (dof 10), 2.750 (dof 30); Cauchy: tan(π/2 · level).
+        for (dof, t) in [
+            (1, 63.657),
+            (2, 9.925),
+            (4, 4.604),
+            (10, 3.169),
+            (30, 2.750),
+        ] {
+            assert!((t_two_sided(0.99, dof) - t).abs() < 2e-3, "dof {dof}");
+        }
+        let cauchy = (std::f64::consts::FRAC_PI_2 * 0.9).tan();
+        assert!((t_two_sided(0.9, 1) - cauchy).abs() < 1e-9);
+        assert_eq!(t_two_sided(0.95, 7), t975(7));
+        // Large dof: the normal quantile 2.5758 of 99% plus its first-order t correction (z³ + z)/(4ν).
+        assert!(
+            (t_two_sided(0.99, 2000) - (2.5758 + (2.5758f64.powi(3) + 2.5758) / 8000.0)).abs()
+                < 1e-3
+        );
+    }
+
+    #[test]
+    fn a_higher_level_widens_the_jackknife_interval_by_the_quantile_ratio() {
+        let xs = [1.0, 2.0, 4.0, 8.0];
+        let per_x: Vec<Vec<f64>> = xs
+            .iter()
+            .map(|&x: &f64| {
+                (0..6)
+                    .map(|s| x.powf(0.3) * (1.0 + 0.05 * ((s * 5 + x as usize) % 7) as f64))
+                    .collect()
+            })
+            .collect();
+        let a = fit_loglog_jackknife_nested(&xs, &per_x).unwrap();
+        let b = fit_loglog_jackknife_nested_at(&xs, &per_x, 0.99).unwrap();
+        assert_eq!(a.slope, b.slope);
+        let ratio = (b.ci95.1 - b.slope) / (a.ci95.1 - a.slope);
+        assert!(
+            (ratio - t_two_sided(0.99, 5) / t975(5)).abs() < 1e-12,
+            "{ratio}"
+        );
     }
 
     #[test]

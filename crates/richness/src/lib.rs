@@ -66,6 +66,7 @@ pub mod progress;
 pub mod report;
 pub mod reproduce;
 pub mod rng;
+pub mod sequential;
 pub mod simd;
 pub mod sweep;
 pub mod tensor;

@@ -1200,7 +1200,10 @@ def _probe_one(model, optimizer, x, y, steps, center, spectral, loss_fn, sites):
         put(layer, "dh_rel", _ratio(dh_norm, h_norm))
         grad = dz0[l]
         put(layer, "grad_norm", _norm(grad))
-        put(layer, "uuc", abs(float((grad.double() * dh).sum())))
+        # uuc_total: the useful update with the passthrough; uuc (below, weight layers
+        # only): that of the layer's own update g ΔW a, the library's definition
+        # (theory.md §2), so a frozen layer's UUC falls with its rate.
+        put(layer, "uuc_total", abs(float((grad.double() * dh).sum())))
         if s["kind"] != "layer":
             continue
         m = s["module_obj"]
@@ -1219,6 +1222,7 @@ def _probe_one(model, optimizer, x, y, steps, center, spectral, loss_fn, sites):
             lt = _norm(lt_t)
             total = lt_t.clone()
             put(layer, "layer_term", lt)
+            put(layer, "uuc", abs(float((grad.double() * lt_t).sum())))
             put(layer, "layer_share", _ratio(lt, dh_norm))
             moving = a.dtype.is_floating_point and bool((in1[l] != a).any())
             w_op = _op(w_eff0) if spectral and not isinstance(m, nn.Embedding) else float("nan")
@@ -1546,7 +1550,7 @@ def check(
 
 
 # Quantities judged per site outside chains, and the sites they apply to.
-_SITE_QUANTITIES = ("h_rms", "dh_rms", "dh_rel", "dh_norm", "grad_norm", "uuc", "layer_term",
+_SITE_QUANTITIES = ("h_rms", "dh_rms", "dh_rel", "dh_norm", "grad_norm", "uuc", "uuc_total", "layer_term",
                     "passthrough_term", "dW_fro_rel")
 
 
@@ -1599,7 +1603,7 @@ def _judge_sites(rows, sites, diverged, scale, optimizer, widths, lr, n_in, n_ou
         claim(0, q, "net", "net")
     for i, s in enumerate(sites):
         for q in _SITE_QUANTITIES:
-            if s["kind"] != "layer" and q in ("layer_term", "passthrough_term", "dW_fro_rel"):
+            if s["kind"] != "layer" and q in ("uuc", "layer_term", "passthrough_term", "dW_fro_rel"):
                 continue
             claim(i + 1, q, s["role"], s["kind"])
     vs = [c["verdict"] for c in claims if c.get("verdict")]

@@ -30,7 +30,7 @@ use crate::param::{diagnose, Diagnosis, Exponents, OptimizerKind, Parameterizati
 use crate::report::plot::{power_line, Figure, Series, Style};
 use crate::tensor::{Dtype, Mat, Scalar};
 use crate::train::ModelConfig;
-use crate::verdict::{judge_below, judge_slope, Judged, Verdict};
+use crate::verdict::{Judged, Verdict};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -90,6 +90,11 @@ pub struct CheckConfig {
     /// the updates do, and it costs little (no step). Unset: `seeds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_seeds: Option<usize>,
+    /// Two-sided level of the slope intervals the verdicts use (unset: 0.95). A
+    /// sequential design ([`crate::sequential`]) judges each of its K looks at
+    /// 1 − 0.05/K so that the whole sequence keeps the 95% guarantee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_level: Option<f64>,
 }
 
 fn default_data() -> String {
@@ -136,6 +141,7 @@ impl Default for CheckConfig {
             seed_exponent: 0.0,
             quantities: None,
             init_seeds: None,
+            ci_level: None,
         }
     }
 }
@@ -200,6 +206,9 @@ pub struct CheckReport {
     pub parameterization: Parameterization,
     /// The analytic prediction (SGD calculus; for Adam, of the SGD point with the same r).
     pub diagnosis: Option<Diagnosis>,
+    /// Why there is no prediction, when `diagnosis` is `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_note: Option<String>,
     pub claims: Vec<Claim>,
     pub criteria: Vec<Criterion>,
     /// r estimated from the read-in and hidden `dh_norm` slopes (mean, spread).
@@ -247,7 +256,7 @@ pub const CLAIMS: [&str; 16] = [
 ];
 
 /// The architecture at one width.
-fn arch_at(
+pub(crate) fn arch_at(
     model: &ModelConfig,
     width: usize,
     n_in: usize,
@@ -296,9 +305,25 @@ pub fn scan(
     threads: usize,
     progress: bool,
 ) -> Result<(Vec<ScanRow>, Vec<Diverged>)> {
+    scan_skipping(cfg, threads, progress, &Default::default())
+}
+
+/// A (width, seed, probed) job of a scan: `probed` false for the seeds that measure
+/// only the quantities at init (`init_seeds`).
+pub type Job = (usize, usize, bool);
+
+/// [`scan`] without the jobs in `skip` (already measured by an earlier round of a
+/// sequential design: every job is deterministic in its seed, so its rows would be
+/// the same).
+pub fn scan_skipping(
+    cfg: &CheckConfig,
+    threads: usize,
+    progress: bool,
+    skip: &std::collections::BTreeSet<Job>,
+) -> Result<(Vec<ScanRow>, Vec<Diverged>)> {
     match cfg.dtype {
-        Dtype::F32 => scan_typed::<f32>(cfg, threads, progress),
-        Dtype::F64 => scan_typed::<f64>(cfg, threads, progress),
+        Dtype::F32 => scan_typed::<f32>(cfg, threads, progress, skip),
+        Dtype::F64 => scan_typed::<f64>(cfg, threads, progress, skip),
     }
 }
 
@@ -375,6 +400,9 @@ fn validate(cfg: &CheckConfig) -> Result<()> {
     if !(cfg.tolerance.is_finite() && cfg.tolerance > 0.0) {
         return Err(Error::config("tolerance must be a positive number"));
     }
+    if cfg.ci_level.is_some_and(|l| !(l > 0.0 && l < 1.0)) {
+        return Err(Error::config("ci_level must lie strictly between 0 and 1"));
+    }
     if let Some(qs) = &cfg.quantities {
         crate::probe::validate_quantities(qs)?;
     }
@@ -395,6 +423,7 @@ fn scan_typed<T: Scalar>(
     cfg: &CheckConfig,
     threads: usize,
     progress: bool,
+    skip: &std::collections::BTreeSet<Job>,
 ) -> Result<(Vec<ScanRow>, Vec<Diverged>)> {
     validate(cfg)?;
     let split = crate::data::DataConfig {
@@ -454,6 +483,7 @@ fn scan_typed<T: Scalar>(
             (0..init_seeds_at(cfg, w)).map(move |s| (w, s, s < probed))
         })
         .collect();
+    jobs.retain(|j| !skip.contains(j));
     // Probes first, largest first: better load balance.
     jobs.sort_by_key(|&(w, s, p)| (!p, std::cmp::Reverse(w), s));
     // The bar counts optimizer steps (a probe at init counts one), so one long probe
@@ -604,6 +634,17 @@ pub fn fit(
     layer: usize,
     skip: &[(usize, usize, String)],
 ) -> Option<LineFit> {
+    fit_at(rows, quantity, layer, skip, 0.95)
+}
+
+/// [`fit`] with a two-sided `level` interval (see [`CheckConfig::ci_level`]).
+pub fn fit_at(
+    rows: &[ScanRow],
+    quantity: &str,
+    layer: usize,
+    skip: &[(usize, usize, String)],
+    level: f64,
+) -> Option<LineFit> {
     // Seeds measured at each width (0..S_w, nested: more at small widths with
     // `seed_exponent`, more for the quantities at init with `init_seeds`): every seed
     // with a row of this quantity, or, for a probe that diverged and reported only its
@@ -639,7 +680,199 @@ pub fn fit(
             per_width.push(v);
         }
     }
-    crate::fit::fit_loglog_jackknife_nested(&xs, &per_width)
+    crate::fit::fit_loglog_jackknife_nested_at(&xs, &per_width, level)
+}
+
+/// Judge the slope of (`quantity`, `layer`) against `band`, with the small-width rule
+/// (issue 27, docs/check.md "crossover from local slopes"): a `fail` whose miss hinges
+/// on the smallest widths is a `crossover`. After a fail, the smallest widths are left
+/// out one at a time while at least three remain; when the remaining widths' slope
+/// lies inside the band (its estimate, and its interval not wholly outside), the
+/// finite-width corrections of theory.md §4.1 are still large at the dropped widths and
+/// the exponent is judged only from the width where the local slopes settle. A miss
+/// that persists at every range of widths stays a fail. A prediction with rows but no
+/// possible fit (too few widths with every seed finite) is an `error` with the reason.
+fn judge_settled(
+    rows: &[ScanRow],
+    quantity: &str,
+    layer: usize,
+    skip: &[Diverged],
+    band: (f64, f64),
+    seeds: usize,
+) -> Judged {
+    let Some(f) = fit(rows, quantity, layer, skip) else {
+        return no_fit(rows, quantity, layer, skip);
+    };
+    let judged = crate::verdict::judge_band(f.slope, f.ci95, band, Some(seeds));
+    if judged.verdict != Verdict::Fail {
+        return judged;
+    }
+    let mut widths: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.quantity == quantity && r.layer == layer && r.value.is_finite())
+        .map(|r| r.width)
+        .filter(|w| !skip.iter().any(|d| d.0 == *w))
+        .collect();
+    widths.sort_unstable();
+    widths.dedup();
+    let inside = |x: f64| band.0 <= x && x <= band.1;
+    for k in 1..widths.len().saturating_sub(2) {
+        let mut dropped: Vec<Diverged> = skip.to_vec();
+        dropped.extend(
+            widths[..k]
+                .iter()
+                .map(|&w| (w, 0, "small width".to_string())),
+        );
+        let Some(g) = fit(rows, quantity, layer, &dropped) else {
+            break;
+        };
+        let rest = crate::verdict::judge_band(g.slope, g.ci95, band, Some(seeds));
+        if inside(g.slope) && rest.verdict != Verdict::Fail {
+            let local = local_slopes(rows, quantity, layer, skip, &widths[..=k]);
+            return Judged::crossover(format!(
+                "the miss hinges on the smallest width{}: local slopes {local}; from width {} on the slope is {:+.3} [{:+.3}, {:+.3}] ({}), inside the band [{:+.3}, {:+.3}]",
+                if k > 1 { "s" } else { "" },
+                widths[k],
+                g.slope,
+                g.ci95.0,
+                g.ci95.1,
+                rest.verdict.name(),
+                band.0,
+                band.1
+            ));
+        }
+    }
+    judged
+}
+
+/// Finite-width crossover between the two terms of Δh_ℓ (theory.md §4.1): `diagnose`
+/// gives the layer term ‖g ΔW a‖ and the passthrough ‖g W Δa‖ different exponents,
+/// so ‖Δh_ℓ‖ follows the larger one only where the other is negligible. When the
+/// smaller term is still ≥ 20% of the dominant one at the smallest width, and the
+/// dominant term's own claim is not a fail (its exponent is right), the reason why
+/// the ‖Δh_ℓ‖ rows cannot yet show the asymptotic exponent; else `None`.
+fn two_term_crossover(
+    rows: &[ScanRow],
+    layer: usize,
+    d: &Diagnosis,
+    skip: &[Diverged],
+    claims: &[Claim],
+    tol: f64,
+) -> Option<String> {
+    let ld = d.layers.get(layer.checked_sub(1)?)?;
+    let pt = ld.passthrough?;
+    let lt = ld.layer_term;
+    if (lt - pt).abs() < 2.0 * tol {
+        return None;
+    }
+    let (dom, sub, dom_e, sub_e) = if lt > pt {
+        ("layer_term", "passthrough_term", lt, pt)
+    } else {
+        ("passthrough_term", "layer_term", pt, lt)
+    };
+    let means = |q: &str| per_width(rows, q, layer, skip);
+    let (dm, sm) = (means(dom), means(sub));
+    let ratio = |i: usize| -> Option<(usize, f64)> {
+        let (w, a) = (dm.get(i)?.0, dm.get(i)?.1);
+        let b = sm.iter().find(|p| p.0 == w)?.1;
+        (a > 0.0).then_some((w as usize, b / a))
+    };
+    let (w0, r0) = ratio(0)?;
+    let (w1, r1) = ratio(dm.len().checked_sub(1)?)?;
+    if r0 < 0.2 {
+        return None;
+    }
+    let own = claims
+        .iter()
+        .find(|c| c.quantity == dom && c.layer == layer)
+        .and_then(|c| c.judged.as_ref())?;
+    if matches!(own.verdict, Verdict::Fail | Verdict::Error) {
+        return None;
+    }
+    let name = |q: &str| {
+        if q == "layer_term" {
+            "layer term"
+        } else {
+            "passthrough"
+        }
+    };
+    Some(format!(
+        "Δh_{layer} = layer term + passthrough with exponents {lt:+} and {pt:+} (diagnose): the {} is {:.0}% of the {} at width {w0} and {:.0}% at {w1}, so ‖Δh_{layer}‖ has not reached the {} exponent {dom_e:+} at these widths (the {} alone: {}; the {sub_e:+} term is judged on its own row)",
+        name(sub),
+        100.0 * r0,
+        name(dom),
+        100.0 * r1,
+        name(dom),
+        name(dom),
+        own.verdict.name()
+    ))
+}
+
+/// The slopes between successive widths of `widths` (seed means), e.g.
+/// `128→256 −0.21, 256→512 −0.02`.
+fn local_slopes(
+    rows: &[ScanRow],
+    quantity: &str,
+    layer: usize,
+    skip: &[Diverged],
+    widths: &[usize],
+) -> String {
+    let means = per_width(rows, quantity, layer, skip);
+    let at = |w: usize| means.iter().find(|p| p.0 as usize == w).map(|p| p.1);
+    widths
+        .windows(2)
+        .map(|p| match (at(p[0]), at(p[1])) {
+            (Some(a), Some(b)) if a > 0.0 && b > 0.0 => format!(
+                "{}→{} {:+.3}",
+                p[0],
+                p[1],
+                (b / a).ln() / (p[1] as f64 / p[0] as f64).ln()
+            ),
+            _ => format!("{}→{} n/a", p[0], p[1]),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The verdict of a prediction whose rows exist but admit no fit; `None`-like silence
+/// would hide a measurement that went wrong (e.g. a NaN at some seed), so it is an
+/// error naming the cause.
+fn no_fit(rows: &[ScanRow], quantity: &str, layer: usize, skip: &[Diverged]) -> Judged {
+    let mine: Vec<&ScanRow> = rows
+        .iter()
+        .filter(|r| r.quantity == quantity && r.layer == layer)
+        .collect();
+    let bad: std::collections::BTreeSet<usize> = mine
+        .iter()
+        .filter(|r| !r.value.is_finite())
+        .map(|r| r.width)
+        .collect();
+    let usable: std::collections::BTreeSet<usize> = mine
+        .iter()
+        .map(|r| r.width)
+        .filter(|w| !bad.contains(w) && !skip.iter().any(|d| d.0 == *w))
+        .collect();
+    let why = if mine.is_empty() {
+        format!("no rows of {quantity} were measured")
+    } else if !bad.is_empty() {
+        format!(
+            "no fit of {quantity}: a non-finite value at width{} {} leaves {} usable width{}",
+            if bad.len() > 1 { "s" } else { "" },
+            bad.iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            usable.len(),
+            if usable.len() == 1 { "" } else { "s" }
+        )
+    } else {
+        format!(
+            "no fit of {quantity}: {} usable width{} (diverged or missing seeds elsewhere)",
+            usable.len(),
+            if usable.len() == 1 { "" } else { "s" }
+        )
+    };
+    Judged::new(Verdict::Error, why)
 }
 
 /// Seeds probed at `width`: `seeds` at the largest width, ⌈seeds·(w_max/w)^e⌉ at
@@ -717,6 +950,11 @@ pub fn judge_with_dims(
     n_in: usize,
     n_out: usize,
 ) -> Result<CheckReport> {
+    // Every fit below at the configured level (a sequential design's per-look level).
+    let level = cfg.ci_level.unwrap_or(0.95);
+    let fit = move |rows: &[ScanRow], q: &str, l: usize, skip: &[Diverged]| {
+        fit_at(rows, q, l, skip, level)
+    };
     let wmax = *cfg.widths.iter().max().unwrap_or(&1);
     let arch = arch_at(&cfg.model, wmax, n_in, n_out)?;
     let param = param_at(cfg, &arch, cfg.optim.kind)?;
@@ -787,20 +1025,27 @@ pub fn judge_with_dims(
                     }
                 }
             }
-            let judged = match (q, &f, predicted) {
+            let band = match (q, predicted) {
                 // theory.md §4: interaction / layer term → 0 for r < 1/2 (no exponent
                 // given): the slope must be negative.
-                ("interaction_ratio", Some(f), _) if r.is_some_and(|r| r < 0.5 - 1e-12) => {
-                    Some(judge_below(f, 0.0, Some(seeds)))
+                ("interaction_ratio", _) if r.is_some_and(|r| r < 0.5 - 1e-12) => {
+                    Some(((f64::NEG_INFINITY, 0.0), seeds))
                 }
-                (_, Some(f), Some(p)) => Some(match predicted_range {
-                    Some(range) => {
-                        crate::verdict::judge_interval(f, range, tol, Some(seeds_for(q)))
-                    }
-                    None => judge_slope(f, p, tol, Some(seeds_for(q))),
-                }),
+                (_, Some(p)) => Some((
+                    match predicted_range {
+                        Some((lo, hi)) => (lo.min(hi) - tol, lo.max(hi) + tol),
+                        None => (p - tol, p + tol),
+                    },
+                    seeds_for(q),
+                )),
                 _ => None,
             };
+            // A quantity not measured at all (spectral norms under --no-spectral) has
+            // no verdict; one measured but unfittable is an error (judge_settled).
+            let has_rows = rows.iter().any(|x| x.quantity == *q && x.layer == l);
+            let judged = band
+                .filter(|_| has_rows)
+                .map(|(band, s)| judge_settled(rows, q, l, &diverged, band, s));
             claims.push(Claim {
                 quantity: q.to_string(),
                 layer: l,
@@ -813,14 +1058,40 @@ pub fn judge_with_dims(
             });
         }
     }
+    // Two terms of different exponents still comparable at the scanned widths: the
+    // ‖Δh_ℓ‖-derived rows of that layer (and the next layer's passthrough) are a
+    // crossover when they fail, provided the dominant term has its own exponent.
+    let two_terms: Vec<Option<String>> = (0..=depth)
+        .map(|l| {
+            let d = diagnosis.as_ref()?;
+            two_term_crossover(rows, l, d, &diverged, &claims, tol)
+        })
+        .collect();
+    for c in claims.iter_mut() {
+        let l = c.layer;
+        let why = match c.quantity.as_str() {
+            "dh_norm" | "dh_rms" | "dh_rel" | "da_rel" => two_terms.get(l),
+            "passthrough_term" if l >= 1 => two_terms.get(l - 1),
+            _ => None,
+        };
+        if let (Some(Some(why)), Some(j)) = (why, c.judged.as_mut()) {
+            if j.verdict == Verdict::Fail {
+                *j = Judged::crossover(format!("{}; {why}", j.reason));
+            }
+        }
+    }
     let slope = |q: &str, l: usize| fit(rows, q, l, &diverged).map(|f| f.slope);
-    let judge0 = |q: &str, l: usize| match fit(rows, q, l, &diverged) {
-        Some(f) => judge_slope(&f, 0.0, tol, Some(seeds_for(q))),
-        None => Judged::new(Verdict::Error, format!("no usable fit of {q}")),
-    };
-    let judge_le = |q: &str, l: usize| match fit(rows, q, l, &diverged) {
-        Some(f) => judge_below(&f, tol, Some(seeds_for(q))),
-        None => Judged::new(Verdict::Error, format!("no usable fit of {q}")),
+    let judge0 =
+        |q: &str, l: usize| judge_settled(rows, q, l, &diverged, (-tol, tol), seeds_for(q));
+    let judge_le = |q: &str, l: usize| {
+        judge_settled(
+            rows,
+            q,
+            l,
+            &diverged,
+            (f64::NEG_INFINITY, tol),
+            seeds_for(q),
+        )
     };
     let fmt = |s: Option<f64>| {
         s.map(|v| format!("{v:+.3}"))
@@ -911,7 +1182,15 @@ pub fn judge_with_dims(
         criteria.push(Criterion {
             name: format!("MAX layer {l} ({})", role(l)),
             measured: format!("layer term / ‖Δh‖ slope {} (want 0)", fmt(m)),
-            judged: judge0("layer_share", l),
+            judged: {
+                let j = judge0("layer_share", l);
+                match &two_terms[l] {
+                    Some(why) if j.verdict == Verdict::Fail => {
+                        Judged::crossover(format!("{}; {why}", j.reason))
+                    }
+                    _ => j,
+                }
+            },
         });
     }
     let rs: Vec<f64> = (1..depth).filter_map(|l| slope("dh_norm", l)).collect();
@@ -935,10 +1214,17 @@ pub fn judge_with_dims(
         .map(|p| (p.0 as usize, p.1))
         .collect();
     let f0_note = f0_bias_note(&f0_rel, centred);
+    let prediction_note = diagnosis.is_none().then(|| {
+        format!(
+            "no per-layer predictions: under Adam the calculus (docs/theory.md §7) gives the exponents only on the scale, where Adam's rates keep ‖Δh‖ = α as SGD's do; {} is off the scale, and Adam's sign-like steps make the exponents of an arbitrary (a, b, c) depend on the gradients' correlations, which the calculus does not track. The criteria rows below are still measured; `richness diagnose` gives the SGD point's analysis.",
+            param.gauge
+        )
+    });
     Ok(CheckReport {
         config: cfg.clone(),
         parameterization: param,
         diagnosis,
+        prediction_note,
         claims,
         criteria,
         estimated_r,
@@ -1019,6 +1305,9 @@ impl CheckReport {
             self.config.dtype.name(),
             self.config.tolerance
         ));
+        if let Some(n) = &self.prediction_note {
+            s.push_str(&format!("# {n}\n"));
+        }
         let mut notes = Vec::new();
         let mut rows = vec![vec![
             "quantity".to_string(),

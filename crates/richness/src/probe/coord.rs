@@ -57,6 +57,10 @@ pub struct CoordSlope {
 pub struct CoordReport {
     pub config: CheckConfig,
     pub parameterization: Parameterization,
+    /// The name of every coordinate's module, in `layer` order (1-based): `layer ℓ`
+    /// for a chain of layers, the stream, branches and logits of a GPT.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
     pub slopes: Vec<CoordSlope>,
     /// (width, seed, step) where a coordinate became non-finite.
     pub diverged: Vec<(usize, usize, usize)>,
@@ -223,12 +227,38 @@ fn run_typed<T: Scalar>(
         Parameterization::resolve(&arch.layer_shapes(), &choice, cfg.optim.kind)?;
     let centred = parameterization.center;
     let depth = arch.depth();
+    // A centred output is exactly 0 before the first step: nothing to fit.
+    let zero_at_init = |layer: usize| centred && layer == depth;
+    let modules = (1..=depth).map(|l| format!("layer {l}")).collect();
+    Ok(judge_rows(
+        cfg,
+        parameterization,
+        rows,
+        diverged,
+        modules,
+        &zero_at_init,
+    ))
+}
+
+/// Judge coordinate rows (`mean_abs` per (step, layer), layers 1..=`modules.len()`):
+/// the slopes against width, the verdict, ‖f₀‖/‖y‖. `zero_at_init(layer)`: the
+/// module is exactly 0 at step 0 (a centred output, a zero-initialised query's
+/// logits), so nothing is fitted there.
+pub(crate) fn judge_rows(
+    cfg: &CheckConfig,
+    parameterization: Parameterization,
+    rows: Vec<CoordRow>,
+    diverged: Vec<Divergence>,
+    modules: Vec<String>,
+    zero_at_init: &dyn Fn(usize) -> bool,
+) -> (CoordReport, Vec<CoordRow>) {
+    let centred = parameterization.center;
+    let depth = modules.len();
     let tol = cfg.tolerance;
     let mut slopes = Vec::new();
     for step in 0..=cfg.steps {
         for layer in 1..=depth {
-            // A centred output is exactly 0 before the first step: nothing to fit.
-            if centred && step == 0 && layer == depth {
+            if step == 0 && zero_at_init(layer) {
                 continue;
             }
             let fit = seed_fit(&rows, step, layer);
@@ -258,7 +288,11 @@ fn run_typed<T: Scalar>(
     }
     let stable = !verdict.fails(false);
     let f0_rel: Vec<(usize, f64)> = {
-        let mut widths: Vec<usize> = rows.iter().map(|r| r.width).collect();
+        let mut widths: Vec<usize> = rows
+            .iter()
+            .filter(|r| r.quantity == "f0_rel")
+            .map(|r| r.width)
+            .collect();
         widths.sort_unstable();
         widths.dedup();
         widths
@@ -274,10 +308,11 @@ fn run_typed<T: Scalar>(
             .collect()
     };
     let f0_note = super::check::f0_bias_note(&f0_rel, centred);
-    Ok((
+    (
         CoordReport {
             config: cfg.clone(),
             parameterization,
+            modules,
             slopes,
             diverged,
             stable,
@@ -287,7 +322,7 @@ fn run_typed<T: Scalar>(
             verdict,
         },
         rows,
-    ))
+    )
 }
 
 /// Log–log fit of `mean_abs` at one (step, layer): least squares on seed means with a
@@ -342,6 +377,23 @@ fn stats(rows: &[CoordRow], step: usize, layer: usize) -> Vec<(f64, f64, f64, f6
 }
 
 impl CoordReport {
+    /// Modules (coordinates) per step.
+    pub fn depth(&self) -> usize {
+        if self.modules.is_empty() {
+            self.parameterization.layers.len()
+        } else {
+            self.modules.len()
+        }
+    }
+
+    /// The name of coordinate `layer` (1-based).
+    pub fn module(&self, layer: usize) -> String {
+        self.modules
+            .get(layer.wrapping_sub(1))
+            .cloned()
+            .unwrap_or_else(|| format!("layer {layer}"))
+    }
+
     pub fn to_text(&self) -> String {
         let mut s = format!(
             "# coordinate check: {} | widths {:?} | {} seeds\n",
@@ -349,15 +401,22 @@ impl CoordReport {
             self.config.widths,
             self.config.seeds
         );
-        let depth = self.parameterization.layers.len();
+        let depth = self.depth();
         let mut rows = vec![std::iter::once("step".to_string())
-            .chain((1..=depth).map(|l| format!("layer {l} slope")))
+            .chain((1..=depth).map(|l| format!("{} slope", self.module(l))))
             .collect::<Vec<_>>()];
         for step in 0..=self.config.steps {
             let mut r = vec![step.to_string()];
             for l in 1..=depth {
                 let Some(c) = self.slopes.iter().find(|c| c.step == step && c.layer == l) else {
-                    r.push("0 (centred)".into());
+                    r.push(
+                        if self.centred {
+                            "0 (centred)"
+                        } else {
+                            "0 (zero init)"
+                        }
+                        .into(),
+                    );
                     continue;
                 };
                 r.push(match c.fit {
@@ -398,9 +457,9 @@ impl CoordReport {
             .filter(|c| c.judged.verdict != Verdict::Pass)
         {
             s.push_str(&format!(
-                "step {} layer {}: {}\n",
+                "step {} {}: {}\n",
                 c.step,
-                c.layer,
+                self.module(c.layer),
                 c.judged.describe()
             ));
         }
@@ -441,19 +500,19 @@ impl CoordReport {
 
     /// One log–log panel per step, one line per layer, seed band.
     pub fn figures(&self, rows: &[CoordRow]) -> Vec<Figure> {
-        let depth = self.parameterization.layers.len();
+        let depth = self.depth();
         (0..=self.config.steps)
             .map(|step| {
                 let mut f = Figure::loglog(format!("t = {step}"), "width n", "mean |h|");
                 f.size = (420, 340);
                 for l in 1..=depth {
-                    if self.centred && step == 0 && l == depth {
-                        continue; // exactly 0: nothing to draw on log axes
-                    }
                     let p = stats(rows, step, l);
+                    if p.iter().any(|p| p.1 <= 0.0) {
+                        continue; // exactly 0 (centred, zero init): nothing to draw on log axes
+                    }
                     f.series.push(
                         Series::new(
-                            format!("layer {l}"),
+                            self.module(l),
                             p.iter().map(|p| p.0).collect(),
                             p.iter().map(|p| p.1).collect(),
                         )
