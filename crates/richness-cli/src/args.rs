@@ -220,7 +220,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Architecture: linear3 (the tutorial's 3-layer linear net), mlp3 (the same with
-    /// ReLU), mlp, resmlp (pre-activation residual MLP: --blocks, --norm, --branch).
+    /// ReLU), mlp, resmlp (pre-activation residual MLP: --blocks, --norm, --branch),
+    /// myrtle5, gpt (--blocks, --head-dim, --context; text data, docs/gpt.md).
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<richness::nn::Family>,
     /// Weight layers (for --arch mlp), at most 10000.
@@ -228,10 +229,12 @@ pub struct ScanArgs {
     pub depth: Option<usize>,
     #[command(flatten)]
     pub residual: ResidualArgs,
+    #[command(flatten)]
+    pub gpt: GptArgs,
     /// Hidden activation (for --arch mlp / mlp3): linear, relu, tanh, gelu, erf.
     #[arg(long)]
     pub activation: Option<richness::nn::Activation>,
-    /// Widths to scan, comma-separated [default: 128,256,512,1024,2048,4096].
+    /// Widths to scan, comma-separated [default: 128,256,512,1024,2048,4096; gpt: 128,256,512,1024].
     #[arg(long, value_delimiter = ',', value_name = "N,N,…", value_parser = num::at_least_one)]
     pub widths: Option<Vec<usize>>,
     /// Number of seeds (0..SEEDS), 1 to 10⁷ [default: 8].
@@ -245,10 +248,11 @@ pub struct ScanArgs {
     /// scan estimated to take more than a few minutes says so before it starts.
     #[arg(long, value_parser = richness::counts::cli::probe_steps)]
     pub steps: Option<usize>,
-    /// Probe batch: the first BATCH training examples (all of them when fewer) [default: 256].
+    /// Probe batch: the first BATCH training examples (all of them when fewer; gpt: sequences) [default: 256; gpt: 2].
     #[arg(long, value_parser = richness::counts::cli::probe_batch)]
     pub batch: Option<usize>,
-    /// Data spec: digits, synthetic:…, npy:… [default: digits].
+    /// Data spec: digits, synthetic:…, npy:…, shakespeare, text:… [default: digits;
+    /// shakespeare for --arch gpt]. For gpt, --batch counts sequences.
     #[arg(long, value_name = "SPEC")]
     pub data: Option<String>,
     /// Optimizer: sgd or adam.

@@ -30,7 +30,7 @@
 //! | 3 | nn | networks: forward and backward |
 //! | 4 | optim, kernel, io | optimizers, neural tangent kernels, weights files and run folders |
 //! | 5 | train | configs, the trainer, a whole run |
-//! | 6 | probe, sweep | measurements across widths; sweeps and their store |
+//! | 6 | probe, sweep, sequential | measurements across widths; sweeps and their store; seeds in rounds until claims are decided |
 //! | 7 | reproduce | the experiments T1–T9 and their report |
 //!
 //! There are no exceptions: an architecture's memory estimates live in `nn`

@@ -6,6 +6,10 @@ use richness::param::{diagnose, Abc, AbcSpec, Exponents, Parameterization, Scale
 use richness::probe::{check, coord};
 use richness::train::ModelConfig;
 
+/// `check`/`coord --arch gpt` defaults: probe sequences and widths.
+const GPT_BATCH: usize = 2;
+const GPT_WIDTHS: [usize; 4] = [128, 256, 512, 1024];
+
 /// The scan config from a file (or defaults) with the flags applied.
 fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::CheckConfig> {
     let mut cfg = match &a.config {
@@ -30,6 +34,13 @@ fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::Chec
     a.residual.apply(&mut cfg.model);
     if let Some(act) = a.activation {
         cfg.model.activation = Some(act);
+    }
+    if cfg.model.arch == richness::nn::Family::Gpt && a.config.is_none() {
+        // A GPT probe batch counts sequences of `context` tokens, and its cost grows
+        // like 12·B·n² per token: the MLP defaults (256 examples, widths to 4096)
+        // would be hours; these are seconds to a minute (docs/gpt.md).
+        cfg.batch = GPT_BATCH;
+        cfg.widths = GPT_WIDTHS.to_vec();
     }
     if let Some(w) = &a.widths {
         cfg.widths = w.clone();
@@ -75,6 +86,7 @@ fn scan_config(a: &ScanArgs, default_steps: usize) -> anyhow::Result<check::Chec
         cfg.init_seeds = Some(i);
     }
     cfg.param = a.scale.apply(&cfg.param);
+    a.gpt.apply(&mut cfg.model, &mut cfg.param);
     Ok(cfg)
 }
 

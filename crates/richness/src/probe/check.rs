@@ -692,7 +692,7 @@ pub fn fit_at(
 /// the exponent is judged only from the width where the local slopes settle. A miss
 /// that persists at every range of widths stays a fail. A prediction with rows but no
 /// possible fit (too few widths with every seed finite) is an `error` with the reason.
-fn judge_settled(
+pub(crate) fn judge_settled(
     rows: &[ScanRow],
     quantity: &str,
     layer: usize,
@@ -902,6 +902,9 @@ pub fn run(
     threads: usize,
     progress: bool,
 ) -> Result<(CheckReport, Vec<ScanRow>)> {
+    if cfg.model.arch == crate::nn::Family::Gpt {
+        return super::gpt::check(cfg, threads, progress);
+    }
     let (rows, diverged) = scan(cfg, threads, progress)?;
     let report = judge(cfg, &rows, diverged)?;
     Ok((report, rows))

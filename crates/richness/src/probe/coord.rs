@@ -88,6 +88,9 @@ pub fn run(
     threads: usize,
     progress: bool,
 ) -> Result<(CoordReport, Vec<CoordRow>)> {
+    if cfg.model.arch == crate::nn::Family::Gpt {
+        return super::gpt::coord(cfg, threads, progress);
+    }
     match cfg.dtype {
         Dtype::F32 => run_typed::<f32>(cfg, threads, progress),
         Dtype::F64 => run_typed::<f64>(cfg, threads, progress),

@@ -59,6 +59,7 @@
 
 pub mod check;
 pub mod coord;
+pub mod gpt;
 pub mod onestep;
 
 use crate::linalg::spectral::{op_norm, TOL};
