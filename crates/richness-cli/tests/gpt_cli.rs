@@ -223,14 +223,48 @@ fn bad_gpt_keys_are_refused_in_one_line() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("for arch `gpt`"), "{err}");
-    // Commands that do not build a gpt yet say so.
+    // check --arch gpt probes the stream, the branches and the attention logits.
     let o = richness(
         &dir,
         &[
-            "check", "--arch", "gpt", "--widths", "32,64", "--seeds", "1",
+            "check",
+            "--arch",
+            "gpt",
+            "--widths",
+            "32,64",
+            "--seeds",
+            "2",
+            "--batch",
+            "1",
+            "--context",
+            "8",
+            "--blocks",
+            "1",
+            "--head-dim",
+            "8",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{err}");
+    assert!(
+        out.contains("att_logits_drms") && out.contains("NTC"),
+        "{out}"
+    );
+    // and refuses bad gpt keys there too, in one line.
+    let o = richness(
+        &dir,
+        &[
+            "check",
+            "--arch",
+            "gpt",
+            "--widths",
+            "32,64",
+            "--head-dim",
+            "7",
         ],
     );
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("head_dim"), "{err}");
 }
