@@ -742,6 +742,39 @@ pub(crate) fn judge_settled(
             ));
         }
     }
+    // With too few widths to refit, the local slopes decide: the largest pair's slope
+    // (its own jackknife interval) inside the band while the smallest pair's lies
+    // outside it is a correction that dies away with width.
+    if widths.len() >= 3 {
+        let pair = |a: usize, b: usize| {
+            let mut keep: Vec<Diverged> = skip.to_vec();
+            keep.extend(
+                widths
+                    .iter()
+                    .filter(|&&w| w != a && w != b)
+                    .map(|&w| (w, 0, "other width".to_string())),
+            );
+            fit(rows, quantity, layer, &keep)
+        };
+        let m = widths.len();
+        if let (Some(first), Some(last)) = (pair(widths[0], widths[1]), pair(widths[m - 2], widths[m - 1])) {
+            let rest = crate::verdict::judge_band(last.slope, last.ci95, band, Some(seeds));
+            if !inside(first.slope) && inside(last.slope) && rest.verdict != Verdict::Fail {
+                let local = local_slopes(rows, quantity, layer, skip, &widths);
+                return Judged::crossover(format!(
+                    "the miss fades with width: local slopes {local}; the largest pair {}→{} has slope {:+.3} [{:+.3}, {:+.3}] ({}), inside the band [{:+.3}, {:+.3}]: wider widths decide",
+                    widths[m - 2],
+                    widths[m - 1],
+                    last.slope,
+                    last.ci95.0,
+                    last.ci95.1,
+                    rest.verdict.name(),
+                    band.0,
+                    band.1
+                ));
+            }
+        }
+    }
     judged
 }
 

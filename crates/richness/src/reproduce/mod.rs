@@ -153,6 +153,7 @@ experiments! {
     T7 t7 "The richness dial";
     pub T8 t8 "Lazy limit against kernel regression";
     T9 t9 "Learning-rate transfer across depth (resmlp) [extension]";
+    T10 t10 "The GPT on the richness scale [extension]";
 }
 
 impl ExperimentId {
