@@ -286,7 +286,7 @@ pub struct CheckArgs {
     /// Sequential seeds: after each round, claims whose interval straddles a band edge
     /// get more seeds, until every claim is decided, --max-seeds or --budget is
     /// reached, or --looks rounds are spent; each look is judged at 1 − 0.05/LOOKS so
-    /// the 95% guarantee holds under the optional stopping (docs/theory.md §6.3).
+    /// the 95% guarantee holds under the optional stopping (docs/theory.md §6.2).
     #[arg(long)]
     pub sequential: bool,
     #[command(flatten)]

@@ -24,7 +24,7 @@
 //! (outside) reached at any look is then wrong with probability ≤ α/2, the fixed
 //! design's bound. The price: intervals ~20% wider at each look than a single 95%
 //! look, so a claim that a fixed design decides just barely may need a second round.
-//! Measured by `crates/richness/tests/sequential.rs` (docs/theory.md §6.3).
+//! Measured by `crates/richness/tests/sequential.rs` (docs/theory.md §6.2).
 //!
 //! ```
 //! use richness::sequential::{run, ClaimLook, Design, SequentialOptions, Stop};
