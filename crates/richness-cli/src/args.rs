@@ -327,6 +327,14 @@ Exit status: 0 when no verdict is `fail` (and no probe diverged), 1 otherwise; w
 pub struct CheckArgs {
     #[command(flatten)]
     pub scan: ScanArgs,
+    /// Sequential seeds: after each round, claims whose interval straddles a band edge
+    /// get more seeds, until every claim is decided, --max-seeds or --budget is
+    /// reached, or --looks rounds are spent; each look is judged at 1 − 0.05/LOOKS so
+    /// the 95% guarantee holds under the optional stopping (docs/theory.md §6.2).
+    #[arg(long)]
+    pub sequential: bool,
+    #[command(flatten)]
+    pub rounds: SeqArgs,
     /// Print the report as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -637,6 +645,58 @@ pub struct ReproduceArgs {
     /// written: misses are the report's content).
     #[arg(long)]
     pub strict: bool,
+    /// The configs' seeds once, no sequential rounds (by default the width-scan
+    /// experiments T1, T2, T6, T7 add seeds to unclear claims: up to 3 looks, 64
+    /// seeds, and extra work at most the first round's).
+    #[arg(long, conflicts_with_all = ["max_seeds", "looks", "budget"])]
+    pub fixed_seeds: bool,
+    #[command(flatten)]
+    pub rounds: SeqArgs,
+}
+
+/// Settings of sequential seeds (`check --sequential`, `reproduce`).
+#[derive(Args, Clone, Default)]
+pub struct SeqArgs {
+    /// Most seeds a round may ask for (at the largest width; the seeds measuring only
+    /// the output at init count separately) [default: 64].
+    #[arg(long, value_name = "N", value_parser = richness::counts::cli::seeds)]
+    pub max_seeds: Option<usize>,
+    /// Looks planned, the first round included, 1 to 20 [default: 3].
+    #[arg(long, value_name = "K", value_parser = num::at_least_one)]
+    pub looks: Option<usize>,
+    /// Compute budget of the rounds of one scan, as time on --threads threads at a
+    /// nominal rate (90s, 3m, 1.5h): a work estimate, so a run is deterministic.
+    #[arg(long, value_name = "TIME", value_parser = seq_duration)]
+    pub budget: Option<f64>,
+}
+
+fn seq_duration(s: &str) -> Result<f64, String> {
+    richness::sequential::parse_duration(s).map_err(|e| e.to_string())
+}
+
+impl SeqArgs {
+    /// The options these flags give on top of `base`.
+    pub fn apply(
+        &self,
+        base: richness::sequential::SequentialOptions,
+        threads: usize,
+    ) -> richness::sequential::SequentialOptions {
+        let mut o = base;
+        if let Some(n) = self.max_seeds {
+            o.max_seeds = n;
+        }
+        if let Some(k) = self.looks {
+            o.looks = k;
+        }
+        if let Some(secs) = self.budget {
+            o.budget_flops = Some(richness::sequential::budget_flops(secs, threads));
+        }
+        o
+    }
+
+    pub fn any(&self) -> bool {
+        self.max_seeds.is_some() || self.looks.is_some() || self.budget.is_some()
+    }
 }
 
 #[derive(Args)]

@@ -340,3 +340,74 @@ fn check_off_the_scale_at_r_three_quarters_is_never_a_pass() {
     );
     assert!(!s.contains("overall: PASS"), "{s}");
 }
+
+/// `check --sequential` adds rounds, reports them (text and check.json), and its
+/// flags without `--sequential`, or a bad budget, are one-line errors (exit 2).
+#[test]
+fn check_sequential_reports_its_rounds_and_refuses_bad_flags() {
+    let out = tmp("sequential");
+    let args = [
+        "check",
+        "--arch",
+        "linear3",
+        "--richness",
+        "0.25",
+        "--widths",
+        "64,128,256",
+        "--seeds",
+        "3",
+        "--dtype",
+        "f64",
+        "--data",
+        SYN,
+        "--batch",
+        "32",
+        "--no-spectral",
+        "--quantities",
+        "dh_norm,f_norm",
+        "--sequential",
+        "--max-seeds",
+        "12",
+        "--out",
+    ];
+    let mut a: Vec<&str> = args.to_vec();
+    let o_str = out.to_str().unwrap();
+    a.push(o_str);
+    let o = run(&a);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(1),
+        "{o:?}"
+    );
+    assert!(
+        text.contains("sequential seeds:") && text.contains("98.3% level"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("check.json")).unwrap()).unwrap();
+    let seq = &json["sequential"];
+    assert!(
+        seq["looks"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty() && l.len() <= 3),
+        "{seq}"
+    );
+    assert!(json["config"]["seeds"].as_u64().unwrap() <= 12);
+    let level = json["config"]["ci_level"].as_f64().unwrap();
+    assert!((level - (1.0 - 0.05 / 3.0)).abs() < 1e-12, "{level}");
+    for (bad, msg) in [
+        (vec!["check", "--max-seeds", "5"], "add --sequential"),
+        (
+            vec!["check", "--sequential", "--budget", "3x"],
+            "expected a duration",
+        ),
+        (vec!["check", "--sequential", "--looks", "0"], "--looks"),
+    ] {
+        let o = run(&bad);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {err}");
+        assert!(err.contains(msg), "{bad:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

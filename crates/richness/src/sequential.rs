@@ -24,7 +24,7 @@
 //! (outside) reached at any look is then wrong with probability ≤ α/2, the fixed
 //! design's bound. The price: intervals ~20% wider at each look than a single 95%
 //! look, so a claim that a fixed design decides just barely may need a second round.
-//! Measured by `crates/richness/tests/sequential.rs` (docs/theory.md §6.3).
+//! Measured by `crates/richness/tests/sequential.rs` (docs/theory.md §6.2).
 //!
 //! ```
 //! use richness::sequential::{run, ClaimLook, Design, SequentialOptions, Stop};
@@ -72,6 +72,10 @@ pub struct SequentialOptions {
     /// costs a look, so small steps waste them).
     #[serde(default = "default_growth")]
     pub min_growth: f64,
+    /// The extra rounds may take at most this many times the first round's work (a
+    /// budget relative to the fixed design, e.g. 1: at most twice its cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_extra_factor: Option<f64>,
 }
 
 fn default_looks() -> usize {
@@ -91,6 +95,7 @@ impl Default for SequentialOptions {
             max_seeds: default_max_seeds(),
             budget_flops: None,
             min_growth: default_growth(),
+            max_extra_factor: None,
         }
     }
 }
@@ -108,9 +113,10 @@ impl SequentialOptions {
             self.looks,
             100.0 * self.level(),
             self.max_seeds,
-            match self.budget_flops {
-                Some(f) => format!(", budget {f:.2e} flops"),
-                None => String::new(),
+            match (self.budget_flops, self.max_extra_factor) {
+                (Some(f), _) => format!(", budget {f:.2e} flops"),
+                (None, Some(x)) => format!(", extra rounds at most {x}× the first round's work"),
+                (None, None) => String::new(),
             }
         )
     }
@@ -129,6 +135,14 @@ impl SequentialOptions {
         {
             return Err(Error::config(
                 "the budget must be a finite, non-negative amount",
+            ));
+        }
+        if self
+            .max_extra_factor
+            .is_some_and(|f| !(f >= 0.0 && f.is_finite()))
+        {
+            return Err(Error::config(
+                "max_extra_factor must be a finite, non-negative number",
             ));
         }
         if !(self.min_growth.is_finite() && self.min_growth >= 1.0) {
@@ -189,6 +203,9 @@ pub trait Design {
     fn look(&mut self, seeds: &[usize], level: f64) -> Result<Vec<ClaimLook>>;
     /// Estimated work (flops) of going from `from` to `to` seeds per pool.
     fn work(&self, from: &[usize], to: &[usize]) -> f64;
+    /// The seed counts the design will actually use for a request (e.g. a pool that
+    /// can never have fewer seeds than another); the identity by default.
+    fn normalize(&self, _seeds: &mut [usize]) {}
 }
 
 /// Why the rounds stopped.
@@ -284,8 +301,16 @@ pub fn run<D: Design + ?Sized>(design: &mut D, opts: &SequentialOptions) -> Resu
     opts.validate()?;
     let level = opts.level();
     let mut seeds = design.initial();
+    design.normalize(&mut seeds);
     let pools = seeds.len();
     let mut work = design.work(&vec![0; pools], &seeds);
+    // The budget: absolute, and relative to the first round's work.
+    let budget = match (opts.budget_flops, opts.max_extra_factor) {
+        (Some(b), Some(f)) => Some(b.min(work * (1.0 + f))),
+        (Some(b), None) => Some(b),
+        (None, Some(f)) => Some(work * (1.0 + f)),
+        (None, None) => None,
+    };
     let mut looks = Vec::new();
     // For each claim: the look since which its verdict has not changed.
     let mut since: std::collections::BTreeMap<String, (Verdict, usize)> = Default::default();
@@ -338,11 +363,12 @@ pub fn run<D: Design + ?Sized>(design: &mut D, opts: &SequentialOptions) -> Resu
                 )),
             }
         }
+        design.normalize(&mut next);
         if next == seeds {
             break Stop::MaxSeeds;
         }
         let cost = |to: &[usize]| design.work(&seeds, to);
-        if let Some(budget) = opts.budget_flops {
+        if let Some(budget) = budget {
             if work + cost(&next) > budget {
                 // Shrink the round to what the budget still allows (bisection on the
                 // fraction of the step every pool takes).
@@ -362,7 +388,8 @@ pub fn run<D: Design + ?Sized>(design: &mut D, opts: &SequentialOptions) -> Resu
                         hi = mid;
                     }
                 }
-                let fit = step(lo);
+                let mut fit = step(lo);
+                design.normalize(&mut fit);
                 // A round that cannot reach the smallest growth is not worth a look.
                 let useful = fit.iter().zip(&seeds).any(|(&b, &a)| {
                     b > a && b as f64 >= (a as f64 * opts.min_growth.min(1.25)).ceil()
@@ -438,6 +465,9 @@ pub struct CheckDesign {
     done: BTreeSet<Job>,
     /// The report of the last look.
     pub report: Option<CheckReport>,
+    /// Claims of the caller's own, judged on each look's report (e.g. an experiment's
+    /// claim with its own tolerance), that drive the rounds too.
+    pub extra: Option<ExtraClaims>,
     n_in: usize,
     n_out: usize,
 }
@@ -457,6 +487,7 @@ impl CheckDesign {
             diverged: Vec::new(),
             done: BTreeSet::new(),
             report: None,
+            extra: None,
             n_in: split.train.input_dim(),
             n_out: split.train.output_dim(),
         })
@@ -560,8 +591,16 @@ impl Design for CheckDesign {
                 judged: c.judged.clone(),
             });
         }
+        if let Some(extra) = &self.extra {
+            out.extend(extra(&report));
+        }
         self.report = Some(report);
         Ok(out)
+    }
+
+    fn normalize(&self, seeds: &mut [usize]) {
+        // The output at init is measured on every probed seed too.
+        seeds[1] = seeds[1].max(seeds[0]);
     }
 
     fn work(&self, from: &[usize], to: &[usize]) -> f64 {
@@ -587,11 +626,27 @@ pub fn check(
     progress: bool,
     opts: &SequentialOptions,
 ) -> Result<(CheckReport, Vec<ScanRow>, Outcome)> {
+    check_with(cfg, threads, progress, opts, None)
+}
+
+/// Claims a caller judges on each look's report ([`CheckDesign::extra`]).
+pub type ExtraClaims = Box<dyn Fn(&CheckReport) -> Vec<ClaimLook>>;
+
+/// [`check`] with the caller's own claims driving the rounds as well.
+pub fn check_with(
+    cfg: &CheckConfig,
+    threads: usize,
+    progress: bool,
+    opts: &SequentialOptions,
+    extra: Option<ExtraClaims>,
+) -> Result<(CheckReport, Vec<ScanRow>, Outcome)> {
     let mut design = CheckDesign::new(cfg, threads, progress)?;
+    design.extra = extra;
     let outcome = run(&mut design, opts)?;
-    let report = design
+    let mut report = design
         .report
         .take()
         .ok_or_else(|| Error::config("a sequential scan made no look"))?;
+    report.sequential = Some(outcome.clone());
     Ok((report, design.rows, outcome))
 }

@@ -96,7 +96,7 @@ fn rates(beta: f64, opts: &SequentialOptions, naive: bool, scans: u64) -> Rates 
     }
 }
 
-/// The rates quoted in docs/theory.md §6.3: 2000 scans per true slope, 8 seeds at the
+/// The rates quoted in docs/theory.md §6.2: 2000 scans per true slope, 8 seeds at the
 /// first look; sequential: 3 looks at 98.33%, at most 64 seeds.
 #[test]
 fn optional_stopping_keeps_false_pass_and_false_fail_at_or_below_five_percent() {

@@ -112,7 +112,19 @@ pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result
     let cfg = scan_config(&a.scan, 1)?;
     let folder = claim_out(&a.scan)?;
     let start = std::time::Instant::now();
-    let (report, rows) = check::run(&cfg, threads, progress)?;
+    if a.rounds.any() && !a.sequential {
+        anyhow::bail!("--max-seeds, --looks and --budget set sequential rounds: add --sequential");
+    }
+    let (report, rows) = if a.sequential {
+        let opts = a
+            .rounds
+            .apply(richness::sequential::SequentialOptions::default(), threads);
+        opts.validate()?;
+        let (report, rows, _) = richness::sequential::check(&cfg, threads, progress, &opts)?;
+        (report, rows)
+    } else {
+        check::run(&cfg, threads, progress)?
+    };
     for w in &report.parameterization.warnings {
         eprintln!("warning: {w}");
     }
@@ -120,6 +132,16 @@ pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_text());
+        if let Some(o) = &report.sequential {
+            println!("\nsequential seeds: {}", o.summary());
+            for c in o
+                .claims
+                .iter()
+                .filter(|c| c.verdict != richness::verdict::Verdict::Pass)
+            {
+                println!("  {}: {}", c.name, c.why);
+            }
+        }
         // Timing and file locations are progress, not results: --quiet drops them.
         if progress {
             println!(

@@ -25,6 +25,15 @@ pub fn run(a: ReproduceArgs, threads: usize, progress: bool) -> anyhow::Result<E
         resume: a.resume,
         threads,
         progress,
+        sequential: if a.fixed_seeds {
+            None
+        } else {
+            let o = a
+                .rounds
+                .apply(richness::reproduce::default_sequential(), threads);
+            o.validate()?;
+            Some(o)
+        },
     };
     let report = reproduce(&ids, &opts)?;
     print!("{}", report.overview_text());

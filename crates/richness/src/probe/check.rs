@@ -229,6 +229,10 @@ pub struct CheckReport {
     /// bend the one-step exponents (docs/theory.md §6.1), with the remedies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub f0_note: Option<String>,
+    /// The rounds of a sequential scan ([`crate::sequential::check`]): seeds per look,
+    /// why they stopped, and each claim's seeds; absent for a fixed design.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<crate::sequential::Outcome>,
     /// The worst verdict of every claim and criterion (`fail` also when a probe diverged).
     pub verdict: Verdict,
     /// `verdict == pass`.
@@ -1270,6 +1274,7 @@ pub fn judge_with_dims(
         centred,
         f0_rel,
         f0_note,
+        sequential: None,
         verdict,
         pass,
     })

@@ -34,6 +34,20 @@ pub(super) fn scan(
     opts: &Options,
     res: &mut ExperimentResult,
 ) -> Result<(CheckReport, Vec<ScanRow>)> {
+    scan_with(base, choice, sub, dir, opts, res, None)
+}
+
+/// [`scan`] whose sequential rounds are also driven by the experiment's own claims
+/// (judged on each look's report), e.g. a claim with its own tolerance.
+pub(super) fn scan_with(
+    base: &CheckConfig,
+    choice: ScaleChoice,
+    sub: &str,
+    dir: &Path,
+    opts: &Options,
+    res: &mut ExperimentResult,
+    extra: Option<crate::sequential::ExtraClaims>,
+) -> Result<(CheckReport, Vec<ScanRow>)> {
     let mut cfg = base.clone();
     let base_lr = cfg.param.base_lr;
     // The config decides centring (probes centre by default; T2 keeps the companion
@@ -44,7 +58,16 @@ pub(super) fn scan(
         center,
         ..choice
     };
-    let (report, rows) = check::run(&cfg, opts.threads, opts.progress)?;
+    let (report, rows) = match &opts.sequential {
+        Some(seq) => {
+            let (report, rows, outcome) =
+                crate::sequential::check_with(&cfg, opts.threads, opts.progress, seq, extra)?;
+            res.notes
+                .push(format!("{sub}: sequential seeds, {}", outcome.summary()));
+            (report, rows)
+        }
+        None => check::run(&cfg, opts.threads, opts.progress)?,
+    };
     let out = dir.join(sub);
     report.write(&out, &rows)?;
     res.files.push(csv_path(res, &format!("{sub}/check.csv")));
@@ -65,6 +88,72 @@ pub(super) fn claim<'a>(rep: &'a CheckReport, q: &str, layer: usize) -> Option<&
         .find(|c| c.quantity == q && c.layer == layer)
 }
 
+/// The seeds behind a check claim and why they stopped: from the sequential rounds,
+/// or the fixed design's seed count.
+pub(super) fn stop_of(rep: &CheckReport, c: &check::Claim) -> (usize, String) {
+    let init = crate::probe::AT_INIT.contains(&c.quantity.as_str());
+    let fixed = if init {
+        rep.config.init_seeds.unwrap_or(rep.config.seeds)
+    } else {
+        rep.config.seeds
+    };
+    match rep
+        .sequential
+        .as_ref()
+        .and_then(|o| o.claim(&crate::sequential::claim_name(c)))
+    {
+        Some(s) => (s.seeds, s.why.clone()),
+        None => (fixed, format!("fixed design: {fixed} seeds")),
+    }
+}
+
+/// The stops of several claims of one scan as one: the most seeds, and the stop of
+/// the claims with the worst verdict (or the scan's summary when all pass).
+pub(super) fn stop_of_all(rep: &CheckReport, claims: &[&check::Claim]) -> (usize, String) {
+    let worst = Verdict::worst(claims.iter().filter_map(|c| c.verdict()));
+    // The probed seeds (the seeds at init are named in the text when they matter).
+    let seeds = claims
+        .iter()
+        .filter(|c| !crate::probe::AT_INIT.contains(&c.quantity.as_str()))
+        .map(|c| stop_of(rep, c).0)
+        .max()
+        .unwrap_or(rep.config.seeds);
+    let mut why: Vec<String> = claims
+        .iter()
+        .filter(|c| c.verdict() == Some(worst) && worst != Verdict::Pass)
+        .map(|c| {
+            format!(
+                "{}: {}",
+                crate::sequential::claim_name(c),
+                stop_of(rep, c).1
+            )
+        })
+        .collect();
+    why.dedup();
+    let stopped = if why.is_empty() {
+        match &rep.sequential {
+            Some(o) if worst == Verdict::Pass => {
+                format!("decided with {seeds} seeds (scan: {})", o.summary())
+            }
+            Some(o) => o.summary(),
+            None => format!("fixed design: {seeds} seeds"),
+        }
+    } else {
+        let more = why.len().saturating_sub(3);
+        why.truncate(3);
+        format!(
+            "{}{}",
+            why.join("; "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )
+    };
+    (seeds, stopped)
+}
+
 pub(super) fn slope_text(c: &check::Claim) -> String {
     match c.fit {
         Some(f) => format!("{:+.3} (95% [{:+.3}, {:+.3}])", f.slope, f.ci95.0, f.ci95.1),
@@ -79,6 +168,7 @@ pub(super) fn slope_claim(rep: &CheckReport, q: &str, layer: usize, what: &str) 
             let judged = c.judged.clone().unwrap_or_else(|| {
                 crate::verdict::Judged::new(Verdict::Error, "no usable fit or prediction")
             });
+            let (seeds, stopped) = stop_of(rep, c);
             ClaimResult::judged(
                 what,
                 match (c.predicted_range, c.predicted) {
@@ -90,6 +180,7 @@ pub(super) fn slope_claim(rep: &CheckReport, q: &str, layer: usize, what: &str) 
                 format!("95% interval inside predicted ± {}", rep.config.tolerance),
                 &judged,
             )
+            .seeded(seeds, stopped)
         }
         None => ClaimResult::new(what, "-", "not measured", "-", Verdict::Fail),
     }
@@ -210,6 +301,7 @@ pub(super) fn all_claims(rep: &CheckReport, what: &str) -> ClaimResult {
         .filter(|v| n(*v) > 0)
         .map(|v| format!("{} {}", n(v), v.name()))
         .collect();
+    let (seeds, stopped) = stop_of_all(rep, &judged);
     ClaimResult::new(
         what,
         format!("all {} slopes as theory §4", judged.len()),
@@ -226,6 +318,7 @@ pub(super) fn all_claims(rep: &CheckReport, what: &str) -> ClaimResult {
         verdict,
     )
     .because(why)
+    .seeded(seeds, stopped)
 }
 
 /// Measured against predicted exponents (one series per label), with y = x.

@@ -104,16 +104,18 @@ fn section(e: &ExperimentResult) -> String {
         h.push_str(&format!("<p>{}</p>\n", esc(&e.setup)));
     }
     if !e.claims.is_empty() {
-        h.push_str("<table><thead><tr><th>claim</th><th>expected</th><th>measured</th><th>rule</th><th>verdict</th></tr></thead><tbody>\n");
+        h.push_str("<table><thead><tr><th>claim</th><th>expected</th><th>measured</th><th>rule</th><th>verdict</th><th>seeds</th></tr></thead><tbody>\n");
         for c in &e.claims {
             h.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}{}</td><td class=\"num\">{}{}</td></tr>\n",
                 esc(&c.claim),
                 esc(&c.expected),
                 esc(&c.measured),
                 esc(&c.tolerance),
                 badge(c.verdict),
-                why(&c.why)
+                why(&c.why),
+                c.seeds.map(|n| n.to_string()).unwrap_or_default(),
+                why(&c.stopped)
             ));
         }
         h.push_str("</tbody></table>\n");

@@ -196,6 +196,13 @@ pub struct ClaimResult {
     /// decide); empty for a pass.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
+    /// Seeds behind the verdict (at the largest width; the most of any part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<usize>,
+    /// How the seeds were chosen and why they stopped (sequential rounds: decided,
+    /// max seeds, budget, looks spent; or a fixed design).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stopped: String,
 }
 
 impl ClaimResult {
@@ -213,6 +220,8 @@ impl ClaimResult {
             tolerance: tolerance.into(),
             verdict,
             why: String::new(),
+            seeds: None,
+            stopped: String::new(),
         }
     }
 
@@ -232,6 +241,28 @@ impl ClaimResult {
     pub fn because(mut self, why: impl Into<String>) -> Self {
         self.why = why.into();
         self
+    }
+
+    /// Attach the seeds behind the verdict and why they stopped there.
+    pub fn seeded(mut self, seeds: usize, stopped: impl Into<String>) -> Self {
+        self.seeds = Some(seeds);
+        self.stopped = stopped.into();
+        self
+    }
+
+    /// The report's "why" column: the reason of a verdict that is not a pass, then
+    /// the seeds and why they stopped.
+    pub fn why_column(&self) -> String {
+        let seeds = match (self.seeds, self.stopped.is_empty()) {
+            (Some(n), true) => format!("{n} seeds"),
+            (_, false) => self.stopped.clone(),
+            (None, true) => String::new(),
+        };
+        match (self.why.is_empty(), seeds.is_empty()) {
+            (true, _) => seeds,
+            (false, true) => self.why.clone(),
+            (false, false) => format!("{}; {seeds}", self.why),
+        }
     }
 }
 
@@ -326,6 +357,20 @@ pub struct Options {
     pub resume: bool,
     pub threads: usize,
     pub progress: bool,
+    /// Sequential seeds for the experiments built on width scans (T1, T2, T6, T7):
+    /// rounds until each claim is decided ([`crate::sequential`]); `None`: the fixed
+    /// seeds of the configs.
+    pub sequential: Option<crate::sequential::SequentialOptions>,
+}
+
+/// The sequential rounds `reproduce` runs by default: 3 looks, at most 64 seeds, and
+/// extra rounds worth at most the first round's work, so a scan costs at most twice
+/// its fixed design (the README's time budget).
+pub fn default_sequential() -> crate::sequential::SequentialOptions {
+    crate::sequential::SequentialOptions {
+        max_extra_factor: Some(1.0),
+        ..Default::default()
+    }
 }
 
 impl Default for Options {
@@ -339,6 +384,7 @@ impl Default for Options {
                 .map(|n| n.get())
                 .unwrap_or(1),
             progress: false,
+            sequential: Some(default_sequential()),
         }
     }
 }
@@ -412,6 +458,9 @@ impl Report {
                 if !c.why.is_empty() {
                     s.push_str(&format!("              why: {}\n", c.why));
                 }
+                if !c.stopped.is_empty() {
+                    s.push_str(&format!("              seeds: {}\n", c.stopped));
+                }
             }
         }
         let counts: Vec<String> = self
@@ -435,23 +484,26 @@ impl Report {
             self.threads,
             self.version
         );
-        s.push_str("| exp. | claim | expected | measured | verdict |\n|---|---|---|---|---|\n");
+        s.push_str(
+            "| exp. | claim | expected | measured | verdict | why |\n|---|---|---|---|---|---|\n",
+        );
         for e in &self.experiments {
             if let Some(err) = &e.error {
                 s.push_str(&format!(
-                    "| {} | could not run | | {} | **error** |\n",
+                    "| {} | could not run | | {} | **error** | |\n",
                     e.id.name(),
                     cell(err)
                 ));
             }
             for c in &e.claims {
                 s.push_str(&format!(
-                    "| {} | {} | {} | {} | **{}** |\n",
+                    "| {} | {} | {} | {} | **{}** | {} |\n",
                     e.id.name(),
                     cell(&c.claim),
                     cell(&c.expected),
                     cell(&c.measured),
-                    c.verdict.name()
+                    c.verdict.name(),
+                    cell(&c.why_column())
                 ));
             }
         }
@@ -501,6 +553,12 @@ pub fn run_experiment(id: ExperimentId, opts: &Options) -> ExperimentResult {
         .and_then(|_| id.run(&text, &dir, opts, &mut res));
     if let Err(e) = outcome {
         res.error = Some(e.to_string());
+    }
+    // Claims that are not width-scan slopes (training runs, sweeps, kernels) keep
+    // the config's seeds.
+    for c in res.claims.iter_mut().filter(|c| c.stopped.is_empty()) {
+        c.stopped =
+            "fixed design: the config's seeds (no sequential rounds for this experiment)".into();
     }
     res.seconds = start.elapsed().as_secs_f64();
     res

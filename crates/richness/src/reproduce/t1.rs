@@ -62,7 +62,11 @@ fn t1(cfg: &T1Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                     ),
                     verdict,
                 )
-                .because(why),
+                .because(why)
+                .seeded(
+                    super::common::stop_of_all(&rep, &parts).0,
+                    super::common::stop_of_all(&rep, &parts).1,
+                ),
             );
         }
         res.claims

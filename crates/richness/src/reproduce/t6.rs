@@ -65,6 +65,7 @@ fn t6(cfg: &T6Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                     .collect::<Vec<_>>()
                     .join(", ");
                 let verdict = Verdict::worst(judged.iter().filter_map(|k| k.verdict()));
+                let (seeds, stopped) = super::common::stop_of_all(&rep, &judged);
                 let why = judged
                     .iter()
                     .filter(|k| k.verdict() == Some(verdict) && verdict != Verdict::Pass)
@@ -83,7 +84,8 @@ fn t6(cfg: &T6Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                         format!("each 95% interval inside predicted ± {}", c.tolerance),
                         verdict,
                     )
-                    .because(why),
+                    .because(why)
+                    .seeded(seeds, stopped),
                 );
             }
             let fig = rep.figure(&rows, "dW_op_rel");

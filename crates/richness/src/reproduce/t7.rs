@@ -1,6 +1,6 @@
 //! Experiment T7: The richness dial.
 
-use super::common::{cached_train, claim, csv_path, parse, richness, scan};
+use super::common::{cached_train, claim, csv_path, parse, richness};
 use super::{ClaimResult, ExperimentId, ExperimentResult, Options, Verdict};
 use crate::error::Result;
 use crate::param::ScaleChoice;
@@ -47,14 +47,46 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
     let mut hi_judged: Vec<(f64, crate::verdict::Judged)> = Vec::new();
     let mut inside: Vec<(f64, f64, crate::verdict::Judged)> = Vec::new();
     let mut f0_notes: Vec<String> = Vec::new();
+    // (r, seeds, why they stopped) of the f_norm and dh_rel claims of each scan.
+    let mut f_stops: Vec<(f64, usize, String)> = Vec::new();
+    let mut d_stops: Vec<(f64, usize, String)> = Vec::new();
     for &r in &cfg.rs {
-        let (rep, _) = scan(c, richness(r), &format!("r{r}"), dir, opts, res)?;
+        // The claim below judges f_norm against −r ± 0.1 (the output at init is one
+        // O(1) draw per seed): that claim, not the scan's ± tolerance one, asks for
+        // the (cheap) seeds at init.
+        let f_claim: crate::sequential::ExtraClaims = Box::new(move |rep: &crate::probe::check::CheckReport| {
+            let n = rep.config.init_seeds.unwrap_or(rep.config.seeds).max(rep.config.seeds);
+            claim(rep, "f_norm", 0)
+                .and_then(|k| k.fit)
+                .map(|f| crate::sequential::ClaimLook {
+                    name: "f_norm net (T7, ± 0.1)".into(),
+                    pool: 1,
+                    judged: crate::verdict::judge_slope(&f, -r, 0.1, Some(n)),
+                })
+                .into_iter()
+                .collect()
+        });
+        let (rep, _) = super::common::scan_with(c, richness(r), &format!("r{r}"), dir, opts, res, Some(f_claim))?;
         let fs = claim(&rep, "f_norm", 0)
             .and_then(|k| k.fit)
             .map(|f| f.slope);
         let dk = claim(&rep, "dh_rel", 2);
         let ds = dk.and_then(|k| k.fit).map(|f| f.slope);
         let missing = || crate::verdict::Judged::new(Verdict::Error, "no usable fit");
+        let f_seeds = match rep
+            .sequential
+            .as_ref()
+            .and_then(|o| o.claim("f_norm net (T7, ± 0.1)"))
+        {
+            Some(s) => Some((s.seeds, s.why.clone())),
+            None => claim(&rep, "f_norm", 0).map(|k| super::common::stop_of(&rep, k)),
+        };
+        if let Some((n, why)) = &f_seeds {
+            f_stops.push((r, *n, why.clone()));
+        }
+        if let Some((n, why)) = dk.map(|k| super::common::stop_of(&rep, k)) {
+            d_stops.push((r, n, why));
+        }
         if (-1e-9..=0.5 + 1e-9).contains(&r) {
             let j = dk.and_then(|k| k.judged.clone()).unwrap_or_else(missing);
             inside.push((r, ds.unwrap_or(f64::NAN), j));
@@ -66,7 +98,10 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
             r,
             claim(&rep, "f_norm", 0)
                 .and_then(|k| k.fit)
-                .map(|f| crate::verdict::judge_slope(&f, -r, 0.1, Some(c.seeds)))
+                .map(|f| {
+                    let n = f_seeds.as_ref().map_or(c.seeds, |s| s.0);
+                    crate::verdict::judge_slope(&f, -r, 0.1, Some(n))
+                })
                 .unwrap_or_else(missing),
         ));
         if r > 0.5 + 1e-9 {
@@ -138,7 +173,32 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
             .join("; ");
         (verdict, why)
     };
+    // The seeds of a claim made at several r: the most, and the stops of the r's
+    // that are not a pass (all of them, briefly, when every r passes).
+    let stops = |judged: &[(f64, crate::verdict::Judged)], stops: &[(f64, usize, String)]| {
+        let seeds = stops.iter().map(|s| s.1).max().unwrap_or(c.seeds);
+        let open: Vec<String> = judged
+            .iter()
+            .filter(|(_, j)| j.verdict != Verdict::Pass)
+            .filter_map(|(r, _)| stops.iter().find(|s| s.0 == *r))
+            .map(|(r, _, why)| format!("r = {r}: {why}"))
+            .collect();
+        let text = if open.is_empty() {
+            format!(
+                "seeds per r: {}",
+                stops
+                    .iter()
+                    .map(|(r, n, _)| format!("{r}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            open.join("; ")
+        };
+        (seeds, text)
+    };
     let (v, why) = worst_at(&f_judged);
+    let (n, stopped) = stops(&f_judged, &f_stops);
     res.claims.push(
         ClaimResult::new(
             "output at init ~ n^−r (explodes for r < 0)",
@@ -147,7 +207,8 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
             "each 95% interval inside −r ± 0.1",
             v,
         )
-        .because(why),
+        .because(why)
+        .seeded(n, stopped),
     );
     if !f0_notes.is_empty() {
         res.notes.push(format!(
@@ -171,7 +232,8 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                 "each 95% interval above 0",
                 v,
             )
-            .because(why),
+            .because(why)
+            .seeded(stops(&hi_judged, &d_stops).0, stops(&hi_judged, &d_stops).1),
         );
     }
     if !inside.is_empty() {
@@ -190,7 +252,8 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
                 format!("each 95% interval inside r − 1/2 ± {}", c.tolerance),
                 v,
             )
-            .because(why),
+            .because(why)
+            .seeded(stops(&judged, &d_stops).0, stops(&judged, &d_stops).1),
         );
     }
     res.claims.push(ClaimResult::new(

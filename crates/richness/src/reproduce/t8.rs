@@ -73,7 +73,7 @@
 //! always judged.
 
 use super::common::{csv_path, parse};
-use super::{ClaimResult, ExperimentId, ExperimentResult, Options};
+use super::{ClaimResult, ExperimentId, ExperimentResult, Options, Table};
 use crate::data::DataSource;
 use crate::error::{Error, Result};
 use crate::fit::{fit_loglog, LineFit};
@@ -1112,7 +1112,29 @@ fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
             ));
         }
     }
+    // An r whose widths all sit in the crossover gets one claim, the crossover
+    // measurement (below); its per-quantity fits go to a detail table.
+    let crossed: Vec<f64> = c
+        .rs
+        .iter()
+        .copied()
+        .filter(|&r| {
+            let fits: Vec<&SlopeVerdict> = report
+                .fits
+                .iter()
+                .filter(|f| f.r == r && NEEDS_REGIME.contains(&f.quantity.as_str()))
+                .collect();
+            !fits.is_empty() && fits.iter().all(|f| f.verdict == Verdict::Crossover)
+        })
+        .collect();
+    let fixed = format!(
+        "fixed design: {} seeds ({} for K₀ at init); T8 runs no sequential rounds",
+        c.seeds, c.kernel_seeds
+    );
     for f in &report.fits {
+        if crossed.contains(&f.r) {
+            continue;
+        }
         let what = match f.quantity.as_str() {
             "gap_emp" => "network vs linearised network",
             "gap_inf" => "network vs infinite-width NTK",
@@ -1143,12 +1165,105 @@ fn t8(cfg: &T8Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
             f.rule.clone(),
             // The verdict `ntk compare` prints (one rule: reproduce::t8::judge).
             &f.judged(),
+        )
+        .seeded(
+            if f.quantity == "k0_vs_inf" { c.kernel_seeds } else { c.seeds },
+            fixed.clone(),
         ));
+    }
+    for &r in &crossed {
+        res.claims.push(crossover_claim(&report, r).seeded(c.seeds, fixed.clone()));
+        res.tables.push(Table {
+            caption: format!(
+                "r = {r}: every fitted exponent, not judged (the widths sit in the crossover)"
+            ),
+            header: ["quantity", "slope (95%)", "predicted (§4.1, small movement)"]
+                .map(String::from)
+                .to_vec(),
+            rows: report
+                .fits
+                .iter()
+                .filter(|f| f.r == r)
+                .map(|f| {
+                    vec![
+                        f.quantity.clone(),
+                        format!("{:+.3} [{:+.3}, {:+.3}]", f.fit.slope, f.fit.ci95.0, f.fit.ci95.1),
+                        f.expected(),
+                    ]
+                })
+                .collect(),
+        });
     }
     for (stem, fig) in report.figures() {
         res.add_figure(dir, stem, &fig.title.clone(), &fig)?;
     }
     Ok(())
+}
+
+/// The local exponents of the seed-mean movement between consecutive widths.
+pub fn local_movement_exponents(report: &CompareReport, r: f64) -> Vec<(usize, usize, f64)> {
+    let mut widths = report.config.widths.clone();
+    widths.sort_unstable();
+    widths.dedup();
+    widths
+        .windows(2)
+        .filter_map(|w| {
+            let (a, b) = (report.mean("movement", w[0], r)?, report.mean("movement", w[1], r)?);
+            (a > 0.0 && b > 0.0)
+                .then(|| (w[0], w[1], (b / a).ln() / (w[1] as f64 / w[0] as f64).ln()))
+        })
+        .collect()
+}
+
+/// One claim for an r whose widths all sit in the crossover: the measurement of the
+/// crossover itself. §4.1's expansion needs the kernel to move by less than
+/// [`SMALL_MOVEMENT`]; where it moves more at every width no small-movement exponent
+/// can be judged, and what the widths do show is the movement and how its local
+/// exponent drifts with width. Verdict `crossover`, with the movement, ε, the local
+/// exponents and the setting that would bring the widths into the regime as reason.
+pub fn crossover_claim(report: &CompareReport, r: f64) -> ClaimResult {
+    let cfg = &report.config;
+    let local = local_movement_exponents(report, r);
+    let local_text = local
+        .iter()
+        .map(|(a, b, s)| format!("{a}→{b}: {s:+.2}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let g = regime(report, r);
+    let (m0, m1) = g
+        .as_ref()
+        .map_or((f64::NAN, f64::NAN), |g| g.movement_range);
+    let wmin = cfg.widths.iter().copied().min().unwrap_or(1);
+    // γ₀ that gives the smallest width the movement of r = 0 there, ε(r) = ε(0):
+    // γ₀ n^(r−1/2) = n^(−1/2), i.e. γ₀ = n^(−r) (if r = 0 is in the regime).
+    let gamma_in = (wmin as f64).powf(-r);
+    let reason = match &g {
+        Some(g) => format!(
+            "{}; the exponent drifts with width as the kernel settles (local movement exponents {local_text}, against [{:+.2}, {:+.2}] once the movement is small). In the regime: γ₀ = {gamma_in:.3} (the smallest width then moves like r = 0's), e.g. `richness ntk compare --rs {r} --gamma0 {gamma_in:.3}`",
+            g.reason(r, (wmin, cfg.widths.iter().copied().max().unwrap_or(1))),
+            prediction("movement", r, Activation::Relu).map_or(f64::NAN, |p| p.range.0),
+            prediction("movement", r, Activation::Relu).map_or(f64::NAN, |p| p.range.1),
+        ),
+        None => "no movement measured".into(),
+    };
+    ClaimResult::new(
+        format!("r = {r} (γ₀ = {}): kernel regime at these widths", cfg.gamma0),
+        format!(
+            "movement < {:.0}% at the smallest width for §4.1's exponents to apply",
+            100.0 * SMALL_MOVEMENT
+        ),
+        format!(
+            "movement {:.0}% → {:.0}% over widths {}–{}, ε = {:.3} at n = {wmin}; local exponents {local_text}",
+            100.0 * m1,
+            100.0 * m0,
+            wmin,
+            cfg.widths.iter().copied().max().unwrap_or(1),
+            cfg.eps(wmin, r)
+        ),
+        "crossover measurement: the movement and its local exponents (no small-movement exponent judged)",
+        Verdict::Crossover,
+    )
+    .because(reason)
 }
 
 /// Run T8 from its config text, writing under `dir`.
