@@ -133,6 +133,29 @@ fn train_runs_on_the_embedded_corpus_and_writes_perplexity() {
     ] {
         assert!(dir.join("run").join(f).exists(), "{f}");
     }
+    // A small text file of one's own, byte vocabulary, tied and zero-query: fewer test
+    // sequences than the default evaluation takes.
+    std::fs::write(
+        dir.join("t.txt"),
+        "to be or not to be, that is the question. ".repeat(40),
+    )
+    .unwrap();
+    let mut args = vec!["train"];
+    args.extend(TINY);
+    args.extend([
+        "--steps",
+        "2",
+        "--tie",
+        "--zero-query",
+        "--data",
+        "text:t.txt,vocab=byte",
+        "--out",
+        "own",
+    ]);
+    let o = richness(&dir, &args);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let cfg = std::fs::read_to_string(dir.join("own/config.toml")).unwrap();
+    assert!(cfg.contains("vocab = 256"), "{cfg}");
     // The resolved config trains again as it stands.
     let o = richness(
         &dir,

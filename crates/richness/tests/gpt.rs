@@ -146,6 +146,7 @@ fn check_gradients(spec: &GptSpec, choice: &ScaleChoice) {
     let mut tr = GptTrace::new(spec, batch);
     let mut grads = GptGrads::new(&g);
     g.gradient(&cx(), &x, &y, batch, &mut tr, &mut grads);
+    check_stream_gradients(&g, &tr, &grads);
     let loss_at = |g: &Gpt<f64>| {
         let mut t = GptTrace::new(spec, batch);
         g.evaluate(&cx(), &x, &y, batch, &mut t)
@@ -173,6 +174,39 @@ fn check_gradients(spec: &GptSpec, choice: &ScaleChoice) {
             spec.name(i),
             spec.tie
         );
+    }
+}
+
+/// The stream's gradients dh[l] (what the probes read) against the tensor gradients
+/// that the central differences confirm: ∂L/∂W_2 of block l is β g_2 dh[l+1]ᵀ act,
+/// which fixes dh[l+1] when act has full row rank (rows ≤ 4n here), and
+/// ∂L/∂P[t] = g_P Σ_sequences dh[0] at position t.
+fn check_stream_gradients(g: &Gpt<f64>, tr: &GptTrace<f64>, grads: &GptGrads<f64>) {
+    let s = &g.spec;
+    let (n, rows) = (s.width, tr.rows());
+    assert!(rows <= 4 * n);
+    for l in 0..s.blocks {
+        let i = GptSpec::block_tensor(l, 3);
+        let f = g.multiplier(i);
+        let (dh, act) = (&tr.dh[l + 1], &tr.blocks[l].act);
+        let want = &grads.tensors[i];
+        let scale = want.as_slice().iter().map(|v| v.abs()).fold(0.0, f64::max);
+        for a in 0..n {
+            for b in 0..4 * n {
+                let v: f64 = (0..rows).map(|r| dh[(r, a)] * act[(r, b)]).sum::<f64>() * f;
+                assert!((v - want[(a, b)]).abs() < 1e-12 * scale, "dh[{}]", l + 1);
+            }
+        }
+    }
+    let gp = g.multiplier(WPE);
+    for t in 0..s.context {
+        for a in 0..n {
+            let v: f64 = (0..rows / s.context)
+                .map(|b| tr.dh[0][(b * s.context + t, a)])
+                .sum::<f64>()
+                * gp;
+            assert!((v - grads.tensors[WPE][(t, a)]).abs() < 1e-12, "dh[0]");
+        }
     }
 }
 
@@ -510,4 +544,21 @@ fn tempdir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("richness-gpt-test-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+#[test]
+fn f32_follows_f64_over_a_few_adam_steps() {
+    let spec = GptSpec::new(32, 2, 8, 8, 11);
+    let choice = ScaleChoice {
+        base_lr: 0.01,
+        ..ScaleChoice::preset(Preset::Mup)
+    };
+    let g64 = Gpt::<f64>::init(&spec, &choice, OptimizerKind::Adam, 2).unwrap();
+    let mut a = GptTrainer::new(g64.clone(), &OptimConfig::adam(), cx(), 4);
+    let mut b = GptTrainer::new(g64.cast::<f32>(), &OptimConfig::adam(), cx(), 4);
+    for step in 0..3 {
+        let (x, y) = tokens(4, &spec, step);
+        let (la, lb) = (a.step(&x, &y, 4), b.step(&x, &y, 4));
+        assert!((la - lb).abs() < 1e-4 * la, "step {step}: {la} vs {lb}");
+    }
 }

@@ -207,34 +207,46 @@ fn sequence_backward<T: Scalar>(
 ) {
     let (tt, n, dh) = (shape.context, shape.width, shape.head_dim);
     let at = |i: usize, part: usize, h: usize| i * 3 * n + part * n + h * dh;
-    dqkv.iter_mut().for_each(|x| *x = T::zero());
+    // One head's ∂q, ∂k, ∂v are accumulated in contiguous [T, d_h] blocks and written
+    // out once: the inner loops then run over plain slices.
     let mut ds = vec![T::zero(); tt];
+    let mut dq = vec![T::zero(); dh];
+    let (mut dk, mut dv) = (vec![T::zero(); tt * dh], vec![T::zero(); tt * dh]);
     for h in 0..shape.heads() {
+        dk.iter_mut()
+            .chain(dv.iter_mut())
+            .for_each(|x| *x = T::zero());
         for i in 0..tt {
-            let pi = &p[(h * tt + i) * tt..(h * tt + i + 1) * tt];
+            let pi = &p[(h * tt + i) * tt..(h * tt + i) * tt + i + 1];
             let doi = &dout[i * n + h * dh..i * n + (h + 1) * dh];
             let mut dot = T::zero();
-            for j in 0..=i {
+            for ((j, &pij), dsj) in pi.iter().enumerate().zip(ds.iter_mut()) {
                 let v = &qkv[at(j, 2, h)..at(j, 2, h) + dh];
                 let dp = doi.iter().zip(v).map(|(&a, &b)| a * b).sum::<T>();
-                ds[j] = dp;
-                dot += pi[j] * dp;
+                *dsj = dp;
+                dot += pij * dp;
                 // ∂v_j += p_ij ∂o_i
-                let dv = &mut dqkv[at(j, 2, h)..at(j, 2, h) + dh];
-                dv.iter_mut().zip(doi).for_each(|(d, &g)| *d += pi[j] * g);
+                dv[j * dh..(j + 1) * dh]
+                    .iter_mut()
+                    .zip(doi)
+                    .for_each(|(d, &g)| *d += pij * g);
             }
-            for j in 0..=i {
-                let g = c * pi[j] * (ds[j] - dot);
-                if g == T::zero() {
-                    continue;
-                }
-                let (qa, ka) = (at(i, 0, h), at(j, 1, h));
-                for d in 0..dh {
-                    let (qd, kd) = (qkv[qa + d], qkv[ka + d]);
-                    dqkv[qa + d] += g * kd;
-                    dqkv[ka + d] += g * qd;
-                }
+            dq.iter_mut().for_each(|x| *x = T::zero());
+            let qi = &qkv[at(i, 0, h)..at(i, 0, h) + dh];
+            for (j, (&pij, &dsj)) in pi.iter().zip(&ds).enumerate() {
+                let g = c * pij * (dsj - dot);
+                let kj = &qkv[at(j, 1, h)..at(j, 1, h) + dh];
+                dq.iter_mut().zip(kj).for_each(|(d, &k)| *d += g * k);
+                dk[j * dh..(j + 1) * dh]
+                    .iter_mut()
+                    .zip(qi)
+                    .for_each(|(d, &q)| *d += g * q);
             }
+            dqkv[at(i, 0, h)..at(i, 0, h) + dh].copy_from_slice(&dq);
+        }
+        for j in 0..tt {
+            dqkv[at(j, 1, h)..at(j, 1, h) + dh].copy_from_slice(&dk[j * dh..(j + 1) * dh]);
+            dqkv[at(j, 2, h)..at(j, 2, h) + dh].copy_from_slice(&dv[j * dh..(j + 1) * dh]);
         }
     }
 }

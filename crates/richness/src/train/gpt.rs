@@ -34,7 +34,7 @@ use std::time::Instant;
 /// Steps of a gpt run that names neither `train.steps` nor `train.epochs`.
 pub const DEFAULT_STEPS: usize = 200;
 /// Test sequences a gpt run evaluates when `data.test_size` is not given (every
-/// evaluation is a forward pass over all of them).
+/// evaluation is a forward pass over all of them; fewer when the text has fewer).
 pub const DEFAULT_TEST_SEQUENCES: usize = 256;
 
 /// `(rate, decay, ε)` of every tensor of `gpt` under `cfg`.
@@ -139,9 +139,6 @@ pub fn prepare(config: &TrainConfig) -> Result<GptPrepared> {
         ));
     }
     let mut data = config.data.for_sequences()?;
-    if data.test_size.is_none() {
-        data.test_size = Some(DEFAULT_TEST_SEQUENCES);
-    }
     let context = config
         .model
         .context
@@ -149,7 +146,14 @@ pub fn prepare(config: &TrainConfig) -> Result<GptPrepared> {
     if context == 0 {
         return Err(Error::config("model.context must be positive"));
     }
-    let split = data.load_with_context(Some(context))?;
+    let mut split = data.load_with_context(Some(context))?;
+    if data.test_size.is_none() {
+        // At most the default, and never more than the text has.
+        let available = split.test.as_ref().map_or(0, |t| t.len());
+        let keep = DEFAULT_TEST_SEQUENCES.min(available);
+        split = split.limit(None, Some(keep))?;
+        data.test_size = Some(keep);
+    }
     let spec = config.model.resolve_gpt(split.train.vocab_size())?;
     let param = spec.resolve(&config.param, config.optim.kind)?;
     let c_att = attention_scale(&param, spec.head_dim, config.param.attention_scale);
