@@ -640,6 +640,11 @@ pub fn check_with(
     opts: &SequentialOptions,
     extra: Option<ExtraClaims>,
 ) -> Result<(CheckReport, Vec<ScanRow>, Outcome)> {
+    if cfg.model.arch == crate::nn::Family::Gpt {
+        return Err(Error::config(
+            "sequential seeds are not available for arch `gpt` yet: run a fixed number of seeds (drop --sequential)",
+        ));
+    }
     let mut design = CheckDesign::new(cfg, threads, progress)?;
     design.extra = extra;
     let outcome = run(&mut design, opts)?;

@@ -483,6 +483,7 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
         centred: false,
         f0_rel: Vec::new(),
         f0_note: None,
+        sequential: None,
         pass: verdict == Verdict::Pass,
         verdict,
     })

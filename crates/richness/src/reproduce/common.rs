@@ -58,7 +58,12 @@ pub(super) fn scan_with(
         center,
         ..choice
     };
-    let (report, rows) = match &opts.sequential {
+    // The GPT's probes are not yet on the sequential design: a fixed one.
+    let sequential = opts
+        .sequential
+        .as_ref()
+        .filter(|_| cfg.model.arch != crate::nn::Family::Gpt);
+    let (report, rows) = match sequential {
         Some(seq) => {
             let (report, rows, outcome) =
                 crate::sequential::check_with(&cfg, opts.threads, opts.progress, seq, extra)?;

@@ -38,12 +38,12 @@ fn t10(cfg: &T10Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) 
     if c.model.arch != crate::nn::Family::Gpt {
         return Err(Error::config("T10's check.model.arch must be \"gpt\""));
     }
-    let blocks = c.model.blocks.unwrap_or(crate::train::config::GPT_DEFAULTS.1);
+    let blocks = c.model.blocks.unwrap_or(crate::train::GPT_DEFAULTS.1);
     res.setup = format!(
-        "GPT ({} blocks, head dim {}, context {}) on `{}`, probe batch {} sequences, widths {:?}, {} seeds, one SGD step at η₀ = {} in the mup gauge for r ∈ {:?}; SP's coordinate check over {} steps at η₀ = {}; then an Adam learning-rate sweep (below).",
+        "GPT ({} blocks, head dim {}, context {}) on `{}`, probe batch {} sequences, widths {:?}, {} seeds, one SGD step at η₀ = {} in the mup gauge for r ∈ {:?}; SP's coordinate check over {} Adam steps at η₀ = {}; then an Adam learning-rate sweep (below).",
         blocks,
-        c.model.head_dim.unwrap_or(crate::train::config::GPT_DEFAULTS.2),
-        c.model.context.unwrap_or(crate::train::config::GPT_DEFAULTS.3),
+        c.model.head_dim.unwrap_or(crate::train::GPT_DEFAULTS.2),
+        c.model.context.unwrap_or(crate::train::GPT_DEFAULTS.3),
         c.data, c.batch, c.widths, c.seeds, c.param.base_lr, cfg.richness, cfg.sp.steps, cfg.sp.base_lr
     );
     for &r in &cfg.richness {
@@ -60,6 +60,7 @@ fn t10(cfg: &T10Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) 
     let mut sp = c.clone();
     sp.param = ScaleChoice { base_lr: cfg.sp.base_lr, ..ScaleChoice::preset(Preset::Sp) };
     sp.steps = cfg.sp.steps;
+    sp.optim = crate::optim::OptimConfig::adam();
     let (coord, rows) = crate::probe::coord::run(&sp, opts.threads, opts.progress)?;
     coord.write(&dir.join("sp-coord"), &rows)?;
     res.files.push(csv_path(res, "sp-coord/coord.csv"));

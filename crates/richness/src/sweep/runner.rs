@@ -361,6 +361,10 @@ pub use crate::files::hostname;
 /// The checks a run passes before it trains (config, data, architecture,
 /// parameterization, memory budget), without training: what `sweep plan` reports.
 pub fn validate_run(run: &PlannedRun, cache: &DataCache) -> Result<()> {
+    if run.config.model.arch == crate::nn::Family::Gpt {
+        // Its own model and data path (text at the model's context).
+        return train::gpt::prepare(&run.config).map(drop);
+    }
     let split = cache.get(&run.config.data)?;
     let prepared = train::prepare_with_data(&run.config, split)?;
     match run.config.dtype {
@@ -381,6 +385,18 @@ pub fn execute(
     let started = now();
     let t0 = Instant::now();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if run.config.model.arch == crate::nn::Family::Gpt {
+            let opts = RunOptions {
+                compute: Some(Compute::new(threads)),
+                ..Default::default()
+            };
+            let p = train::gpt::prepare(&run.config)?;
+            let outcome = match run.config.dtype {
+                Dtype::F32 => train::gpt::run_typed::<f32>(&p, &opts)?,
+                Dtype::F64 => train::gpt::run_typed::<f64>(&p, &opts)?,
+            };
+            return Ok::<_, Error>((p.config, outcome));
+        }
         let split = cache.get(&run.config.data)?;
         let prepared = train::prepare_with_data(&run.config, split)?;
         let opts = RunOptions {
