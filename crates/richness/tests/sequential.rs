@@ -297,7 +297,7 @@ fn a_sequential_check_equals_the_fixed_check_at_its_final_seeds() {
         max_seeds: 12,
         ..SequentialOptions::default()
     };
-    let (report, rows, out) = sequential::check(&cfg, 2, false, &opts).unwrap();
+    let (report, rows, out) = richness::probe::sequential::check(&cfg, 2, false, &opts).unwrap();
     let mut fixed_cfg = report.config.clone();
     assert_eq!(fixed_cfg.ci_level, Some(opts.level()));
     fixed_cfg.ci_level = Some(opts.level());
@@ -309,7 +309,9 @@ fn a_sequential_check_equals_the_fixed_check_at_its_final_seeds() {
     // Every claim has a stop, with its seed count.
     for c in &report.claims {
         if c.judged.is_some() {
-            let stop = out.claim(&sequential::claim_name(c)).unwrap();
+            let stop = out
+                .claim(&richness::probe::sequential::claim_name(c))
+                .unwrap();
             assert!(stop.seeds >= 3, "{stop:?}");
         }
     }
