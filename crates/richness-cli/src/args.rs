@@ -348,6 +348,12 @@ Files in --out: coord.json, coord.csv (width,seed,step,layer,quantity,value), co
 pub struct CoordArgs {
     #[command(flatten)]
     pub scan: ScanArgs,
+    /// Sequential seeds, as for `check --sequential`: rounds until every coordinate's
+    /// slope is decided (each look rerun at the new seed count).
+    #[arg(long)]
+    pub sequential: bool,
+    #[command(flatten)]
+    pub rounds: SeqArgs,
 }
 
 #[derive(Args)]

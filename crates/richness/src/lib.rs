@@ -25,7 +25,7 @@
 //! | layer | modules | what |
 //! |---|---|---|
 //! | 0 | error, simd, tensor, rng, progress, budget, counts, files | the ground floor: errors, vectorized loops, matrices, random streams, progress bars, the memory budget, the ranges of counts, file reads and writes |
-//! | 1 | linalg, fit, verdict, report | numerics, line fits, verdicts, figures |
+//! | 1 | linalg, fit, verdict, sequential, report | numerics, line fits, verdicts, sequential seeds (rounds and their stopping rule), figures |
 //! | 2 | data, param | data sets; parameterizations (the richness scale) |
 //! | 3 | nn | networks: forward and backward |
 //! | 4 | optim, kernel, io | optimizers, neural tangent kernels, weights files and run folders |

@@ -297,7 +297,7 @@ fn a_sequential_check_equals_the_fixed_check_at_its_final_seeds() {
         max_seeds: 12,
         ..SequentialOptions::default()
     };
-    let (report, rows, out) = sequential::check(&cfg, 2, false, &opts).unwrap();
+    let (report, rows, out) = richness::probe::sequential::check(&cfg, 2, false, &opts).unwrap();
     let mut fixed_cfg = report.config.clone();
     assert_eq!(fixed_cfg.ci_level, Some(opts.level()));
     fixed_cfg.ci_level = Some(opts.level());
@@ -309,7 +309,9 @@ fn a_sequential_check_equals_the_fixed_check_at_its_final_seeds() {
     // Every claim has a stop, with its seed count.
     for c in &report.claims {
         if c.judged.is_some() {
-            let stop = out.claim(&sequential::claim_name(c)).unwrap();
+            let stop = out
+                .claim(&richness::probe::sequential::claim_name(c))
+                .unwrap();
             assert!(stop.seeds >= 3, "{stop:?}");
         }
     }
@@ -321,4 +323,41 @@ fn a_sequential_check_equals_the_fixed_check_at_its_final_seeds() {
     let n = keys.len();
     keys.dedup();
     assert_eq!(keys.len(), n);
+}
+
+/// `coord` with sequential seeds: each look reruns the check, so the last look is
+/// the fixed check at the final seeds and level.
+#[test]
+fn a_sequential_coord_check_equals_the_fixed_one_at_its_final_seeds() {
+    use richness::param::{Gauge, ScaleChoice};
+    use richness::probe::{check::CheckConfig, coord};
+    use richness::tensor::Dtype;
+    use richness::train::ModelConfig;
+    let cfg = CheckConfig {
+        model: ModelConfig {
+            arch: richness::nn::Family::Mlp3,
+            ..ModelConfig::default()
+        },
+        param: ScaleChoice::scale(0.5, Gauge::Mup),
+        dtype: Dtype::F64,
+        data: "synthetic:teacher=linear,d=8,k=1,n=32,n_test=0".into(),
+        widths: vec![32, 64, 128],
+        seeds: 4,
+        steps: 2,
+        batch: 32,
+        spectral: false,
+        ..CheckConfig::default()
+    };
+    let opts = SequentialOptions {
+        looks: 2,
+        max_seeds: 10,
+        ..SequentialOptions::default()
+    };
+    let (report, rows, out) = richness::probe::sequential::coord(&cfg, 2, false, &opts).unwrap();
+    assert_eq!(report.config.seeds, out.seeds[0]);
+    assert!(out.looks.len() <= 2 && out.seeds[0] >= 4 && out.seeds[0] <= 10);
+    let (fixed, fixed_rows) = coord::run(&report.config, 1, false).unwrap();
+    assert_eq!(rows, fixed_rows);
+    assert_eq!(report.slopes, fixed.slopes);
+    assert_eq!(out.claims.len(), report.slopes.len());
 }

@@ -120,7 +120,7 @@ pub fn run_check(a: CheckArgs, threads: usize, progress: bool) -> anyhow::Result
             .rounds
             .apply(richness::sequential::SequentialOptions::default(), threads);
         opts.validate()?;
-        let (report, rows, _) = richness::sequential::check(&cfg, threads, progress, &opts)?;
+        let (report, rows, _) = richness::probe::sequential::check(&cfg, threads, progress, &opts)?;
         (report, rows)
     } else {
         check::run(&cfg, threads, progress)?
@@ -167,8 +167,31 @@ pub fn run_coord(a: CoordArgs, threads: usize, progress: bool) -> anyhow::Result
     }
     let cfg = scan_config(&a.scan, 3)?;
     let folder = claim_out(&a.scan)?;
-    let (report, rows) = coord::run(&cfg, threads, progress)?;
+    if a.rounds.any() && !a.sequential {
+        anyhow::bail!("--max-seeds, --looks and --budget set sequential rounds: add --sequential");
+    }
+    let (report, rows, outcome) = if a.sequential {
+        let opts = a
+            .rounds
+            .apply(richness::sequential::SequentialOptions::default(), threads);
+        opts.validate()?;
+        let (report, rows, o) = richness::probe::sequential::coord(&cfg, threads, progress, &opts)?;
+        (report, rows, Some(o))
+    } else {
+        let (report, rows) = coord::run(&cfg, threads, progress)?;
+        (report, rows, None)
+    };
     print!("{}", report.to_text());
+    if let Some(o) = &outcome {
+        println!("\nsequential seeds: {}", o.summary());
+        for c in o
+            .claims
+            .iter()
+            .filter(|c| c.verdict != richness::verdict::Verdict::Pass)
+        {
+            println!("  {}: {}", c.name, c.why);
+        }
+    }
     if let (Some(dir), Some(folder)) = (&a.scan.out, folder) {
         report.write(folder.path(), &rows)?;
         folder.finish()?;

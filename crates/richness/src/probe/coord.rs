@@ -264,11 +264,11 @@ pub(crate) fn judge_rows(
             if step == 0 && zero_at_init(layer) {
                 continue;
             }
-            let fit = seed_fit(&rows, step, layer);
+            let fit = seed_fit(&rows, step, layer, cfg.ci_level.unwrap_or(0.95));
             // Growing is judged on the interval: `grows` when the whole 95% interval
             // lies above the tolerance, `unclear` when it straddles it.
             let judged = match &fit {
-                Some(f) => judge_band(f.slope, f.ci95, (f64::NEG_INFINITY, tol), None),
+                Some(f) => judge_band(f.slope, f.ci95, (f64::NEG_INFINITY, tol), Some(cfg.seeds)),
                 None => Judged::new(Verdict::Error, "no fit (a coordinate is 0 or non-finite)"),
             };
             let (flat, grows) = match fit {
@@ -331,7 +331,7 @@ pub(crate) fn judge_rows(
 /// Log–log fit of `mean_abs` at one (step, layer): least squares on seed means with a
 /// delete-one-seed jackknife interval over seeds (the units), as `check` fits (with
 /// fewer than three seeds, the least-squares interval over widths).
-fn seed_fit(rows: &[CoordRow], step: usize, layer: usize) -> Option<LineFit> {
+fn seed_fit(rows: &[CoordRow], step: usize, layer: usize, level: f64) -> Option<LineFit> {
     let mut table: std::collections::BTreeMap<usize, Vec<(usize, f64)>> =
         std::collections::BTreeMap::new();
     for r in rows
@@ -350,7 +350,7 @@ fn seed_fit(rows: &[CoordRow], step: usize, layer: usize) -> Option<LineFit> {
         xs.push(w as f64);
         per_width.push(v.into_iter().map(|p| p.1).collect::<Vec<f64>>());
     }
-    crate::fit::fit_loglog_jackknife_nested(&xs, &per_width)
+    crate::fit::fit_loglog_jackknife_nested_at(&xs, &per_width, level)
 }
 
 /// (width, mean, min, max) of `mean_abs` over seeds at one (step, layer).

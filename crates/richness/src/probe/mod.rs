@@ -61,6 +61,7 @@ pub mod check;
 pub mod coord;
 pub mod gpt;
 pub mod onestep;
+pub mod sequential;
 
 use crate::linalg::spectral::{op_norm, TOL};
 use crate::linalg::Compute;

@@ -46,7 +46,7 @@ pub(super) fn scan_with(
     dir: &Path,
     opts: &Options,
     res: &mut ExperimentResult,
-    extra: Option<crate::sequential::ExtraClaims>,
+    extra: Option<crate::probe::sequential::ExtraClaims>,
 ) -> Result<(CheckReport, Vec<ScanRow>)> {
     let mut cfg = base.clone();
     let base_lr = cfg.param.base_lr;
@@ -65,8 +65,13 @@ pub(super) fn scan_with(
         .filter(|_| cfg.model.arch != crate::nn::Family::Gpt);
     let (report, rows) = match sequential {
         Some(seq) => {
-            let (report, rows, outcome) =
-                crate::sequential::check_with(&cfg, opts.threads, opts.progress, seq, extra)?;
+            let (report, rows, outcome) = crate::probe::sequential::check_with(
+                &cfg,
+                opts.threads,
+                opts.progress,
+                seq,
+                extra,
+            )?;
             res.notes
                 .push(format!("{sub}: sequential seeds, {}", outcome.summary()));
             (report, rows)
@@ -105,7 +110,7 @@ pub(super) fn stop_of(rep: &CheckReport, c: &check::Claim) -> (usize, String) {
     match rep
         .sequential
         .as_ref()
-        .and_then(|o| o.claim(&crate::sequential::claim_name(c)))
+        .and_then(|o| o.claim(&crate::probe::sequential::claim_name(c)))
     {
         Some(s) => (s.seeds, s.why.clone()),
         None => (fixed, format!("fixed design: {fixed} seeds")),
@@ -129,7 +134,7 @@ pub(super) fn stop_of_all(rep: &CheckReport, claims: &[&check::Claim]) -> (usize
         .map(|c| {
             format!(
                 "{}: {}",
-                crate::sequential::claim_name(c),
+                crate::probe::sequential::claim_name(c),
                 stop_of(rep, c).1
             )
         })

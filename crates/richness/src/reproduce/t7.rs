@@ -54,7 +54,7 @@ fn t7(cfg: &T7Config, dir: &Path, opts: &Options, res: &mut ExperimentResult) ->
         // The claim below judges f_norm against −r ± 0.1 (the output at init is one
         // O(1) draw per seed): that claim, not the scan's ± tolerance one, asks for
         // the (cheap) seeds at init.
-        let f_claim: crate::sequential::ExtraClaims = Box::new(move |rep: &crate::probe::check::CheckReport| {
+        let f_claim: crate::probe::sequential::ExtraClaims = Box::new(move |rep: &crate::probe::check::CheckReport| {
             let n = rep.config.init_seeds.unwrap_or(rep.config.seeds).max(rep.config.seeds);
             claim(rep, "f_norm", 0)
                 .and_then(|k| k.fit)
