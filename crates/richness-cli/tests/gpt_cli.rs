@@ -229,6 +229,7 @@ fn bad_gpt_keys_are_refused_in_one_line() {
         (vec!["--set", "model.depth=3"], "not for arch `gpt`"),
         (vec!["--set", "param.center=true"], "center"),
         (vec!["--tie", "--zero-readout"], "zero_readout"),
+        (vec!["--roles", "read-in,hidden"], "param.roles"),
     ];
     for (extra, want) in cases {
         let mut args = vec!["train"];

@@ -355,6 +355,19 @@ fn tying_outside_the_mup_gauge_and_bad_shapes_are_refused_in_one_line() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("head_dim") && e.contains("divide"), "{e}");
+    let abc = ScaleChoice {
+        abc: Some(richness::param::Abc {
+            a: vec![0.0; 11],
+            b: vec![0.5; 11],
+            c: vec![0.0; 11],
+        }),
+        ..ScaleChoice::default()
+    };
+    let e = small(false)
+        .resolve(&abc, OptimizerKind::Sgd)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("custom exponents") && !e.contains('\n'), "{e}");
     let both = GptSpec {
         zero_readout: true,
         ..small(true)

@@ -263,6 +263,11 @@ impl GptSpec {
                 "param.center is not supported for gpt (f − f₀ of logits under cross-entropy is not defined here)",
             ));
         }
+        if choice.roles.is_some() {
+            return Err(Error::config(
+                "param.roles does not apply to gpt: every tensor's role is fixed by what it is (embeddings read-in, projections hidden, lm_head read-out)",
+            ));
+        }
         if let Some(c) = choice.attention_scale {
             if !(c.is_finite() && c >= 0.0) {
                 return Err(Error::config(format!(

@@ -18,7 +18,7 @@
 //! Reproducibility: the same config, seed and thread count give bitwise-identical
 //! metrics and weights (all randomness comes from [`crate::rng`] streams).
 
-mod config;
+pub mod config;
 pub mod gpt;
 mod run;
 mod trainer;
