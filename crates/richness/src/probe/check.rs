@@ -761,7 +761,10 @@ pub(crate) fn judge_settled(
             fit(rows, quantity, layer, &keep)
         };
         let m = widths.len();
-        if let (Some(first), Some(last)) = (pair(widths[0], widths[1]), pair(widths[m - 2], widths[m - 1])) {
+        if let (Some(first), Some(last)) = (
+            pair(widths[0], widths[1]),
+            pair(widths[m - 2], widths[m - 1]),
+        ) {
             let rest = crate::verdict::judge_band(last.slope, last.ci95, band, Some(seeds));
             if !inside(first.slope) && inside(last.slope) && rest.verdict != Verdict::Fail {
                 let local = local_slopes(rows, quantity, layer, skip, &widths);

@@ -107,7 +107,37 @@ fn transfer(text: &str, dir: &Path, opts: &Options, res: &mut ExperimentResult) 
     res.files.push(csv_path(res, "transfer.csv"));
     for g in &rep.groups {
         let measured = drift_summary(g, "");
-        res.claims.push(if g.claim == Claim::Transfers {
+        res.claims.push(if g.label.contains("sp") {
+            // SP under Adam: the hidden rates should fall like 1/n, so its optimum
+            // moves (down): the claim is two-sided, the drift outside ±tolerance.
+            let judged = match &g.drift {
+                Some(d) => {
+                    let t = topts.tolerance;
+                    let (lo, hi) = d.ci95;
+                    if lo > t || hi < -t {
+                        crate::verdict::Judged::pass()
+                    } else if lo >= -t && hi <= t {
+                        crate::verdict::Judged::new(Verdict::Fail, format!("95% interval [{lo:+.3}, {hi:+.3}] inside the transfer band ±{t}"))
+                    } else {
+                        crate::verdict::Judged::new(Verdict::Unclear, format!("95% interval [{lo:+.3}, {hi:+.3}] crosses an edge of ±{t}"))
+                    }
+                }
+                None => crate::verdict::Judged::new(Verdict::Error, "no drift fit"),
+            };
+            // An optimum at the grid's edge is a bound, not a measurement.
+            let judged = if g.widths.iter().any(|w| w.at_edge) && judged.verdict == Verdict::Pass {
+                crate::verdict::Judged::new(Verdict::Unclear, "an optimum sits at the edge of the rate grid: widen the grid")
+            } else {
+                judged
+            };
+            ClaimResult::judged(
+                format!("{}: the optimal Adam rate drifts with width", g.label),
+                "SP's optimum moves with width (drift outside the transfer band)".to_string(),
+                measured,
+                format!("95% interval of the drift outside ±{}", topts.tolerance),
+                &judged,
+            )
+        } else if g.claim == Claim::Transfers {
             ClaimResult::judged(
                 format!("{}: the optimal Adam rate stays put across width", g.label),
                 format!("drift interval inside ±{}", topts.tolerance),
