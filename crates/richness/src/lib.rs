@@ -30,8 +30,8 @@
 //! | 3 | nn | networks: forward and backward |
 //! | 4 | optim, kernel, io | optimizers, neural tangent kernels, weights files and run folders |
 //! | 5 | train | configs, the trainer, a whole run |
-//! | 6 | probe, sweep, sequential | measurements across widths; sweeps and their store; seeds in rounds until claims are decided |
-//! | 7 | reproduce | the experiments T1–T9 and their report |
+//! | 6 | probe, sweep | measurements across widths; sweeps and their store |
+//! | 7 | reproduce | the experiments T1–T10 and their report |
 //!
 //! There are no exceptions: an architecture's memory estimates live in `nn`
 //! (`nn/memory.rs`) and are checked against the ground floor's `budget`.
