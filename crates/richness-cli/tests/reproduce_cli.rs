@@ -275,11 +275,11 @@ fn resume_keeps_finished_experiments() {
 #[test]
 fn bad_experiment_names_and_configs_are_one_line_errors() {
     let d = tmp("bad");
-    let o = run(&["reproduce", "T10", "--out", d.to_str().unwrap()]);
+    let o = run(&["reproduce", "T11", "--out", d.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("unknown experiment `T10`") && err.lines().count() == 1,
+        err.contains("unknown experiment `T11`") && err.lines().count() == 1,
         "{err}"
     );
     let o = run(&["reproduce", "--scale", "huge", "--out", d.to_str().unwrap()]);
