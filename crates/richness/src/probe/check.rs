@@ -518,10 +518,7 @@ fn scan_typed<T: Scalar>(
             let p = crate::probe::probe_ticking(&model, &cfg.optim, cfg.loss, &x, &y, &spec, Compute::new(1), &|k| bar.inc(k));
             Ok((w, s, p.values, p.diverged))
         };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-        .map_err(|e| Error::config(e.to_string()))?;
+    let pool = thread_pool(threads)?;
     // One job per task: the jobs differ in cost by width² (rayon's default halving
     // left one thread idle behind the widest ones: 1.16 of 2 cores busy on T1).
     let results: Vec<Result<_>> =
@@ -950,8 +947,16 @@ pub fn run(
     Ok((report, rows))
 }
 
+/// The pool a scan runs its (width, seed) jobs on.
+pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| Error::config(e.to_string()))
+}
+
 /// The worst of several verdicts, with the reasons of those that are not a pass.
-fn worst_of(parts: Vec<Judged>) -> Judged {
+pub(crate) fn worst_of(parts: Vec<Judged>) -> Judged {
     let verdict = Verdict::worst(parts.iter().map(|j| j.verdict));
     let reason = parts
         .iter()

@@ -194,10 +194,7 @@ fn run_typed<T: Scalar>(
         }
         Ok((rows, div))
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-        .map_err(|e| Error::config(e.to_string()))?;
+    let pool = super::check::thread_pool(threads)?;
     // One job per task: the jobs differ in cost by width² (rayon's default halving
     // left one thread idle behind the widest ones).
     let results: Vec<Result<_>> =

@@ -307,10 +307,7 @@ fn scan_typed<T: Scalar>(
         });
         Ok((spec.width, s, rows, div))
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-        .map_err(|e| Error::config(e.to_string()))?;
+    let pool = super::check::thread_pool(threads)?;
     let results: Vec<Result<_>> =
         pool.install(|| jobs.par_iter().with_max_len(1).map(one).collect());
     bar.finish_and_clear();
@@ -409,7 +406,7 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
             init_slopes.iter().map(|s| fmt(*s)).collect::<Vec<_>>().join(", "),
             fmt(slope("f_norm", 0))
         ),
-        judged: worst_of(parts),
+        judged: super::check::worst_of(parts),
     });
     let parts: Vec<Judged> = (1..=blocks + 1)
         .map(|s| settled("dh_rel", s, (f64::NEG_INFINITY, tol)))
@@ -428,7 +425,7 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        judged: worst_of(parts),
+        judged: super::check::worst_of(parts),
     });
     if !param.on_scale {
         criteria.push(Criterion {
@@ -491,21 +488,6 @@ pub fn judge(cfg: &CheckConfig, rows: &[ScanRow], diverged: Vec<Diverged>) -> Re
 
 fn spec_c_att(param: &Parameterization, spec: &GptSpec, cfg: &CheckConfig) -> f64 {
     crate::param::attention_scale(param, spec.head_dim, cfg.param.attention_scale)
-}
-
-fn worst_of(parts: Vec<Judged>) -> Judged {
-    let verdict = Verdict::worst(parts.iter().map(|j| j.verdict));
-    let reason = parts
-        .iter()
-        .filter(|j| j.verdict == verdict && !j.reason.is_empty())
-        .map(|j| j.reason.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    Judged {
-        verdict,
-        reason,
-        seeds_to_decide: parts.iter().filter_map(|j| j.seeds_to_decide).max(),
-    }
 }
 
 /// Scan and judge.
@@ -633,10 +615,7 @@ fn coord_typed<T: Scalar>(
         }
         Ok((rows, div))
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-        .map_err(|e| Error::config(e.to_string()))?;
+    let pool = super::check::thread_pool(threads)?;
     let results: Vec<Result<_>> =
         pool.install(|| jobs.par_iter().with_max_len(1).map(one).collect());
     bar.finish_and_clear();
